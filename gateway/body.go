@@ -1,0 +1,60 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// checkUnaryBody reads a unary request body whole and refuses it unless it
+// is at most maxBodyBytes and holds at most one JSON value. The generated
+// handlers decode the first value and ignore anything after it, which would
+// let `{"category":"animals"} garbage` through.
+func (g *gateway) checkUnaryBody(next runtime.HandlerFunc) runtime.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
+		if pat, ok := runtime.HTTPPattern(r.Context()); (ok && pat.String() == streamPattern) || r.Body == nil || r.Body == http.NoBody {
+			next(w, r, params)
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.maxBodyBytes))
+		if err != nil {
+			if tooLarge := new(http.MaxBytesError); errors.As(err, &tooLarge) {
+				g.httpError(w, r, http.StatusRequestEntityTooLarge,
+					status.Errorf(codes.InvalidArgument, "request body is larger than %d bytes", g.maxBodyBytes))
+				return
+			}
+			g.httpError(w, r, http.StatusBadRequest, status.Errorf(codes.InvalidArgument, "read request body: %v", err))
+			return
+		}
+		if err := oneJSONValue(body); err != nil {
+			g.httpError(w, r, http.StatusBadRequest, status.Error(codes.InvalidArgument, err.Error()))
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		next(w, r, params)
+	}
+}
+
+// oneJSONValue reports an error unless body is empty or one JSON value
+// surrounded by nothing but white space.
+func oneJSONValue(body []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	var v json.RawMessage
+	if err := dec.Decode(&v); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		return fmt.Errorf("request body is not valid JSON: %v", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errors.New("request body must hold exactly one JSON value")
+	}
+	return nil
+}

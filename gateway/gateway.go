@@ -1,0 +1,102 @@
+// Package gateway is the REST face of CodenameCreator: an http.Handler built
+// on the grpc-gateway v2 runtime that turns JSON requests into gRPC calls on
+// a connection it is given, streams codenames back as newline-delimited JSON,
+// answers /healthz from grpc.health.v1, and serves the OpenAPI document and
+// the web page.
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"net/http"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
+	"github.com/codename-gateway/codename-gateway/web"
+)
+
+// DefaultMaxBodyBytes bounds a unary request body and each message of a
+// streaming request body. A NameRequest is a few dozen bytes; 64 KiB leaves
+// room for future fields without letting one client pin much memory.
+const DefaultMaxBodyBytes = 64 << 10
+
+// Options tunes the gateway. The zero value is usable.
+type Options struct {
+	// MaxBodyBytes bounds a unary request body and each JSON message of a
+	// streaming request body; zero means DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+}
+
+// New returns the gateway's handler, which calls the gRPC server over conn.
+// The caller owns conn; ctx bounds nothing but the registration itself.
+func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler, error) {
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	g := &gateway{
+		client:       codenamev1.NewCodenameCreatorClient(conn),
+		maxBodyBytes: opts.MaxBodyBytes,
+	}
+	g.mux = runtime.NewServeMux(
+		// One JSON dialect for every content type: field names as in the
+		// proto's JSON mapping, and unknown fields refused (DiscardUnknown
+		// off) so that a typo such as {"categroy": ...} is a 400, not a
+		// silent default.
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
+			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
+			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+		}),
+		// /healthz asks the gRPC server's grpc.health.v1 service, so it
+		// is healthy only when the whole path to the server is.
+		runtime.WithHealthzEndpoint(healthpb.NewHealthClient(conn)),
+		// A wrong method is 405 with the usual JSON error body, instead of
+		// the runtime's default 501.
+		runtime.WithRoutingErrorHandler(routingErrorHandler),
+		// No X-HTTP-Method-Override: behind a proxy that applies policy by
+		// method, the method a request arrives with is the one it gets.
+		runtime.WithDisablePathLengthFallback(),
+		// Unary bodies must be one JSON value of bounded size.
+		runtime.WithMiddlewares(g.checkUnaryBody),
+	)
+	if err := codenamev1.RegisterCodenameCreatorHandlerClient(ctx, g.mux, g.client); err != nil {
+		return nil, fmt.Errorf("register REST handlers: %w", err)
+	}
+	// Registered after the generated handlers, so it replaces theirs for
+	// this route: the generated one drops request-stream decode errors.
+	if err := g.mux.HandlePath(http.MethodPost, streamPattern, g.keepGettingCodenames); err != nil {
+		return nil, fmt.Errorf("register stream handler: %w", err)
+	}
+
+	root := http.NewServeMux()
+	root.Handle("/", g.mux) // REST routes, /healthz, and JSON 404s for anything unknown
+	root.HandleFunc("GET /openapi.json", serveOpenAPI)
+	site := http.FileServerFS(web.Files)
+	root.Handle("GET /{$}", site)
+	err := fs.WalkDir(web.Files, ".", func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && path != "index.html" {
+			root.Handle("GET /"+path, site)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list web files: %w", err)
+	}
+	return root, nil
+}
+
+// gateway holds what the REST handlers share.
+type gateway struct {
+	mux          *runtime.ServeMux
+	client       codenamev1.CodenameCreatorClient
+	maxBodyBytes int64
+}
+
+func serveOpenAPI(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(codenamev1.OpenAPI)
+}

@@ -1,0 +1,118 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
+)
+
+// streamPattern is the REST route of KeepGettingCodenames in codename.proto.
+const streamPattern = "/v1/codenames:stream"
+
+// keepGettingCodenames bridges a REST request whose body is a stream of JSON
+// NameRequest objects to the bidi gRPC call, and writes each NameResult as
+// one line of JSON while the request body is still open.
+//
+// It replaces the generated handler, which logs and drops request decode
+// errors: here a malformed or oversized request message ends the stream
+// with an INVALID_ARGUMENT error line the client can read.
+func (g *gateway) keepGettingCodenames(w http.ResponseWriter, r *http.Request, _ map[string]string) {
+	// Go's HTTP/1 server is half-duplex unless asked: without this, reading
+	// the body after the first response write fails and category changes
+	// sent by an HTTP/1.1 client would be lost.
+	if r.ProtoMajor == 1 {
+		_ = http.NewResponseController(w).EnableFullDuplex()
+	}
+	ctx, fail := context.WithCancelCause(r.Context())
+	defer fail(nil)
+	inbound, outbound := runtime.MarshalerForRequest(g.mux, r)
+	ctx, err := runtime.AnnotateContext(ctx, g.mux, r, codenamev1.CodenameCreator_KeepGettingCodenames_FullMethodName, runtime.WithHTTPPathPattern(streamPattern))
+	if err != nil {
+		runtime.HTTPError(ctx, g.mux, outbound, w, r, err)
+		return
+	}
+	stream, err := g.client.KeepGettingCodenames(ctx)
+	if err != nil {
+		runtime.HTTPError(ctx, g.mux, outbound, w, r, err)
+		return
+	}
+	go g.forwardRequests(stream, inbound, r.Body, fail)
+
+	header, err := stream.Header()
+	if err != nil {
+		runtime.HTTPError(ctx, g.mux, outbound, w, r, causeOr(ctx, err))
+		return
+	}
+	ctx = runtime.NewServerMetadataContext(ctx, runtime.ServerMetadata{HeaderMD: header})
+	runtime.ForwardResponseStream(ctx, g.mux, outbound, w, r, func() (proto.Message, error) {
+		msg, err := stream.Recv()
+		if err != nil {
+			return nil, causeOr(ctx, err)
+		}
+		return msg, nil
+	})
+}
+
+// forwardRequests decodes request messages from the body and sends them on
+// the stream until the body ends (a half-close) or holds something invalid,
+// which cancels the call with the reason.
+func (g *gateway) forwardRequests(stream codenamev1.CodenameCreator_KeepGettingCodenamesClient, m runtime.Marshaler, body io.Reader, fail context.CancelCauseFunc) {
+	limit := &messageLimiter{r: body, max: g.maxBodyBytes}
+	dec := m.NewDecoder(limit)
+	for {
+		req := new(codenamev1.NameRequest)
+		err := dec.Decode(req)
+		limit.n = 0
+		if errors.Is(err, io.EOF) {
+			_ = stream.CloseSend()
+			return
+		}
+		if err != nil {
+			fail(status.Errorf(codes.InvalidArgument, "request stream: %v", err))
+			return
+		}
+		if err := stream.Send(req); err != nil {
+			return // the call is over; Recv reports why
+		}
+	}
+}
+
+// causeOr returns the status the call was cancelled with, if it was
+// cancelled by forwardRequests, and err otherwise.
+func causeOr(ctx context.Context, err error) error {
+	if ctx.Err() == nil {
+		return err
+	}
+	if s, ok := status.FromError(context.Cause(ctx)); ok {
+		return s.Err()
+	}
+	return err
+}
+
+// messageLimiter fails a read once more than max bytes have been read since
+// the last message was decoded. The JSON decoder reads ahead in chunks, so
+// the bound is approximate by one buffer, which is all it needs to be: it
+// stops a client from sending one endless message.
+type messageLimiter struct {
+	r   io.Reader
+	n   int64
+	max int64
+}
+
+func (l *messageLimiter) Read(p []byte) (int, error) {
+	if l.n > l.max {
+		return 0, fmt.Errorf("request message is larger than %d bytes", l.max)
+	}
+	n, err := l.r.Read(p)
+	l.n += int64(n)
+	return n, err
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Regenerates the code under api/ from api/codename/v1/codename.proto.
+#
+# usage: scripts/generate.sh [output-dir]   (default: the repository itself)
+#
+# The google/api protos come from the grpc-gateway v1 Go module, pinned here
+# by version and checksum and fetched through the Go module proxy, because
+# buf's registry cannot be reached from every machine that builds this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-.}
+
+googleapis_module=github.com/grpc-ecosystem/grpc-gateway@v1.16.0
+googleapis_sum=h1:gmcG1KaJ57LophUzW0Hy8NmPhnMZb4M0+kPpLofRdBo=
+
+info=$(go mod download -json "$googleapis_module")
+dir=$(sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p' <<<"$info")
+sum=$(sed -n 's/^[[:space:]]*"Sum": "\(.*\)",$/\1/p' <<<"$info")
+if [[ "$sum" != "$googleapis_sum" ]]; then
+  echo "generate: $googleapis_module has checksum $sum, want $googleapis_sum" >&2
+  exit 1
+fi
+mkdir -p third_party/googleapis/google/api
+for f in annotations.proto http.proto; do
+  install -m 0644 "$dir/third_party/googleapis/google/api/$f" third_party/googleapis/google/api/
+done
+
+go tool -modfile=tools/buf/go.mod buf generate --output "$out"

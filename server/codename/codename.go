@@ -1,0 +1,79 @@
+// Package codename makes memorable codenames such as "Bold Badger" or
+// "Curious Curie". It is the domain core of the service and knows nothing of
+// protobuf or gRPC, so it can be tested and benchmarked on its own.
+package codename
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Default is the category used when a request names none.
+const Default = "animals"
+
+// Category is a validated codename category.
+type Category struct {
+	name  string
+	nouns []string
+}
+
+// Name returns the canonical (lower-case) name of the category.
+func (c Category) Name() string { return c.name }
+
+// Codename returns a new codename of the category. intn must return a
+// uniformly random int in [0, n); math/rand/v2's IntN is the usual choice,
+// and tests pass a deterministic one.
+//
+// The adjective shares the noun's initial where the word list allows,
+// because alliterative names are easier to remember and say out loud.
+func (c Category) Codename(intn func(n int) int) string {
+	noun := c.nouns[intn(len(c.nouns))]
+	choices := adjectivesByInitial[noun[0]]
+	if len(choices) == 0 {
+		choices = adjectives
+	}
+	return choices[intn(len(choices))] + " " + noun
+}
+
+// UnknownCategoryError reports a category that does not exist. Its message
+// names the valid categories so that a caller can correct the request.
+type UnknownCategoryError struct {
+	Got string
+}
+
+func (e *UnknownCategoryError) Error() string {
+	return fmt.Sprintf("unknown category %q: valid categories are %s", e.Got, strings.Join(Categories(), ", "))
+}
+
+// Parse returns the category called s, ignoring case and surrounding space.
+// An empty s means the Default category.
+func Parse(s string) (Category, error) {
+	name := strings.TrimSpace(s)
+	if name == "" {
+		name = Default
+	}
+	for _, c := range categories {
+		if strings.EqualFold(c.name, name) {
+			return c, nil
+		}
+	}
+	return Category{}, &UnknownCategoryError{Got: s}
+}
+
+// MustParse is Parse for names known to be valid; it panics otherwise.
+func MustParse(s string) Category {
+	c, err := Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return c
+}
+
+// Categories returns the names of all categories, in a stable order.
+func Categories() []string {
+	names := make([]string, len(categories))
+	for i, c := range categories {
+		names[i] = c.name
+	}
+	return names
+}

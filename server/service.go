@@ -1,0 +1,134 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
+	"github.com/codename-gateway/codename-gateway/server/codename"
+)
+
+// service adapts the codename generator to the generated gRPC interface.
+type service struct {
+	codenamev1.UnimplementedCodenameCreatorServer
+
+	interval time.Duration
+	// draining is closed when the server starts shutting down, so that
+	// streams, which would otherwise live forever, end and let it drain.
+	draining <-chan struct{}
+}
+
+func (s *service) GetCodename(_ context.Context, req *codenamev1.NameRequest) (*codenamev1.NameResult, error) {
+	cat, err := parseCategory(req.GetCategory())
+	if err != nil {
+		return nil, err
+	}
+	return &codenamev1.NameResult{Name: cat.Codename(rand.IntN)}, nil
+}
+
+// KeepGettingCodenames sends a codename for the latest category every
+// interval. The first codename goes out as soon as the first request arrives
+// (or the client half-closes without one, which means the default category).
+func (s *service) KeepGettingCodenames(stream grpc.BidiStreamingServer[codenamev1.NameRequest, codenamev1.NameResult]) error {
+	ctx := stream.Context()
+	updates := make(chan codename.Category)
+	recvErr := make(chan error, 1)
+	// Recv blocks, so it gets its own goroutine. It ends when the client
+	// half-closes or when this handler returns, since gRPC then cancels ctx
+	// and Recv fails.
+	go func() {
+		defer close(updates)
+		for {
+			req, err := stream.Recv()
+			if errors.Is(err, io.EOF) {
+				return
+			}
+			if err != nil {
+				recvErr <- err
+				return
+			}
+			cat, err := parseCategory(req.GetCategory())
+			if err != nil {
+				recvErr <- err
+				return
+			}
+			select {
+			case updates <- cat:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+
+	var (
+		cat     codename.Category
+		started bool
+		tick    <-chan time.Time // nil until the first category is known
+		send    = func() error {
+			return stream.Send(&codenamev1.NameResult{Name: cat.Codename(rand.IntN)})
+		}
+	)
+	start := func() (stop func()) {
+		started = true
+		if s.interval <= 0 {
+			// No pause between codenames: an always-ready channel keeps
+			// the select fair between sending and taking new categories.
+			always := make(chan time.Time)
+			close(always)
+			tick = always
+			return func() {}
+		}
+		t := time.NewTicker(s.interval)
+		tick = t.C
+		return t.Stop
+	}
+	stop := func() {}
+	defer func() { stop() }()
+
+	for {
+		select {
+		case <-ctx.Done():
+			return status.FromContextError(ctx.Err()).Err()
+		case <-s.draining:
+			return status.Error(codes.Unavailable, "server is shutting down: reconnect to continue")
+		case err := <-recvErr:
+			return err
+		case c, ok := <-updates:
+			if !ok {
+				updates = nil // half-closed: keep streaming the last category
+				if started {
+					continue
+				}
+				c = codename.MustParse(codename.Default)
+			}
+			cat = c
+			if !started {
+				stop = start()
+				if err := send(); err != nil {
+					return err
+				}
+			}
+		case <-tick:
+			if err := send(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// parseCategory maps an unknown category to INVALID_ARGUMENT, whose message
+// lists the valid categories.
+func parseCategory(s string) (codename.Category, error) {
+	cat, err := codename.Parse(s)
+	if err != nil {
+		return codename.Category{}, status.Error(codes.InvalidArgument, err.Error())
+	}
+	return cat, nil
+}
