@@ -1,0 +1,48 @@
+// Command codename-server serves the CodenameCreator gRPC service, with
+// grpc.health.v1 and server reflection, until SIGINT or SIGTERM, then drains.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/codename-gateway/codename-gateway/internal/envflag"
+	"github.com/codename-gateway/codename-gateway/server"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args, os.Getenv, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "codename-server:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	fs := envflag.New(args[0], getenv, stderr)
+	addr := fs.String("addr", "CODENAME_GRPC_ADDR", "127.0.0.1:9090", "address to serve gRPC on")
+	interval := fs.Duration("stream-interval", "CODENAME_STREAM_INTERVAL", time.Second, "pause between codenames on a stream (0: as fast as the client reads)")
+	drain := fs.Duration("drain-timeout", "CODENAME_DRAIN_TIMEOUT", 10*time.Second, "how long shutdown waits for calls in flight")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+
+	logger := slog.New(slog.NewTextHandler(stderr, nil)).With("component", "server")
+	lis, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	logger.Info("serving gRPC", "addr", lis.Addr().String(), "stream_interval", interval.String())
+	err = server.Serve(ctx, lis, server.Config{StreamInterval: *interval, DrainTimeout: *drain, Logger: logger})
+	logger.Info("stopped")
+	return err
+}

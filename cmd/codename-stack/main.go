@@ -1,0 +1,92 @@
+// Command codename-stack starts the whole system: the gRPC server, the REST
+// gateway and HAProxy in front of them, prints where to reach it, and on
+// SIGINT or SIGTERM stops every process it started. It is what the README's
+// run command ends in; see scripts/run.sh.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/codename-gateway/codename-gateway/internal/envflag"
+	"github.com/codename-gateway/codename-gateway/internal/stack"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args, os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "codename-stack:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	fs := envflag.New(args[0], getenv, stderr)
+	cfg := stack.Config{Output: stdout}
+	binDir := fs.String("bin-dir", "CODENAME_BIN_DIR", filepath.Dir(self), "folder holding codename-server and codename-gateway")
+	haproxy := fs.String("haproxy", "CODENAME_HAPROXY", "haproxy", "haproxy executable")
+	haproxyCfg := fs.String("haproxy-config", "CODENAME_HAPROXY_CONFIG", "haproxy/haproxy.cfg", "HAProxy configuration file")
+	stateDir := fs.String("state-dir", "CODENAME_STATE_DIR", ".state", "folder for the development CA and certificates")
+	httpsAddr := fs.String("https-addr", "CODENAME_HTTPS_ADDR", ":8443", "HAProxy TLS listener (h2 and http/1.1)")
+	httpAddr := fs.String("http-addr", "CODENAME_HTTP_ADDR", ":8080", "HAProxy cleartext listener (HTTP/1.1 and h2c)")
+	statsAddr := fs.String("stats-addr", "CODENAME_STATS_ADDR", ":8404", "HAProxy stats page and Prometheus metrics")
+	grpcAddr := fs.String("grpc-addr", "CODENAME_GRPC_ADDR", "127.0.0.1:9090", "gRPC server")
+	gatewayAddr := fs.String("gateway-addr", "CODENAME_GATEWAY_ADDR", "127.0.0.1:8081", "REST gateway")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	cfg.BinDir, cfg.HAProxy, cfg.HAProxyConfig, cfg.StateDir = *binDir, *haproxy, *haproxyCfg, *stateDir
+	cfg.HTTPSAddr, cfg.HTTPAddr, cfg.StatsAddr = *httpsAddr, *httpAddr, *statsAddr
+	cfg.GRPCAddr, cfg.GatewayAddr = *grpcAddr, *gatewayAddr
+
+	s, err := stack.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	ca, _ := filepath.Abs(s.TLS.CA)
+	https, http := "https://"+hostPort("localhost", *httpsAddr), "http://"+hostPort("localhost", *httpAddr)
+	fmt.Fprintf(stdout, `
+codename-gateway is up. Try:
+
+  web page        %[1]s/   or   %[2]s/
+  one codename    curl --cacert %[3]s '%[1]s/v1/codename?category=science'
+  a stream        curl -N -T - -X POST %[2]s/v1/codenames:stream   (type {"category":"animals"} lines)
+  gRPC            grpcurl -cacert %[3]s -d '{"category":"animals"}' %[4]s codename.v1.CodenameCreator/GetCodename
+  OpenAPI         %[2]s/openapi.json
+  HAProxy stats   http://%[5]s/stats   metrics: http://%[5]s/metrics
+
+The development CA is %[3]s: trust it in a browser to open the https page.
+Press Ctrl-C to stop.
+
+`, https, http, ca, hostPort("localhost", *httpsAddr), hostPort("localhost", *statsAddr))
+
+	select {
+	case <-ctx.Done():
+		fmt.Fprintln(stdout, "stopping")
+		return s.Stop()
+	case p := <-s.Exited():
+		_ = s.Stop()
+		return fmt.Errorf("%s exited: %v", p.Name, p.Err())
+	}
+}
+
+// hostPort replaces the host of a listen address such as ":8443".
+func hostPort(host, addr string) string {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	return net.JoinHostPort(host, port)
+}

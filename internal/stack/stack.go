@@ -1,0 +1,242 @@
+// Package stack runs the whole system as child processes: the gRPC server,
+// the REST gateway, and HAProxy with haproxy/haproxy.cfg in master-worker
+// mode. The run command and the end-to-end tests both start it, so the
+// tests exercise exactly what a developer runs.
+package stack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/codename-gateway/codename-gateway/internal/devtls"
+)
+
+// Config says where the parts are and where they listen.
+type Config struct {
+	// BinDir holds the codename-server and codename-gateway binaries.
+	BinDir string
+	// HAProxy is the haproxy executable; empty means "haproxy" on PATH.
+	HAProxy string
+	// HAProxyConfig is the path of haproxy.cfg.
+	HAProxyConfig string
+	// StateDir keeps the development CA and certificates, under tls/.
+	StateDir string
+
+	HTTPSAddr, HTTPAddr, StatsAddr, GRPCAddr, GatewayAddr string
+
+	// Env is added to every child's environment (for example
+	// CODENAME_STREAM_INTERVAL=100ms).
+	Env []string
+	// Output receives every child's output, each line prefixed with the
+	// child's name. Nil discards it.
+	Output io.Writer
+	// ReadyTimeout bounds the wait for the whole system to answer; zero
+	// means 30 seconds.
+	ReadyTimeout time.Duration
+}
+
+// Stack is a running system.
+type Stack struct {
+	cfg   Config
+	TLS   devtls.Files
+	procs []*Process
+	// exited receives the first child that exits on its own.
+	exited chan *Process
+}
+
+// Process is one child of the stack.
+type Process struct {
+	Name string
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+}
+
+// PID returns the child's process ID.
+func (p *Process) PID() int { return p.cmd.Process.Pid }
+
+// Done is closed when the child has exited.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Err returns how the child exited, once Done is closed.
+func (p *Process) Err() error { return p.err }
+
+// Signal sends sig to the child.
+func (p *Process) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
+
+// Start creates the TLS files if needed, starts the server, the gateway and
+// HAProxy, and returns once a request through HAProxy reaches the gRPC
+// server's health check. On error, whatever was started is stopped again.
+func Start(ctx context.Context, cfg Config) (*Stack, error) {
+	if cfg.HAProxy == "" {
+		cfg.HAProxy = "haproxy"
+	}
+	if cfg.ReadyTimeout == 0 {
+		cfg.ReadyTimeout = 30 * time.Second
+	}
+	if cfg.Output == nil {
+		cfg.Output = io.Discard
+	}
+	files, err := devtls.Ensure(filepath.Join(cfg.StateDir, "tls"))
+	if err != nil {
+		return nil, err
+	}
+	s := &Stack{cfg: cfg, TLS: files, exited: make(chan *Process, 3)}
+	env := append(os.Environ(), cfg.Env...)
+	env = append(env,
+		"CODENAME_HTTPS_ADDR="+cfg.HTTPSAddr,
+		"CODENAME_HTTP_ADDR="+cfg.HTTPAddr,
+		"CODENAME_STATS_ADDR="+cfg.StatsAddr,
+		"CODENAME_GRPC_ADDR="+cfg.GRPCAddr,
+		"CODENAME_GATEWAY_ADDR="+cfg.GatewayAddr,
+		"CODENAME_TLS_CERT="+files.Server,
+	)
+	starts := []struct {
+		name string
+		argv []string
+	}{
+		{"server", []string{filepath.Join(cfg.BinDir, "codename-server")}},
+		{"gateway", []string{filepath.Join(cfg.BinDir, "codename-gateway")}},
+		// -W: master-worker, so that a reload (SIGUSR2) keeps connections;
+		// -db: stay in the foreground, logging to our output.
+		{"haproxy", []string{cfg.HAProxy, "-W", "-db", "-f", cfg.HAProxyConfig}},
+	}
+	for _, st := range starts {
+		p, err := s.start(st.name, st.argv, env)
+		if err != nil {
+			s.Stop()
+			return nil, err
+		}
+		s.procs = append(s.procs, p)
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.ReadyTimeout)
+	defer cancel()
+	if err := s.waitReady(ctx); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Stack) start(name string, argv, env []string) (*Process, error) {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = env
+	out := newPrefixWriter(s.cfg.Output, name)
+	cmd.Stdout, cmd.Stderr = out, out
+	// The children die with us even if we are killed without a chance to
+	// stop them.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &Process{Name: name, cmd: cmd, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		out.Flush()
+		close(p.done)
+		select {
+		case s.exited <- p:
+		default:
+		}
+	}()
+	return p, nil
+}
+
+// waitReady polls /healthz through HAProxy's cleartext listener: a 200 there
+// means HAProxy, the gateway and the gRPC server all answer.
+func (s *Stack) waitReady(ctx context.Context) error {
+	client := &http.Client{Timeout: time.Second}
+	url := "http://" + dialable(s.cfg.HTTPAddr) + "/healthz"
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	var last error
+	for {
+		select {
+		case p := <-s.exited:
+			return fmt.Errorf("%s exited while starting: %v", p.Name, p.err)
+		case <-ctx.Done():
+			return fmt.Errorf("not ready after %v: %v", s.cfg.ReadyTimeout, last)
+		case <-tick.C:
+		}
+		resp, err := client.Get(url)
+		if err != nil {
+			last = err
+			continue
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			return nil
+		}
+		last = fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+}
+
+// Process returns the child called name ("server", "gateway", "haproxy").
+func (s *Stack) Process(name string) *Process {
+	for _, p := range s.procs {
+		if p.Name == name {
+			return p
+		}
+	}
+	return nil
+}
+
+// Exited receives the first child that exits before Stop is called.
+func (s *Stack) Exited() <-chan *Process { return s.exited }
+
+// Stop sends SIGTERM to every child, HAProxy first so that no new request
+// arrives while the others drain, waits for them, and kills any that has
+// not exited after 15 seconds. It is safe to call more than once.
+func (s *Stack) Stop() error {
+	var errs []error
+	for i := len(s.procs) - 1; i >= 0; i-- {
+		p := s.procs[i]
+		select {
+		case <-p.done:
+			continue
+		default:
+		}
+		_ = p.Signal(syscall.SIGTERM)
+		timer := time.NewTimer(15 * time.Second)
+		select {
+		case <-p.done:
+		case <-timer.C:
+			_ = p.cmd.Process.Kill()
+			<-p.done
+			errs = append(errs, fmt.Errorf("%s did not stop on SIGTERM and was killed", p.Name))
+		}
+		timer.Stop()
+	}
+	return errors.Join(errs...)
+}
+
+// FreeAddr returns a loopback address with a port that was free a moment
+// ago, for children that must be told their address before they start.
+func FreeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// dialable turns a listen address such as ":8080" into one a client can
+// dial on this machine.
+func dialable(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host == "" || host == "0.0.0.0" || host == "::" {
+		return net.JoinHostPort("127.0.0.1", port)
+	}
+	return addr
+}
