@@ -1,6 +1,6 @@
 module github.com/codename-gateway/codename-gateway/tools/buf
 
-go 1.26
+go 1.26.7
 
 tool github.com/bufbuild/buf/cmd/buf
 

@@ -1,0 +1,68 @@
+package codenamev1_test
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// repoRoot is where scripts/generate.sh and buf.yaml live.
+const repoRoot = "../../.."
+
+// TestGeneratedCodeIsFresh regenerates everything from codename.proto into
+// a temporary folder and fails if any committed file differs, so that the
+// proto and the code built from it cannot drift apart.
+func TestGeneratedCodeIsFresh(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs buf")
+	}
+	out := t.TempDir()
+	cmd := exec.CommandContext(t.Context(), "scripts/generate.sh", out)
+	cmd.Dir = repoRoot
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("scripts/generate.sh: %v\n%s", err, b)
+	}
+	generated, err := filepath.Glob(filepath.Join(out, "api/codename/v1/*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(generated) < 4 {
+		t.Fatalf("generated %d files, want the messages, gRPC stubs, gateway handlers and OpenAPI document", len(generated))
+	}
+	for _, path := range generated {
+		name := filepath.Base(path)
+		want, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(name)
+		if err != nil {
+			t.Errorf("%s is generated but not committed: %v", name, err)
+			continue
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s differs from what scripts/generate.sh makes: run it and commit the result", name)
+		}
+	}
+}
+
+// TestBufLint runs buf lint on the contract; the rules switched off are
+// listed, with their reasons, in buf.yaml.
+func TestBufLint(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs buf")
+	}
+	// The google/api imports must be in place; generation puts them there.
+	gen := exec.CommandContext(t.Context(), "scripts/generate.sh", t.TempDir())
+	gen.Dir = repoRoot
+	if b, err := gen.CombinedOutput(); err != nil {
+		t.Fatalf("scripts/generate.sh: %v\n%s", err, b)
+	}
+	cmd := exec.CommandContext(t.Context(), "go", "tool", "-modfile=tools/buf/go.mod", "buf", "lint", "api")
+	cmd.Dir = repoRoot
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("buf lint: %v\n%s", err, b)
+	}
+}
