@@ -5,6 +5,7 @@ package codename
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -33,6 +34,13 @@ func (c Category) Codename(intn func(n int) int) string {
 		choices = adjectives
 	}
 	return choices[intn(len(choices))] + " " + noun
+}
+
+// Has reports whether name is a codename this category could have made,
+// which lets tests and clients tell which category a name came from.
+func (c Category) Has(name string) bool {
+	_, noun, ok := strings.Cut(name, " ")
+	return ok && slices.Contains(c.nouns, noun)
 }
 
 // UnknownCategoryError reports a category that does not exist. Its message

@@ -1,0 +1,240 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+
+	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
+	"github.com/codename-gateway/codename-gateway/internal/stack"
+)
+
+// repoRoot is the repository, seen from this package's folder.
+var repoRoot, _ = filepath.Abs("..")
+
+// binDir holds the binaries built once for all tests by TestMain.
+var binDir string
+
+// streamInterval is short so that stream tests see many codenames quickly.
+const streamInterval = 100 * time.Millisecond
+
+func TestMain(m *testing.M) {
+	os.Exit(runTests(m))
+}
+
+func runTests(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "codename-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	build := exec.Command("go", "build", "-o", dir+"/", "./cmd/...")
+	build.Dir = repoRoot
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
+		return 1
+	}
+	binDir = dir
+	code := m.Run()
+	stopShared()
+	return code
+}
+
+// system is a running stack and the addresses to reach it.
+type system struct {
+	*stack.Stack
+	cfg    stack.Config
+	log    *syncBuffer
+	caFile string
+	roots  *x509.CertPool
+}
+
+// startSystem starts a stack of its own on free ports; it is stopped when
+// the test ends. Tests that kill or restart parts use it; the others share
+// one through shared.
+func startSystem(t testing.TB, env ...string) *system {
+	t.Helper()
+	s, err := newSystem(t.TempDir(), env...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Stop(); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("output of the stack:\n%s", s.log.String())
+		}
+	})
+	return s
+}
+
+func newSystem(stateDir string, env ...string) (*system, error) {
+	addrs := make([]string, 5)
+	for i := range addrs {
+		a, err := stack.FreeAddr()
+		if err != nil {
+			return nil, err
+		}
+		addrs[i] = a
+	}
+	log := new(syncBuffer)
+	cfg := stack.Config{
+		BinDir:        binDir,
+		HAProxyConfig: filepath.Join(repoRoot, "haproxy/haproxy.cfg"),
+		StateDir:      stateDir,
+		HTTPSAddr:     addrs[0],
+		HTTPAddr:      addrs[1],
+		StatsAddr:     addrs[2],
+		GRPCAddr:      addrs[3],
+		GatewayAddr:   addrs[4],
+		Env:           append([]string{"CODENAME_STREAM_INTERVAL=" + streamInterval.String()}, env...),
+		Output:        log,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st, err := stack.Start(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("start stack: %w\n%s", err, log.String())
+	}
+	pem, err := os.ReadFile(st.TLS.CA)
+	if err != nil {
+		st.Stop()
+		return nil, err
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	return &system{Stack: st, cfg: cfg, log: log, caFile: st.TLS.CA, roots: roots}, nil
+}
+
+var (
+	sharedOnce sync.Once
+	sharedSys  *system
+	sharedErr  error
+	sharedDir  string
+)
+
+// shared returns the stack that tests which only send requests share.
+func shared(t testing.TB) *system {
+	t.Helper()
+	sharedOnce.Do(func() {
+		sharedDir, sharedErr = os.MkdirTemp("", "codename-e2e-state-")
+		if sharedErr == nil {
+			sharedSys, sharedErr = newSystem(sharedDir)
+		}
+	})
+	if sharedErr != nil {
+		t.Fatal(sharedErr)
+	}
+	return sharedSys
+}
+
+func stopShared() {
+	if sharedSys != nil {
+		if err := sharedSys.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "stop shared stack:", err)
+		}
+	}
+	if sharedDir != "" {
+		os.RemoveAll(sharedDir)
+	}
+}
+
+// tlsConfig trusts the stack's development CA, as a user given the CA file
+// would.
+func (s *system) tlsConfig(nextProtos ...string) *tls.Config {
+	return &tls.Config{RootCAs: s.roots, ServerName: "localhost", NextProtos: nextProtos}
+}
+
+// httpsURL and httpURL address HAProxy's two listeners.
+func (s *system) httpsURL(path string) string { return "https://" + s.cfg.HTTPSAddr + path }
+func (s *system) httpURL(path string) string  { return "http://" + s.cfg.HTTPAddr + path }
+
+// grpcConn dials HAProxy with gRPC over TLS (secure) or h2c.
+func (s *system) grpcConn(t testing.TB, secure bool) *grpc.ClientConn {
+	t.Helper()
+	creds, addr := insecure.NewCredentials(), s.cfg.HTTPAddr
+	if secure {
+		creds, addr = credentials.NewTLS(s.tlsConfig()), s.cfg.HTTPSAddr
+	}
+	conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(creds))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+func (s *system) grpcClient(t testing.TB, secure bool) codenamev1.CodenameCreatorClient {
+	return codenamev1.NewCodenameCreatorClient(s.grpcConn(t, secure))
+}
+
+// transport names a way of speaking HTTP to HAProxy.
+type transport struct {
+	name      string
+	url       func(s *system, path string) string
+	proto     int // the HTTP major version the response must come back with
+	configure func(s *system, tr *http.Transport)
+}
+
+// transports are the four ways a REST client can reach the edge.
+var transports = []transport{
+	{"https-h1", (*system).httpsURL, 1, func(s *system, tr *http.Transport) {
+		tr.TLSClientConfig = s.tlsConfig("http/1.1")
+		tr.Protocols = new(http.Protocols)
+		tr.Protocols.SetHTTP1(true)
+	}},
+	{"https-h2", (*system).httpsURL, 2, func(s *system, tr *http.Transport) {
+		tr.TLSClientConfig = s.tlsConfig()
+		tr.Protocols = new(http.Protocols)
+		tr.Protocols.SetHTTP2(true)
+	}},
+	{"http-h1", (*system).httpURL, 1, func(s *system, tr *http.Transport) {
+		tr.Protocols = new(http.Protocols)
+		tr.Protocols.SetHTTP1(true)
+	}},
+	{"h2c", (*system).httpURL, 2, func(s *system, tr *http.Transport) {
+		tr.Protocols = new(http.Protocols)
+		tr.Protocols.SetUnencryptedHTTP2(true)
+	}},
+}
+
+// client returns an HTTP client for this transport, closed with the test.
+func (tp transport) client(t testing.TB, s *system) *http.Client {
+	tr := &http.Transport{ForceAttemptHTTP2: false}
+	tp.configure(s, tr)
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
+}
+
+// syncBuffer collects the stack's output from several goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
