@@ -68,7 +68,13 @@ type system struct {
 // one through shared.
 func startSystem(t testing.TB, env ...string) *system {
 	t.Helper()
-	s, err := newSystem(t.TempDir(), env...)
+	return startSystemIn(t, t.TempDir(), env...)
+}
+
+// startSystemIn is startSystem with the state folder (TLS files) in dir.
+func startSystemIn(t testing.TB, dir string, env ...string) *system {
+	t.Helper()
+	s, err := newSystem(dir, env...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -144,7 +144,7 @@ func TestCodename(t *testing.T) {
 		{name: "first animal, first A adjective", category: "animals", picks: []int{0, 0}, want: "Agile Albatross"},
 		{name: "badger", category: "animals", picks: []int{1, 2}, want: "Bright Badger"},
 		{name: "curie", category: "science", picks: []int{4, 2}, want: "Curious Curie"},
-		{name: "last scientist", category: "science", picks: []int{36, 2}, want: "Wandering Wu"},
+		{name: "last scientist", category: "science", picks: []int{37, 2}, want: "Wandering Wu"},
 		{name: "zenith", category: "space", picks: []int{31, 2}, want: "Zesty Zenith"},
 		{name: "lunar luna", category: "space", picks: []int{14, 2}, want: "Lunar Luna"},
 	}
@@ -222,9 +222,13 @@ func TestCodenameRandom(t *testing.T) {
 	}
 }
 
+// sink keeps results on the heap, as they are in the service, so that the
+// compiler cannot build them in a stack buffer and hide the allocation.
+var sink string
+
 func TestCodenameAllocs(t *testing.T) {
 	c := codename.MustParse("science")
-	got := testing.AllocsPerRun(100, func() { _ = c.Codename(rand.IntN) })
+	got := testing.AllocsPerRun(100, func() { sink = c.Codename(rand.IntN) })
 	if got > 1 {
 		t.Errorf("Codename allocates %v times per call, want at most 1 (the result)", got)
 	}
@@ -234,7 +238,7 @@ func BenchmarkCodename(b *testing.B) {
 	c := codename.MustParse(codename.Default)
 	b.ReportAllocs()
 	for b.Loop() {
-		_ = c.Codename(rand.IntN)
+		sink = c.Codename(rand.IntN)
 	}
 }
 

@@ -1,0 +1,142 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/codename-gateway/codename-gateway/internal/stack"
+)
+
+// haproxyEnv is the environment haproxy.cfg needs, for `haproxy -c`.
+func haproxyEnv(t *testing.T, cert string) []string {
+	t.Helper()
+	env := os.Environ()
+	for _, k := range []string{"CODENAME_HTTPS_ADDR", "CODENAME_HTTP_ADDR", "CODENAME_STATS_ADDR", "CODENAME_GRPC_ADDR", "CODENAME_GATEWAY_ADDR"} {
+		a, err := stack.FreeAddr()
+		if err != nil {
+			t.Fatal(err)
+		}
+		env = append(env, k+"="+a)
+	}
+	return append(env, "CODENAME_TLS_CERT="+cert)
+}
+
+func TestHAProxyConfigIsValid(t *testing.T) {
+	s := shared(t)
+	cmd := exec.CommandContext(t.Context(), "haproxy", "-c", "-f", filepath.Join(repoRoot, "haproxy/haproxy.cfg"))
+	cmd.Env = haproxyEnv(t, s.TLS.Server)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "Configuration file is valid") {
+		t.Fatalf("haproxy -c: %v\n%s", err, out)
+	}
+	// The file depends on its environment: without a certificate it must
+	// refuse to load rather than start half-configured.
+	cmd = exec.CommandContext(t.Context(), "haproxy", "-c", "-f", filepath.Join(repoRoot, "haproxy/haproxy.cfg"))
+	cmd.Env = haproxyEnv(t, filepath.Join(t.TempDir(), "missing.pem"))
+	if out, err := cmd.CombinedOutput(); err == nil {
+		t.Fatalf("haproxy -c accepted a missing certificate:\n%s", out)
+	}
+}
+
+// TestRunCommandStartsAndStopsEverything runs codename-stack, the end of the
+// README's run command, the way a user does, and stops it with SIGTERM: it
+// must print where to go, serve through HAProxy, and leave nothing running.
+func TestRunCommandStartsAndStopsEverything(t *testing.T) {
+	addrs := map[string]string{}
+	for _, k := range []string{"CODENAME_HTTPS_ADDR", "CODENAME_HTTP_ADDR", "CODENAME_STATS_ADDR", "CODENAME_GRPC_ADDR", "CODENAME_GATEWAY_ADDR"} {
+		a, err := stack.FreeAddr()
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs[k] = a
+	}
+	state := t.TempDir()
+	cmd := exec.Command(filepath.Join(binDir, "codename-stack"))
+	cmd.Dir = repoRoot
+	cmd.Env = append(os.Environ(), "CODENAME_STATE_DIR="+state)
+	for k, v := range addrs {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	t.Cleanup(func() {
+		// Only if the test failed before SIGTERM was answered.
+		_ = cmd.Process.Kill()
+		<-exited
+	})
+
+	// Read the output until the banner, then keep draining it so that the
+	// children never block on a full pipe.
+	up := make(chan string, 1)
+	go func() {
+		var seen strings.Builder
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			seen.WriteString(sc.Text() + "\n")
+			if strings.Contains(sc.Text(), "Press Ctrl-C to stop") {
+				up <- seen.String()
+			}
+		}
+		_, _ = io.Copy(io.Discard, stdout)
+		exited <- cmd.Wait()
+	}()
+	var banner string
+	select {
+	case banner = <-up:
+	case err := <-exited:
+		exited <- err
+		t.Fatalf("codename-stack exited before it was up: %v", err)
+	case <-time.After(time.Minute):
+		t.Fatal("codename-stack did not come up within a minute")
+	}
+	for _, want := range []string{"https://localhost", "curl --cacert " + filepath.Join(state, "tls", "ca.pem"), "grpcurl"} {
+		if !strings.Contains(banner, want) {
+			t.Errorf("banner does not show %q:\n%s", want, banner)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(state, "tls", "ca.pem")); err != nil {
+		t.Errorf("no CA in CODENAME_STATE_DIR: %v", err)
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		exited <- err
+		if err != nil {
+			t.Errorf("codename-stack exited with %v after SIGTERM, want success", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("codename-stack did not exit within 30 s of SIGTERM")
+	}
+	// Every listener of every child is closed: nothing was left behind.
+	for k, a := range addrs {
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", a)
+		cancel()
+		if err == nil {
+			conn.Close()
+			t.Errorf("%s (%s) still accepts connections after the run command stopped", k, a)
+		} else if !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Errorf("%s (%s): %v, want connection refused", k, a, err)
+		}
+	}
+}
