@@ -1,0 +1,54 @@
+package e2e
+
+import (
+	"context"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
+)
+
+// TestServerDrainsOnSIGTERM stops the gRPC server with SIGTERM while a
+// stream is open through HAProxy: the stream must end with UNAVAILABLE (a
+// status a client can act on by reconnecting), and the server must exit
+// cleanly rather than wait forever for the stream.
+func TestServerDrainsOnSIGTERM(t *testing.T) {
+	s := startSystem(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	stream, err := s.grpcClient(t, true).KeepGettingCodenames(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&codenamev1.NameRequest{Category: "space"}); err != nil {
+		t.Fatal(err)
+	}
+	expectCategory(t, stream, "space", 2)
+
+	server := s.Process("server")
+	if err := server.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		_, err := stream.Recv()
+		if err == nil {
+			continue
+		}
+		if got := status.Code(err); got != codes.Unavailable {
+			t.Errorf("stream ended with %v, want Unavailable", err)
+		}
+		break
+	}
+	select {
+	case <-server.Done():
+		if err := server.Err(); err != nil {
+			t.Errorf("server exited with %v, want a clean exit", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("server still running 15 s after SIGTERM")
+	}
+}
