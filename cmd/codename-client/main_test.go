@@ -145,4 +145,3 @@ func TestClientBadFlags(t *testing.T) {
 		}
 	}
 }
-
