@@ -54,6 +54,10 @@ func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler
 		// /healthz asks the gRPC server's grpc.health.v1 service, so it
 		// is healthy only when the whole path to the server is.
 		runtime.WithHealthzEndpoint(healthpb.NewHealthClient(conn)),
+		// gRPC response metadata reaches REST clients as Grpc-Metadata-*
+		// headers, except the gRPC transport's own content-type, which
+		// would only confuse them.
+		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
 		// A wrong method is 405 with the usual JSON error body, instead of
 		// the runtime's default 501.
 		runtime.WithRoutingErrorHandler(routingErrorHandler),
@@ -94,6 +98,13 @@ type gateway struct {
 	mux          *runtime.ServeMux
 	client       codenamev1.CodenameCreatorClient
 	maxBodyBytes int64
+}
+
+func outgoingHeader(key string) (string, bool) {
+	if key == "content-type" {
+		return "", false
+	}
+	return runtime.MetadataHeaderPrefix + key, true
 }
 
 func serveOpenAPI(w http.ResponseWriter, _ *http.Request) {

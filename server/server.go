@@ -10,7 +10,9 @@ import (
 	"net"
 	"time"
 
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -44,10 +46,17 @@ func Serve(ctx context.Context, lis net.Listener, cfg Config) error {
 		logger = slog.New(slog.DiscardHandler)
 	}
 
+	// One log line per finished call, with method, code and duration; HAProxy
+	// cannot log gRPC status codes, so this is where operators find them.
+	// Health checks come every few seconds from every checker and would
+	// drown the rest, so they are not logged.
 	logCalls := logging.WithLogOnEvents(logging.FinishCall)
+	notHealth := selector.MatchFunc(func(_ context.Context, c interceptors.CallMeta) bool {
+		return c.Service != healthpb.Health_ServiceDesc.ServiceName
+	})
 	gs := grpc.NewServer(
-		grpc.ChainUnaryInterceptor(logging.UnaryServerInterceptor(slogAdapter(logger), logCalls)),
-		grpc.ChainStreamInterceptor(logging.StreamServerInterceptor(slogAdapter(logger), logCalls)),
+		grpc.ChainUnaryInterceptor(selector.UnaryServerInterceptor(logging.UnaryServerInterceptor(slogAdapter(logger), logCalls), notHealth)),
+		grpc.ChainStreamInterceptor(selector.StreamServerInterceptor(logging.StreamServerInterceptor(slogAdapter(logger), logCalls), notHealth)),
 	)
 	draining := make(chan struct{})
 	codenamev1.RegisterCodenameCreatorServer(gs, &service{interval: cfg.StreamInterval, draining: draining})

@@ -132,9 +132,10 @@ func (s *Stack) start(name string, argv, env []string) (*Process, error) {
 	cmd.Env = env
 	out := newPrefixWriter(s.cfg.Output, name)
 	cmd.Stdout, cmd.Stderr = out, out
-	// The children die with us even if we are killed without a chance to
-	// stop them.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// Pdeathsig: the children die with us even if we are killed without a
+	// chance to stop them. Setpgid: a Ctrl-C in the terminal reaches only
+	// us, so that Stop can stop the children in order.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
