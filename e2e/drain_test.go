@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"net/http"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -50,5 +52,11 @@ func TestServerDrainsOnSIGTERM(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("server still running 15 s after SIGTERM")
+	}
+
+	// /healthz asks the gRPC server, so it now reports the outage.
+	resp, b := do(t, transports[1].client(t, s), "GET", s.httpsURL("/healthz"), "", "")
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(b), `"code":14`) {
+		t.Errorf("/healthz with the server gone: %s %s, want 503 with code 14 (UNAVAILABLE)", resp.Status, b)
 	}
 }

@@ -25,4 +25,12 @@ for f in annotations.proto http.proto; do
   install -m 0644 "$dir/third_party/googleapis/google/api/$f" third_party/googleapis/google/api/
 done
 
+# The OpenAPI options protos ship with grpc-gateway v2, the version go.mod
+# pins (and go.sum checksums) for the runtime the generated code uses.
+openapi_dir=$(go list -m -f '{{.Dir}}' github.com/grpc-ecosystem/grpc-gateway/v2)
+mkdir -p third_party/googleapis/protoc-gen-openapiv2/options
+for f in annotations.proto openapiv2.proto; do
+  install -m 0644 "$openapi_dir/protoc-gen-openapiv2/options/$f" third_party/googleapis/protoc-gen-openapiv2/options/
+done
+
 go tool -modfile=tools/buf/go.mod buf generate --output "$out"

@@ -10,6 +10,7 @@
 package codenamev1
 
 import (
+	_ "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2/options"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -122,7 +123,7 @@ var File_codename_v1_codename_proto protoreflect.FileDescriptor
 
 const file_codename_v1_codename_proto_rawDesc = "" +
 	"\n" +
-	"\x1acodename/v1/codename.proto\x12\vcodename.v1\x1a\x1cgoogle/api/annotations.proto\")\n" +
+	"\x1acodename/v1/codename.proto\x12\vcodename.v1\x1a\x1cgoogle/api/annotations.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\")\n" +
 	"\vNameRequest\x12\x1a\n" +
 	"\bcategory\x18\x01 \x01(\tR\bcategory\" \n" +
 	"\n" +
@@ -130,7 +131,8 @@ const file_codename_v1_codename_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name2\xef\x01\n" +
 	"\x0fCodenameCreator\x12l\n" +
 	"\vGetCodename\x12\x18.codename.v1.NameRequest\x1a\x17.codename.v1.NameResult\"*\x82\xd3\xe4\x93\x02!Z\x11:\x01*\"\f/v1/codename\x12\f/v1/codename\x90\x02\x01\x12n\n" +
-	"\x14KeepGettingCodenames\x12\x18.codename.v1.NameRequest\x1a\x17.codename.v1.NameResult\"\x1f\x82\xd3\xe4\x93\x02\x19:\x01*\"\x14/v1/codenames:stream(\x010\x01BIZGgithub.com/codename-gateway/codename-gateway/api/codename/v1;codenamev1b\x06proto3"
+	"\x14KeepGettingCodenames\x12\x18.codename.v1.NameRequest\x1a\x17.codename.v1.NameResult\"\x1f\x82\xd3\xe4\x93\x02\x19:\x01*\"\x14/v1/codenames:stream(\x010\x01B\xdc\x01\x92A\x8f\x01\x12\x88\x01\n" +
+	"\x10Codename gateway\x12oCodenames such as \"Bold Badger\", one at a time or as a stream whose category the client can change at any time.2\x031.0*\x02\x02\x01ZGgithub.com/codename-gateway/codename-gateway/api/codename/v1;codenamev1b\x06proto3"
 
 var (
 	file_codename_v1_codename_proto_rawDescOnce sync.Once
