@@ -10,10 +10,13 @@ import (
 	"fmt"
 	"io/fs"
 	"net/http"
+	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
@@ -75,6 +78,10 @@ func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler
 	if err := g.mux.HandlePath(http.MethodPost, streamPattern, g.keepGettingCodenames); err != nil {
 		return nil, fmt.Errorf("register stream handler: %w", err)
 	}
+	// The same stream for browsers: a WebSocket, or Server-Sent Events.
+	if err := g.mux.HandlePath(http.MethodGet, streamPattern, g.streamForBrowsers); err != nil {
+		return nil, fmt.Errorf("register browser stream handler: %w", err)
+	}
 
 	root := http.NewServeMux()
 	root.Handle("/", g.mux) // REST routes, /healthz, and JSON 404s for anything unknown
@@ -98,6 +105,19 @@ type gateway struct {
 	mux          *runtime.ServeMux
 	client       codenamev1.CodenameCreatorClient
 	maxBodyBytes int64
+}
+
+// streamForBrowsers picks the stream's browser transport from the headers.
+func (g *gateway) streamForBrowsers(w http.ResponseWriter, r *http.Request, _ map[string]string) {
+	switch {
+	case strings.EqualFold(r.Header.Get("Upgrade"), "websocket"):
+		g.webSocket(w, r)
+	case strings.Contains(r.Header.Get("Accept"), "text/event-stream"):
+		g.serverSentEvents(w, r)
+	default:
+		g.httpError(w, r, http.StatusNotAcceptable, status.Error(codes.InvalidArgument,
+			"GET "+streamPattern+" needs a WebSocket upgrade or Accept: text/event-stream; or POST a stream of JSON requests"))
+	}
 }
 
 func outgoingHeader(key string) (string, bool) {

@@ -33,6 +33,10 @@ func (s *service) GetCodename(_ context.Context, req *codenamev1.NameRequest) (*
 	return &codenamev1.NameResult{Name: cat.Codename(rand.IntN)}, nil
 }
 
+func (s *service) ListCategories(context.Context, *codenamev1.ListCategoriesRequest) (*codenamev1.ListCategoriesResponse, error) {
+	return &codenamev1.ListCategoriesResponse{Categories: codename.Categories(), DefaultCategory: codename.Default}, nil
+}
+
 // KeepGettingCodenames sends a codename for the latest category every
 // interval. The first codename goes out as soon as the first request arrives
 // (or the client half-closes without one, which means the default category).

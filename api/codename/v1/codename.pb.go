@@ -119,6 +119,98 @@ func (x *NameResult) GetName() string {
 	return ""
 }
 
+// ListCategoriesRequest is empty: there is one list for everybody.
+type ListCategoriesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCategoriesRequest) Reset() {
+	*x = ListCategoriesRequest{}
+	mi := &file_codename_v1_codename_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCategoriesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCategoriesRequest) ProtoMessage() {}
+
+func (x *ListCategoriesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_codename_v1_codename_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCategoriesRequest.ProtoReflect.Descriptor instead.
+func (*ListCategoriesRequest) Descriptor() ([]byte, []int) {
+	return file_codename_v1_codename_proto_rawDescGZIP(), []int{2}
+}
+
+// ListCategoriesResponse lists the categories.
+type ListCategoriesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The category names, lower-case, in a stable order.
+	Categories []string `protobuf:"bytes,1,rep,name=categories,proto3" json:"categories,omitempty"`
+	// The category used when a request names none.
+	DefaultCategory string `protobuf:"bytes,2,opt,name=default_category,json=defaultCategory,proto3" json:"default_category,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ListCategoriesResponse) Reset() {
+	*x = ListCategoriesResponse{}
+	mi := &file_codename_v1_codename_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCategoriesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCategoriesResponse) ProtoMessage() {}
+
+func (x *ListCategoriesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_codename_v1_codename_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCategoriesResponse.ProtoReflect.Descriptor instead.
+func (*ListCategoriesResponse) Descriptor() ([]byte, []int) {
+	return file_codename_v1_codename_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ListCategoriesResponse) GetCategories() []string {
+	if x != nil {
+		return x.Categories
+	}
+	return nil
+}
+
+func (x *ListCategoriesResponse) GetDefaultCategory() string {
+	if x != nil {
+		return x.DefaultCategory
+	}
+	return ""
+}
+
 var File_codename_v1_codename_proto protoreflect.FileDescriptor
 
 const file_codename_v1_codename_proto_rawDesc = "" +
@@ -128,10 +220,17 @@ const file_codename_v1_codename_proto_rawDesc = "" +
 	"\bcategory\x18\x01 \x01(\tR\bcategory\" \n" +
 	"\n" +
 	"NameResult\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name2\xef\x01\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x17\n" +
+	"\x15ListCategoriesRequest\"c\n" +
+	"\x16ListCategoriesResponse\x12\x1e\n" +
+	"\n" +
+	"categories\x18\x01 \x03(\tR\n" +
+	"categories\x12)\n" +
+	"\x10default_category\x18\x02 \x01(\tR\x0fdefaultCategory2\xe5\x02\n" +
 	"\x0fCodenameCreator\x12l\n" +
 	"\vGetCodename\x12\x18.codename.v1.NameRequest\x1a\x17.codename.v1.NameResult\"*\x82\xd3\xe4\x93\x02!Z\x11:\x01*\"\f/v1/codename\x12\f/v1/codename\x90\x02\x01\x12n\n" +
-	"\x14KeepGettingCodenames\x12\x18.codename.v1.NameRequest\x1a\x17.codename.v1.NameResult\"\x1f\x82\xd3\xe4\x93\x02\x19:\x01*\"\x14/v1/codenames:stream(\x010\x01B\xdc\x01\x92A\x8f\x01\x12\x88\x01\n" +
+	"\x14KeepGettingCodenames\x12\x18.codename.v1.NameRequest\x1a\x17.codename.v1.NameResult\"\x1f\x82\xd3\xe4\x93\x02\x19:\x01*\"\x14/v1/codenames:stream(\x010\x01\x12t\n" +
+	"\x0eListCategories\x12\".codename.v1.ListCategoriesRequest\x1a#.codename.v1.ListCategoriesResponse\"\x19\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/categories\x90\x02\x01B\xdc\x01\x92A\x8f\x01\x12\x88\x01\n" +
 	"\x10Codename gateway\x12oCodenames such as \"Bold Badger\", one at a time or as a stream whose category the client can change at any time.2\x031.0*\x02\x02\x01ZGgithub.com/codename-gateway/codename-gateway/api/codename/v1;codenamev1b\x06proto3"
 
 var (
@@ -146,18 +245,22 @@ func file_codename_v1_codename_proto_rawDescGZIP() []byte {
 	return file_codename_v1_codename_proto_rawDescData
 }
 
-var file_codename_v1_codename_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_codename_v1_codename_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_codename_v1_codename_proto_goTypes = []any{
-	(*NameRequest)(nil), // 0: codename.v1.NameRequest
-	(*NameResult)(nil),  // 1: codename.v1.NameResult
+	(*NameRequest)(nil),            // 0: codename.v1.NameRequest
+	(*NameResult)(nil),             // 1: codename.v1.NameResult
+	(*ListCategoriesRequest)(nil),  // 2: codename.v1.ListCategoriesRequest
+	(*ListCategoriesResponse)(nil), // 3: codename.v1.ListCategoriesResponse
 }
 var file_codename_v1_codename_proto_depIdxs = []int32{
 	0, // 0: codename.v1.CodenameCreator.GetCodename:input_type -> codename.v1.NameRequest
 	0, // 1: codename.v1.CodenameCreator.KeepGettingCodenames:input_type -> codename.v1.NameRequest
-	1, // 2: codename.v1.CodenameCreator.GetCodename:output_type -> codename.v1.NameResult
-	1, // 3: codename.v1.CodenameCreator.KeepGettingCodenames:output_type -> codename.v1.NameResult
-	2, // [2:4] is the sub-list for method output_type
-	0, // [0:2] is the sub-list for method input_type
+	2, // 2: codename.v1.CodenameCreator.ListCategories:input_type -> codename.v1.ListCategoriesRequest
+	1, // 3: codename.v1.CodenameCreator.GetCodename:output_type -> codename.v1.NameResult
+	1, // 4: codename.v1.CodenameCreator.KeepGettingCodenames:output_type -> codename.v1.NameResult
+	3, // 5: codename.v1.CodenameCreator.ListCategories:output_type -> codename.v1.ListCategoriesResponse
+	3, // [3:6] is the sub-list for method output_type
+	0, // [0:3] is the sub-list for method input_type
 	0, // [0:0] is the sub-list for extension type_name
 	0, // [0:0] is the sub-list for extension extendee
 	0, // [0:0] is the sub-list for field type_name
@@ -174,7 +277,7 @@ func file_codename_v1_codename_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_codename_v1_codename_proto_rawDesc), len(file_codename_v1_codename_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   2,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -140,6 +140,27 @@ func request_CodenameCreator_KeepGettingCodenames_0(ctx context.Context, marshal
 	return stream, metadata, nil
 }
 
+func request_CodenameCreator_ListCategories_0(ctx context.Context, marshaler runtime.Marshaler, client CodenameCreatorClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq ListCategoriesRequest
+		metadata runtime.ServerMetadata
+	)
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.ListCategories(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_CodenameCreator_ListCategories_0(ctx context.Context, marshaler runtime.Marshaler, server CodenameCreatorServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq ListCategoriesRequest
+		metadata runtime.ServerMetadata
+	)
+	msg, err := server.ListCategories(ctx, &protoReq)
+	return msg, metadata, err
+}
+
 // RegisterCodenameCreatorHandlerServer registers the http handlers for service CodenameCreator to "mux".
 // UnaryRPC     :call CodenameCreatorServer directly.
 // StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
@@ -192,6 +213,26 @@ func RegisterCodenameCreatorHandlerServer(ctx context.Context, mux *runtime.Serv
 		_, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
 		runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 		return
+	})
+	mux.Handle(http.MethodGet, pattern_CodenameCreator_ListCategories_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/codename.v1.CodenameCreator/ListCategories", runtime.WithHTTPPathPattern("/v1/categories"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_CodenameCreator_ListCategories_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_CodenameCreator_ListCategories_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
 
 	return nil
@@ -284,6 +325,23 @@ func RegisterCodenameCreatorHandlerClient(ctx context.Context, mux *runtime.Serv
 		}
 		forward_CodenameCreator_KeepGettingCodenames_0(annotatedContext, mux, outboundMarshaler, w, req, func() (proto.Message, error) { return resp.Recv() }, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodGet, pattern_CodenameCreator_ListCategories_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/codename.v1.CodenameCreator/ListCategories", runtime.WithHTTPPathPattern("/v1/categories"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_CodenameCreator_ListCategories_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_CodenameCreator_ListCategories_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 	return nil
 }
 
@@ -291,10 +349,12 @@ var (
 	pattern_CodenameCreator_GetCodename_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "codename"}, ""))
 	pattern_CodenameCreator_GetCodename_1          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "codename"}, ""))
 	pattern_CodenameCreator_KeepGettingCodenames_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "codenames"}, "stream"))
+	pattern_CodenameCreator_ListCategories_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "categories"}, ""))
 )
 
 var (
 	forward_CodenameCreator_GetCodename_0          = runtime.ForwardResponseMessage
 	forward_CodenameCreator_GetCodename_1          = runtime.ForwardResponseMessage
 	forward_CodenameCreator_KeepGettingCodenames_0 = runtime.ForwardResponseStream
+	forward_CodenameCreator_ListCategories_0       = runtime.ForwardResponseMessage
 )

@@ -24,6 +24,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	CodenameCreator_GetCodename_FullMethodName          = "/codename.v1.CodenameCreator/GetCodename"
 	CodenameCreator_KeepGettingCodenames_FullMethodName = "/codename.v1.CodenameCreator/KeepGettingCodenames"
+	CodenameCreator_ListCategories_FullMethodName       = "/codename.v1.CodenameCreator/ListCategories"
 )
 
 // CodenameCreatorClient is the client API for CodenameCreator service.
@@ -45,6 +46,9 @@ type CodenameCreatorClient interface {
 	// Over REST the request body is a stream of JSON NameRequest objects and the
 	// response is one JSON object per line.
 	KeepGettingCodenames(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[NameRequest, NameResult], error)
+	// ListCategories returns the categories that the other calls accept, so
+	// that clients such as the web page need not hard-code them.
+	ListCategories(ctx context.Context, in *ListCategoriesRequest, opts ...grpc.CallOption) (*ListCategoriesResponse, error)
 }
 
 type codenameCreatorClient struct {
@@ -78,6 +82,16 @@ func (c *codenameCreatorClient) KeepGettingCodenames(ctx context.Context, opts .
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type CodenameCreator_KeepGettingCodenamesClient = grpc.BidiStreamingClient[NameRequest, NameResult]
 
+func (c *codenameCreatorClient) ListCategories(ctx context.Context, in *ListCategoriesRequest, opts ...grpc.CallOption) (*ListCategoriesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListCategoriesResponse)
+	err := c.cc.Invoke(ctx, CodenameCreator_ListCategories_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CodenameCreatorServer is the server API for CodenameCreator service.
 // All implementations must embed UnimplementedCodenameCreatorServer
 // for forward compatibility.
@@ -97,6 +111,9 @@ type CodenameCreatorServer interface {
 	// Over REST the request body is a stream of JSON NameRequest objects and the
 	// response is one JSON object per line.
 	KeepGettingCodenames(grpc.BidiStreamingServer[NameRequest, NameResult]) error
+	// ListCategories returns the categories that the other calls accept, so
+	// that clients such as the web page need not hard-code them.
+	ListCategories(context.Context, *ListCategoriesRequest) (*ListCategoriesResponse, error)
 	mustEmbedUnimplementedCodenameCreatorServer()
 }
 
@@ -112,6 +129,9 @@ func (UnimplementedCodenameCreatorServer) GetCodename(context.Context, *NameRequ
 }
 func (UnimplementedCodenameCreatorServer) KeepGettingCodenames(grpc.BidiStreamingServer[NameRequest, NameResult]) error {
 	return status.Error(codes.Unimplemented, "method KeepGettingCodenames not implemented")
+}
+func (UnimplementedCodenameCreatorServer) ListCategories(context.Context, *ListCategoriesRequest) (*ListCategoriesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListCategories not implemented")
 }
 func (UnimplementedCodenameCreatorServer) mustEmbedUnimplementedCodenameCreatorServer() {}
 func (UnimplementedCodenameCreatorServer) testEmbeddedByValue()                         {}
@@ -159,6 +179,24 @@ func _CodenameCreator_KeepGettingCodenames_Handler(srv interface{}, stream grpc.
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type CodenameCreator_KeepGettingCodenamesServer = grpc.BidiStreamingServer[NameRequest, NameResult]
 
+func _CodenameCreator_ListCategories_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListCategoriesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CodenameCreatorServer).ListCategories(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CodenameCreator_ListCategories_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CodenameCreatorServer).ListCategories(ctx, req.(*ListCategoriesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // CodenameCreator_ServiceDesc is the grpc.ServiceDesc for CodenameCreator service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -169,6 +207,10 @@ var CodenameCreator_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetCodename",
 			Handler:    _CodenameCreator_GetCodename_Handler,
+		},
+		{
+			MethodName: "ListCategories",
+			Handler:    _CodenameCreator_ListCategories_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

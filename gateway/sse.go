@@ -1,0 +1,80 @@
+package gateway
+
+import (
+	"bytes"
+	"net/http"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
+)
+
+// serverSentEvents serves KeepGettingCodenames as text/event-stream for
+// EventSource and `curl -N`: the category comes from the query, each
+// codename is a message event whose data is {"result":{...}}, and a failure
+// is an event named "error" whose data is {"error":{...}}, after which the
+// response ends. Errors, the first included, arrive as events on a 200
+// response, because EventSource hides the body of any other status.
+func (g *gateway) serverSentEvents(w http.ResponseWriter, r *http.Request) {
+	ctx, err := runtime.AnnotateContext(r.Context(), g.mux, r, codenamev1.CodenameCreator_KeepGettingCodenames_FullMethodName, runtime.WithHTTPPathPattern(streamPattern))
+	if err != nil {
+		g.httpError(w, r, http.StatusBadRequest, err)
+		return
+	}
+	_, outbound := runtime.MarshalerForRequest(g.mux, r)
+	rc := http.NewResponseController(w)
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	// retry: how long EventSource waits before it reconnects on its own.
+	_, _ = w.Write([]byte("retry: 1000\n\n"))
+	_ = rc.Flush()
+
+	event := func(name, key string, msg proto.Message) error {
+		b, err := outbound.Marshal(map[string]proto.Message{key: msg})
+		if err != nil {
+			return err
+		}
+		var buf bytes.Buffer
+		if name != "" {
+			buf.WriteString("event: " + name + "\n")
+		}
+		buf.WriteString("data: ")
+		buf.Write(b) // compact JSON: one line, as SSE data must be
+		buf.WriteString("\n\n")
+		if _, err := w.Write(buf.Bytes()); err != nil {
+			return err
+		}
+		return rc.Flush()
+	}
+	fail := func(err error) { _ = event("error", "error", status.Convert(err).Proto()) }
+
+	stream, err := g.client.KeepGettingCodenames(ctx)
+	if err != nil {
+		fail(err)
+		return
+	}
+	// The whole request is one category; half-closing leaves the stream
+	// running until the client goes away.
+	if err := stream.Send(&codenamev1.NameRequest{Category: r.URL.Query().Get("category")}); err != nil {
+		if _, err = stream.Recv(); err != nil {
+			fail(err)
+		}
+		return
+	}
+	_ = stream.CloseSend()
+	for {
+		msg, err := stream.Recv()
+		if err != nil {
+			if ctx.Err() == nil {
+				fail(err)
+			}
+			return
+		}
+		if err := event("", "result", msg); err != nil {
+			return
+		}
+	}
+}

@@ -1,0 +1,109 @@
+package gateway
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/coder/websocket"
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
+)
+
+// webSocket bridges a WebSocket to KeepGettingCodenames, for browsers: a
+// fetch() request body cannot stay open while the response streams, so the
+// page's bidi stream needs a socket. Each text message from the client is a
+// JSON NameRequest; each message to it is one line of the REST stream,
+// {"result":{...}} or, last, {"error":{...}}.
+//
+// Only same-origin pages may connect: coder/websocket refuses a handshake
+// whose Origin host differs from the request's Host, so another site
+// cannot open streams with a visitor's credentials.
+func (g *gateway) webSocket(w http.ResponseWriter, r *http.Request) {
+	ctx, err := runtime.AnnotateContext(r.Context(), g.mux, r, codenamev1.CodenameCreator_KeepGettingCodenames_FullMethodName, runtime.WithHTTPPathPattern(streamPattern))
+	if err != nil {
+		g.httpError(w, r, http.StatusBadRequest, err)
+		return
+	}
+	conn, err := websocket.Accept(w, r, nil)
+	if err != nil {
+		return // Accept has answered the request
+	}
+	defer conn.CloseNow()
+	conn.SetReadLimit(g.maxBodyBytes)
+
+	ctx, fail := context.WithCancelCause(ctx)
+	defer fail(nil)
+	stream, err := g.client.KeepGettingCodenames(ctx)
+	if err != nil {
+		g.closeWithError(ctx, conn, r, err)
+		return
+	}
+	_, inbound := runtime.MarshalerForRequest(g.mux, r)
+	go func() {
+		for {
+			_, data, err := conn.Read(ctx)
+			if err != nil {
+				// The page closed the socket or went away (or broke the
+				// protocol, which coder/websocket answers itself): the
+				// call ends with nobody left to tell.
+				fail(context.Canceled)
+				return
+			}
+			req := new(codenamev1.NameRequest)
+			if err := inbound.Unmarshal(data, req); err != nil {
+				fail(status.Errorf(codes.InvalidArgument, "request stream: %v", err))
+				return
+			}
+			if err := stream.Send(req); err != nil {
+				return // the call is over; Recv reports why
+			}
+		}
+	}()
+
+	for {
+		msg, err := stream.Recv()
+		if err != nil {
+			g.closeWithError(ctx, conn, r, causeOr(ctx, err))
+			return
+		}
+		if err := g.writeChunk(ctx, conn, r, "result", msg); err != nil {
+			return
+		}
+	}
+}
+
+// writeChunk sends {"<key>": msg} as one text message.
+func (g *gateway) writeChunk(ctx context.Context, conn *websocket.Conn, r *http.Request, key string, msg proto.Message) error {
+	_, outbound := runtime.MarshalerForRequest(g.mux, r)
+	b, err := outbound.Marshal(map[string]proto.Message{key: msg})
+	if err != nil {
+		return err
+	}
+	return conn.Write(ctx, websocket.MessageText, b)
+}
+
+// closeWithError sends the final {"error":...} message, unless the client
+// itself ended the stream, and closes the socket with a code that tells a
+// browser whether reconnecting makes sense.
+func (g *gateway) closeWithError(ctx context.Context, conn *websocket.Conn, r *http.Request, err error) {
+	st := status.Convert(err)
+	if st.Code() == codes.Canceled {
+		conn.Close(websocket.StatusNormalClosure, "")
+		return
+	}
+	// The call's context may be over; the final message gets a fresh one,
+	// bounded by the write timeout coder/websocket applies on Close.
+	_ = g.writeChunk(context.WithoutCancel(ctx), conn, r, "error", st.Proto())
+	code := websocket.StatusInternalError
+	switch st.Code() {
+	case codes.InvalidArgument:
+		code = websocket.StatusPolicyViolation
+	case codes.Unavailable:
+		code = websocket.StatusServiceRestart
+	}
+	conn.Close(code, st.Code().String())
+}
