@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -59,6 +60,11 @@ type Process struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 	err  error
+	argv []string
+	env  []string
+	// stopping is set when we stop the child, so that its exit is not
+	// reported as a failure.
+	stopping atomic.Bool
 }
 
 // PID returns the child's process ID.
@@ -139,14 +145,16 @@ func (s *Stack) start(name string, argv, env []string) (*Process, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	p := &Process{Name: name, cmd: cmd, done: make(chan struct{})}
+	p := &Process{Name: name, cmd: cmd, done: make(chan struct{}), argv: argv, env: env}
 	go func() {
 		p.err = cmd.Wait()
 		out.Flush()
 		close(p.done)
-		select {
-		case s.exited <- p:
-		default:
+		if !p.stopping.Load() {
+			select {
+			case s.exited <- p:
+			default:
+			}
 		}
 	}()
 	return p, nil
@@ -192,6 +200,27 @@ func (s *Stack) Process(name string) *Process {
 	return nil
 }
 
+// Restart stops the child called name with SIGTERM (killing it after 15
+// seconds) and starts it again with the same arguments and environment, as
+// a deployment would replace a process. It does not wait for readiness.
+func (s *Stack) Restart(name string) (*Process, error) {
+	for i, p := range s.procs {
+		if p.Name != name {
+			continue
+		}
+		if err := stop(p); err != nil {
+			return nil, err
+		}
+		np, err := s.start(p.Name, p.argv, p.env)
+		if err != nil {
+			return nil, err
+		}
+		s.procs[i] = np
+		return np, nil
+	}
+	return nil, fmt.Errorf("no process called %s", name)
+}
+
 // Exited receives the first child that exits before Stop is called.
 func (s *Stack) Exited() <-chan *Process { return s.exited }
 
@@ -201,24 +230,32 @@ func (s *Stack) Exited() <-chan *Process { return s.exited }
 func (s *Stack) Stop() error {
 	var errs []error
 	for i := len(s.procs) - 1; i >= 0; i-- {
-		p := s.procs[i]
-		select {
-		case <-p.done:
-			continue
-		default:
+		if err := stop(s.procs[i]); err != nil {
+			errs = append(errs, err)
 		}
-		_ = p.Signal(syscall.SIGTERM)
-		timer := time.NewTimer(15 * time.Second)
-		select {
-		case <-p.done:
-		case <-timer.C:
-			_ = p.cmd.Process.Kill()
-			<-p.done
-			errs = append(errs, fmt.Errorf("%s did not stop on SIGTERM and was killed", p.Name))
-		}
-		timer.Stop()
 	}
 	return errors.Join(errs...)
+}
+
+// stop sends p SIGTERM and waits for it to exit, killing it after 15 s.
+func stop(p *Process) error {
+	select {
+	case <-p.done:
+		return nil
+	default:
+	}
+	p.stopping.Store(true)
+	_ = p.Signal(syscall.SIGTERM)
+	timer := time.NewTimer(15 * time.Second)
+	defer timer.Stop()
+	select {
+	case <-p.done:
+		return nil
+	case <-timer.C:
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		return fmt.Errorf("%s did not stop on SIGTERM and was killed", p.Name)
+	}
 }
 
 // FreeAddr returns a loopback address with a port that was free a moment
