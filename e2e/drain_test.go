@@ -54,7 +54,13 @@ func TestServerDrainsOnSIGTERM(t *testing.T) {
 		t.Fatal("server still running 15 s after SIGTERM")
 	}
 
-	// /healthz asks the gRPC server, so it now reports the outage.
+	// With the server gone, gRPC callers get UNAVAILABLE, something to
+	// retry, and /healthz (which asks the gRPC server) reports the outage
+	// as JSON, whether the gateway answers or HAProxy has marked it down.
+	_, err = s.grpcClient(t, true).GetCodename(ctx, &codenamev1.NameRequest{})
+	if got := status.Code(err); got != codes.Unavailable {
+		t.Errorf("GetCodename with the server gone: %v, want Unavailable", err)
+	}
 	resp, b := do(t, transports[1].client(t, s), "GET", s.httpsURL("/healthz"), "", "")
 	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(b), `"code":14`) {
 		t.Errorf("/healthz with the server gone: %s %s, want 503 with code 14 (UNAVAILABLE)", resp.Status, b)
