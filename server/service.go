@@ -46,12 +46,14 @@ func (s *service) KeepGettingCodenames(stream grpc.BidiStreamingServer[codenamev
 	recvErr := make(chan error, 1)
 	// Recv blocks, so it gets its own goroutine. It ends when the client
 	// half-closes or when this handler returns, since gRPC then cancels ctx
-	// and Recv fails.
+	// and Recv fails. Only a half-close closes updates: were an error to
+	// close it too, the loop below could take that for a half-close and
+	// send a codename before it saw the error.
 	go func() {
-		defer close(updates)
 		for {
 			req, err := stream.Recv()
 			if errors.Is(err, io.EOF) {
+				close(updates)
 				return
 			}
 			if err != nil {

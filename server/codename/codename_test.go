@@ -158,6 +158,30 @@ func TestCodename(t *testing.T) {
 	}
 }
 
+func TestHas(t *testing.T) {
+	tests := []struct {
+		name     string
+		category string
+		in       string
+		want     bool
+	}{
+		{name: "own noun", category: "animals", in: "Bright Badger", want: true},
+		{name: "noun of another category", category: "science", in: "Bright Badger", want: false},
+		{name: "any adjective", category: "space", in: "Quirky Titan", want: true},
+		{name: "noun alone", category: "animals", in: "Badger", want: false},
+		{name: "lower-case noun", category: "animals", in: "Bright badger", want: false},
+		{name: "extra word", category: "animals", in: "Bright Badger Two", want: false},
+		{name: "empty", category: "animals", in: "", want: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := codename.MustParse(tt.category).Has(tt.in); got != tt.want {
+				t.Errorf("%s.Has(%q) = %v, want %v", tt.category, tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
 // TestCodenameEveryNoun walks every noun of every category and checks that
 // the name is two capitalised words whose initials match.
 func TestCodenameEveryNoun(t *testing.T) {
@@ -194,6 +218,11 @@ func TestCodenameEveryNoun(t *testing.T) {
 					t.Fatalf("Codename = %q, want two words separated by one space", got)
 				}
 				adj, noun := words[0], words[1]
+				for _, other := range codename.Categories() {
+					if got, want := codename.MustParse(other).Has(got), other == name; got != want {
+						t.Errorf("%s.Has(%q) = %v, want %v", other, words, got, want)
+					}
+				}
 				if seen[noun] {
 					t.Errorf("noun %q appears twice", noun)
 				}

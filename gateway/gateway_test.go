@@ -1,0 +1,310 @@
+package gateway_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/test/bufconn"
+
+	"github.com/codename-gateway/codename-gateway/gateway"
+	"github.com/codename-gateway/codename-gateway/server"
+	"github.com/codename-gateway/codename-gateway/server/codename"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// waitTimeout bounds every wait in these tests.
+const waitTimeout = 10 * time.Second
+
+// maxBodyBytes is the gateway's body limit in these tests, small so that
+// the limit is cheap to cross.
+const maxBodyBytes = 1024
+
+// startGateway runs server.Serve on an in-memory listener and returns the
+// gateway's handler over a connection to it, and a function that shuts
+// the gRPC server down and waits for it.
+func startGateway(t *testing.T) (http.Handler, func()) {
+	t.Helper()
+	lis := bufconn.Listen(1 << 20)
+	ctx, cancel := context.WithCancel(t.Context())
+	served := make(chan error, 1)
+	go func() {
+		served <- server.Serve(ctx, lis, server.Config{StreamInterval: 20 * time.Millisecond, DrainTimeout: time.Second})
+	}()
+	shutdown := sync.OnceFunc(func() {
+		cancel()
+		select {
+		case err := <-served:
+			if err != nil {
+				t.Errorf("server.Serve: %v", err)
+			}
+		case <-time.After(waitTimeout):
+			t.Error("server.Serve did not return after its context ended")
+		}
+	})
+	t.Cleanup(shutdown)
+
+	conn, err := grpc.NewClient("passthrough:///bufnet",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+	)
+	if err != nil {
+		t.Fatalf("NewClient: %v", err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+
+	h, err := gateway.New(t.Context(), conn, gateway.Options{MaxBodyBytes: maxBodyBytes})
+	if err != nil {
+		t.Fatalf("gateway.New: %v", err)
+	}
+	return h, shutdown
+}
+
+// categoryOf names the category that could have made name, or returns ""
+// if none could.
+func categoryOf(name string) string {
+	for _, c := range codename.Categories() {
+		if codename.MustParse(c).Has(name) {
+			return c
+		}
+	}
+	return ""
+}
+
+// checkGolden compares a JSON body, re-indented so that protojson's
+// deliberately unstable spacing does not matter, with
+// testdata/NAME.golden.json, or rewrites that file under -update.
+func checkGolden(t *testing.T, name string, body []byte) {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, bytes.TrimSpace(body), "", "  "); err != nil {
+		t.Fatalf("body is not JSON: %v\n%s", err, body)
+	}
+	buf.WriteByte('\n')
+	path := filepath.Join("testdata", name+".golden.json")
+	if *update {
+		if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (go test ./gateway -update creates it)", err)
+	}
+	if got := buf.String(); got != string(want) {
+		t.Errorf("body differs from %s (go test ./gateway -update rewrites it):\ngot:\n%s\nwant:\n%s", path, got, want)
+	}
+}
+
+// apiError is the gateway's JSON error shape, a google.rpc.Status.
+type apiError struct {
+	Code    int               `json:"code"`
+	Message string            `json:"message"`
+	Details []json.RawMessage `json:"details"`
+}
+
+func TestREST(t *testing.T) {
+	h, _ := startGateway(t)
+	ts := httptest.NewServer(h)
+	t.Cleanup(ts.Close)
+
+	tests := []struct {
+		name     string
+		method   string
+		target   string
+		body     string
+		wantCode int
+		wantType string // media type of the response
+		// One of these checks the body.
+		wantCategory string                          // {"name": ...} of this category
+		golden       string                          // testdata/GOLDEN.golden.json
+		check        func(t *testing.T, body []byte) // anything else
+	}{
+		{name: "get with category", method: "GET", target: "/v1/codename?category=science",
+			wantCode: 200, wantType: "application/json", wantCategory: "science"},
+		{name: "get is case-insensitive", method: "GET", target: "/v1/codename?category=SPACE",
+			wantCode: 200, wantType: "application/json", wantCategory: "space"},
+		{name: "get without category is the default", method: "GET", target: "/v1/codename",
+			wantCode: 200, wantType: "application/json", wantCategory: "animals"},
+		{name: "post json", method: "POST", target: "/v1/codename", body: `{"category":"space"}`,
+			wantCode: 200, wantType: "application/json", wantCategory: "space"},
+		{name: "post json with surrounding space", method: "POST", target: "/v1/codename", body: " \n{\"category\": \"science\"}\n ",
+			wantCode: 200, wantType: "application/json", wantCategory: "science"},
+		{name: "post empty body is the default", method: "POST", target: "/v1/codename", body: "",
+			wantCode: 200, wantType: "application/json", wantCategory: "animals"},
+		{name: "get unknown category", method: "GET", target: "/v1/codename?category=plants",
+			wantCode: 400, wantType: "application/json", golden: "unknown_category"},
+		{name: "post unknown category", method: "POST", target: "/v1/codename", body: `{"category":"plants"}`,
+			wantCode: 400, wantType: "application/json", golden: "unknown_category"},
+		{name: "malformed json", method: "POST", target: "/v1/codename", body: `{"category":`,
+			wantCode: 400, wantType: "application/json", golden: "malformed_json"},
+		{name: "unknown field", method: "POST", target: "/v1/codename", body: `{"categroy":"space"}`,
+			wantCode: 400, wantType: "application/json", check: func(t *testing.T, body []byte) {
+				// protojson words its errors differently from build to
+				// build on purpose, so no golden file here.
+				var got apiError
+				if err := json.Unmarshal(body, &got); err != nil {
+					t.Fatalf("error body is not JSON: %v\n%s", err, body)
+				}
+				if got.Code != 3 || !strings.Contains(got.Message, `"categroy"`) {
+					t.Errorf("got %+v, want code 3 and a message naming the field \"categroy\"", got)
+				}
+			}},
+		{name: "trailing junk", method: "POST", target: "/v1/codename", body: `{"category":"space"} garbage`,
+			wantCode: 400, wantType: "application/json", golden: "trailing_junk"},
+		{name: "two objects", method: "POST", target: "/v1/codename", body: `{"category":"space"}{"category":"animals"}`,
+			wantCode: 400, wantType: "application/json", golden: "trailing_junk"},
+		{name: "body at the limit", method: "POST", target: "/v1/codename",
+			body:     `{"category":"space"` + strings.Repeat(" ", maxBodyBytes-len(`{"category":"space"}`)) + `}`,
+			wantCode: 200, wantType: "application/json", wantCategory: "space"},
+		{name: "body over the limit", method: "POST", target: "/v1/codename",
+			body:     `{"category":"space"` + strings.Repeat(" ", maxBodyBytes-len(`{"category":"space"}`)+1) + `}`,
+			wantCode: 413, wantType: "application/json", golden: "body_too_large"},
+		{name: "wrong method", method: "PUT", target: "/v1/codename", body: `{"category":"space"}`,
+			wantCode: 405, wantType: "application/json", golden: "method_not_allowed"},
+		{name: "wrong method on the stream route", method: "PUT", target: "/v1/codenames:stream",
+			wantCode: 405, wantType: "application/json", golden: "stream_method_not_allowed"},
+		{name: "unknown path", method: "GET", target: "/nope",
+			wantCode: 404, wantType: "application/json", golden: "not_found"},
+		{name: "healthz", method: "GET", target: "/healthz",
+			wantCode: 200, wantType: "application/json", golden: "healthz"},
+		{name: "openapi", method: "GET", target: "/openapi.json",
+			wantCode: 200, wantType: "application/json", check: func(t *testing.T, body []byte) {
+				var doc struct {
+					Paths map[string]json.RawMessage `json:"paths"`
+				}
+				if err := json.Unmarshal(body, &doc); err != nil {
+					t.Fatalf("OpenAPI document is not JSON: %v", err)
+				}
+				for _, p := range []string{"/v1/codename", "/v1/codenames:stream"} {
+					if _, ok := doc.Paths[p]; !ok {
+						t.Errorf("OpenAPI paths lack %q", p)
+					}
+				}
+			}},
+		{name: "web page", method: "GET", target: "/",
+			wantCode: 200, wantType: "text/html", check: func(t *testing.T, body []byte) {
+				if !bytes.Contains(bytes.ToLower(body), []byte("<html")) {
+					t.Errorf("page is not HTML:\n%.200s", body)
+				}
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+			defer cancel()
+			var body io.Reader
+			if tt.body != "" {
+				body = strings.NewReader(tt.body)
+			}
+			req, err := http.NewRequestWithContext(ctx, tt.method, ts.URL+tt.target, body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.body != "" {
+				req.Header.Set("Content-Type", "application/json")
+			}
+			resp, err := ts.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
+			if err != nil {
+				t.Fatalf("read body: %v", err)
+			}
+			if resp.StatusCode != tt.wantCode {
+				t.Errorf("status = %d, want %d; body:\n%s", resp.StatusCode, tt.wantCode, got)
+			}
+			if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != tt.wantType {
+				t.Errorf("content type = %q, want %q", mt, tt.wantType)
+			}
+			if tt.wantCategory != "" {
+				var res struct {
+					Name string `json:"name"`
+				}
+				if err := json.Unmarshal(got, &res); err != nil {
+					t.Fatalf("body is not JSON: %v\n%s", err, got)
+				}
+				if cat := categoryOf(res.Name); cat != tt.wantCategory {
+					t.Errorf("got name %q from category %q, want category %q", res.Name, cat, tt.wantCategory)
+				}
+			}
+			if tt.golden != "" {
+				checkGolden(t, tt.golden, got)
+			}
+			if tt.check != nil {
+				tt.check(t, got)
+			}
+		})
+	}
+}
+
+// TestHealthzFollowsServer checks that /healthz asks the gRPC server, so it
+// turns unhealthy when the server shuts down.
+func TestHealthzFollowsServer(t *testing.T) {
+	h, shutdown := startGateway(t)
+	ts := httptest.NewServer(h)
+	t.Cleanup(ts.Close)
+	get := func() int {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, "GET", ts.URL+"/healthz", nil)
+		resp, err := ts.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := get(); got != http.StatusOK {
+		t.Fatalf("healthz = %d while serving, want 200", got)
+	}
+	shutdown()
+	if got := get(); got != http.StatusServiceUnavailable {
+		t.Errorf("healthz = %d after the server shut down, want 503", got)
+	}
+}
+
+func TestNewDefaultBodyLimit(t *testing.T) {
+	conn, err := grpc.NewClient("passthrough:///unused", grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	h, err := gateway.New(t.Context(), conn, gateway.Options{})
+	if err != nil {
+		t.Fatalf("New with zero Options: %v", err)
+	}
+	// A body one byte over the default limit is refused before any call
+	// is made on the connection, which goes nowhere.
+	body := `{"category":"space"` + strings.Repeat(" ", gateway.DefaultMaxBodyBytes-len(`{"category":"space"}`)+1) + `}`
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequestWithContext(t.Context(), "POST", "/v1/codename", strings.NewReader(body)))
+	if got, want := rec.Code, http.StatusRequestEntityTooLarge; got != want {
+		t.Errorf("status = %d, want %d", got, want)
+	}
+}

@@ -1,0 +1,329 @@
+package gateway_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// streamLine is one line of a REST stream's response.
+type streamLine struct {
+	Result *struct {
+		Name string `json:"name"`
+	} `json:"result"`
+	Error *apiError `json:"error"`
+}
+
+// restStream is an open POST /v1/codenames:stream whose request body the
+// test writes to while it reads the response.
+type restStream struct {
+	t     *testing.T
+	proto int // the HTTP major version the server speaks
+	ctx   context.Context
+	body  *io.PipeWriter
+	done  chan struct{}  // closed once the client has the response headers, or failed
+	resp  *http.Response // set before done is closed
+	err   error          // likewise
+	lines chan string    // closed when the response ends
+	// readLines starts the goroutine that feeds lines.
+	readLines sync.Once
+}
+
+// startStreamServer serves the gateway over TLS with HTTP/2, which is
+// full-duplex: the client reads the response while it still writes the
+// request body.
+func startStreamServer(t *testing.T) *httptest.Server {
+	t.Helper()
+	h, _ := startGateway(t)
+	ts := httptest.NewUnstartedServer(h)
+	ts.EnableHTTP2 = true
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
+	return ts
+}
+
+// startHTTP1StreamServer serves the gateway over plain HTTP/1.1, where
+// full duplex is up to the gateway's handler to ask for.
+func startHTTP1StreamServer(t *testing.T) *httptest.Server {
+	t.Helper()
+	h, _ := startGateway(t)
+	ts := httptest.NewServer(h)
+	t.Cleanup(ts.Close)
+	return ts
+}
+
+// openRESTStream starts a stream and, unless first is empty, writes it to
+// the body. The stream ends with the test, or after waitTimeout.
+func openRESTStream(t *testing.T, ts *httptest.Server, first string) *restStream {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+	pr, pw := io.Pipe()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ts.URL+"/v1/codenames:stream", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	s := &restStream{t: t, proto: 1, ctx: ctx, body: pw, done: make(chan struct{}), lines: make(chan string)}
+	if ts.EnableHTTP2 {
+		s.proto = 2
+	}
+	go func() {
+		defer close(s.done)
+		s.resp, s.err = ts.Client().Do(req)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		_ = pw.Close()
+		<-s.done
+		if s.resp != nil {
+			_ = s.resp.Body.Close()
+		}
+	})
+	if first != "" {
+		s.write(first)
+	}
+	return s
+}
+
+// response waits for the response headers. The gateway sends them with
+// the first line, so the first request must have been written (or the body
+// closed) before.
+func (s *restStream) response() *http.Response {
+	s.t.Helper()
+	select {
+	case <-s.done:
+	case <-time.After(waitTimeout):
+		s.t.Fatal("no response headers within the timeout")
+	}
+	if s.err != nil {
+		s.t.Fatalf("POST: %v", s.err)
+	}
+	if s.resp.ProtoMajor != s.proto {
+		s.t.Fatalf("response is %s, want HTTP/%d", s.resp.Proto, s.proto)
+	}
+	return s.resp
+}
+
+// closeBody ends the request body, a half-close.
+func (s *restStream) closeBody() {
+	s.t.Helper()
+	if err := s.body.Close(); err != nil {
+		s.t.Fatalf("close body: %v", err)
+	}
+}
+
+// write writes to the request body, failing the test if the gateway does
+// not take it within the timeout.
+func (s *restStream) write(data string) {
+	s.t.Helper()
+	done := make(chan error, 1)
+	go func() {
+		_, err := io.WriteString(s.body, data)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			s.t.Fatalf("write %q: %v", data, err)
+		}
+	case <-time.After(waitTimeout):
+		s.t.Fatalf("write %q: not taken within the timeout", data)
+	}
+}
+
+// next returns the next line of the response, or ok false once it ends.
+func (s *restStream) next() (line streamLine, raw string, ok bool) {
+	s.t.Helper()
+	s.readLines.Do(func() {
+		body := s.response().Body
+		go func() {
+			defer close(s.lines)
+			sc := bufio.NewScanner(body)
+			for sc.Scan() {
+				select {
+				case s.lines <- sc.Text():
+				case <-s.ctx.Done():
+					return
+				}
+			}
+		}()
+	})
+	select {
+	case raw, ok = <-s.lines:
+		if !ok {
+			return streamLine{}, "", false
+		}
+	case <-time.After(waitTimeout):
+		s.t.Fatal("no line within the timeout")
+	}
+	if err := json.Unmarshal([]byte(raw), &line); err != nil {
+		s.t.Fatalf("line is not JSON: %v\n%s", err, raw)
+	}
+	return line, raw, true
+}
+
+// nextCategory returns the category of the next line, which must be a name.
+func (s *restStream) nextCategory() string {
+	s.t.Helper()
+	line, raw, ok := s.next()
+	if !ok {
+		s.t.Fatal("response ended, want a name")
+	}
+	if line.Result == nil || line.Error != nil {
+		s.t.Fatalf("got %s, want {\"result\":{\"name\":...}}", raw)
+	}
+	cat := categoryOf(line.Result.Name)
+	if cat == "" {
+		s.t.Fatalf("got name %q, which is from no category", line.Result.Name)
+	}
+	return cat
+}
+
+// switchTo reads names of category from until one of category to arrives,
+// then n more, which must all be of category to.
+func (s *restStream) switchTo(from, to string, n int) {
+	s.t.Helper()
+	for {
+		got := s.nextCategory()
+		if got == to {
+			break
+		}
+		if got != from {
+			s.t.Fatalf("got a name from %q while switching from %q to %q", got, from, to)
+		}
+	}
+	for range n {
+		if got := s.nextCategory(); got != to {
+			s.t.Fatalf("got a name from %q after the switch to %q", got, to)
+		}
+	}
+}
+
+// endsWithError skips names until the error line, checks it, and checks
+// that the response ends after it.
+func (s *restStream) endsWithError(wantCode int, wantMessage string) {
+	s.t.Helper()
+	for {
+		line, raw, ok := s.next()
+		if !ok {
+			s.t.Fatal("response ended without an error line")
+		}
+		if line.Result != nil {
+			continue // names already on their way
+		}
+		if line.Error == nil {
+			s.t.Fatalf("got %s, want a result or an error", raw)
+		}
+		if line.Error.Code != wantCode || !strings.Contains(line.Error.Message, wantMessage) {
+			s.t.Errorf("got error %s, want code %d and a message containing %q", raw, wantCode, wantMessage)
+		}
+		if line.Error.Details == nil {
+			s.t.Errorf("error line %s has no details list", raw)
+		}
+		break
+	}
+	if _, raw, ok := s.next(); ok {
+		s.t.Errorf("got %s after the error line, want the response to end", raw)
+	}
+}
+
+func TestStream(t *testing.T) {
+	ts := startStreamServer(t)
+	s := openRESTStream(t, ts, `{"category":"animals"}`)
+	if got, want := s.response().StatusCode, http.StatusOK; got != want {
+		t.Fatalf("status = %d, want %d", got, want)
+	}
+	for range 2 {
+		if got := s.nextCategory(); got != "animals" {
+			t.Fatalf("got a name from %q, want animals", got)
+		}
+	}
+	s.write(`{"category":"science"}`)
+	s.switchTo("animals", "science", 2)
+	s.write(`{"category": nope}`)
+	s.endsWithError(3, "request stream: invalid character")
+}
+
+// TestStreamHTTP1 checks that the stream is full-duplex over HTTP/1.1 too,
+// so that a category sent after the first name still takes effect.
+func TestStreamHTTP1(t *testing.T) {
+	ts := startHTTP1StreamServer(t)
+	s := openRESTStream(t, ts, `{"category":"animals"}`)
+	if got := s.nextCategory(); got != "animals" {
+		t.Fatalf("got a name from %q, want animals", got)
+	}
+	s.write(`{"category":"space"}`)
+	s.switchTo("animals", "space", 2)
+	s.closeBody()
+	s.switchTo("space", "space", 2)
+}
+
+// TestStreamHalfClose checks that closing the request body is a half-close:
+// names of the last category, or of the default if none was sent, keep
+// coming.
+func TestStreamHalfClose(t *testing.T) {
+	ts := startStreamServer(t)
+	tests := []struct {
+		name  string
+		first string
+		want  string
+	}{
+		{name: "after a category", first: "{\"category\":\"space\"}\n", want: "space"},
+		{name: "with no request", first: "", want: "animals"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := openRESTStream(t, ts, tt.first)
+			s.closeBody()
+			for range 3 {
+				if got := s.nextCategory(); got != tt.want {
+					t.Fatalf("got a name from %q, want %q", got, tt.want)
+				}
+			}
+		})
+	}
+}
+
+func TestStreamErrors(t *testing.T) {
+	ts := startStreamServer(t)
+	tests := []struct {
+		name        string
+		write       string
+		wantMessage string
+	}{
+		{name: "unknown category", write: `{"category":"plants"}`,
+			wantMessage: `unknown category "plants": valid categories are animals, science, space`},
+		{name: "malformed json", write: `{"category": nope}`, wantMessage: "request stream: invalid character"},
+		{name: "unknown field", write: `{"categroy":"space"}`, wantMessage: `"categroy"`},
+		{name: "message over the limit", write: `{"category":"` + strings.Repeat("a", 4*maxBodyBytes),
+			wantMessage: "request stream: request message is larger than 1024 bytes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := openRESTStream(t, ts, `{"category":"space"}`)
+			if got := s.nextCategory(); got != "space" {
+				t.Fatalf("got a name from %q, want space", got)
+			}
+			s.write(tt.write)
+			s.endsWithError(3, tt.wantMessage)
+		})
+	}
+}
+
+// TestStreamUnknownFirstCategory checks that a stream refused before its
+// first name gets the error's HTTP status as well as the error line.
+func TestStreamUnknownFirstCategory(t *testing.T) {
+	ts := startStreamServer(t)
+	s := openRESTStream(t, ts, `{"category":"plants"}`)
+	if got, want := s.response().StatusCode, http.StatusBadRequest; got != want {
+		t.Errorf("status = %d, want %d", got, want)
+	}
+	s.endsWithError(3, `unknown category "plants"`)
+}
