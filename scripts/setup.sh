@@ -2,7 +2,9 @@
 # Installs what the project needs and this machine lacks; safe to run again.
 #
 # usage: scripts/setup.sh run    what the run command needs (HAProxy, grpcurl)
-#        scripts/setup.sh test   that, plus what the tests drive (curl)
+#        scripts/setup.sh test   that, plus what the tests drive (curl,
+#                                headless Chromium, and NSS's certutil, with
+#                                which the browser tests trust the dev CA)
 #
 # Debian packages come from apt-get; Go tools are pinned and installed into
 # bin/ of this repository, so nothing global changes but the packages.
@@ -14,6 +16,8 @@ packages=()
 command -v haproxy >/dev/null || packages+=(haproxy)
 if [[ $mode == test ]]; then
   command -v curl >/dev/null || packages+=(curl)
+  command -v chromium >/dev/null || packages+=(chromium)
+  command -v certutil >/dev/null || packages+=(libnss3-tools)
 fi
 if ((${#packages[@]})); then
   sudo=()
