@@ -108,8 +108,10 @@ func newSystem(stateDir string, env ...string) (*system, error) {
 		StatsAddr:     addrs[2],
 		GRPCAddr:      addrs[3],
 		GatewayAddr:   addrs[4],
-		Env:           append([]string{"CODENAME_STREAM_INTERVAL=" + streamInterval.String()}, env...),
-		Output:        log,
+		// A short drain delay keeps the many stops of a test run quick;
+		// the drain tests set their own.
+		Env:    append([]string{"CODENAME_STREAM_INTERVAL=" + streamInterval.String(), "CODENAME_DRAIN_DELAY=200ms"}, env...),
+		Output: log,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

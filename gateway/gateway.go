@@ -9,10 +9,13 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -33,7 +36,16 @@ type Options struct {
 	// MaxBodyBytes bounds a unary request body and each JSON message of a
 	// streaming request body; zero means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// Logger receives one line per request. Nil discards them.
+	Logger *slog.Logger
+	// Metrics, if not nil, receives the gateway's request metrics and is
+	// served at GET /metrics (HAProxy keeps that path from the public).
+	Metrics *prometheus.Registry
 }
+
+// apiKeyIDHeader carries the redacted API key that HAProxy adds once it has
+// checked the caller's key; the gateway logs it and passes it on.
+const apiKeyIDHeader = "x-api-key-id"
 
 // New returns the gateway's handler, which calls the gRPC server over conn.
 // The caller owns conn; ctx bounds nothing but the registration itself.
@@ -57,6 +69,10 @@ func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler
 		// /healthz asks the gRPC server's grpc.health.v1 service, so it
 		// is healthy only when the whole path to the server is.
 		runtime.WithHealthzEndpoint(healthpb.NewHealthClient(conn)),
+		// Who called (as HAProxy identified them) and the request ID
+		// travel on to the gRPC server, beside the headers the runtime
+		// forwards by default.
+		runtime.WithIncomingHeaderMatcher(incomingHeader),
 		// gRPC response metadata reaches REST clients as Grpc-Metadata-*
 		// headers, except the gRPC transport's own content-type, which
 		// would only confuse them.
@@ -97,7 +113,16 @@ func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler
 	if err != nil {
 		return nil, fmt.Errorf("list web files: %w", err)
 	}
-	return root, nil
+	logger, reg := opts.Logger, opts.Metrics
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if reg == nil {
+		reg = prometheus.NewRegistry() // counted, but served nowhere
+	} else {
+		root.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	}
+	return observe(root, logger, reg), nil
 }
 
 // gateway holds what the REST handlers share.
@@ -118,6 +143,14 @@ func (g *gateway) streamForBrowsers(w http.ResponseWriter, r *http.Request, _ ma
 		g.httpError(w, r, http.StatusNotAcceptable, status.Error(codes.InvalidArgument,
 			"GET "+streamPattern+" needs a WebSocket upgrade or Accept: text/event-stream; or POST a stream of JSON requests"))
 	}
+}
+
+func incomingHeader(key string) (string, bool) {
+	switch k := strings.ToLower(key); k {
+	case apiKeyIDHeader, "x-request-id":
+		return k, true
+	}
+	return runtime.DefaultHeaderMatcher(key)
 }
 
 func outgoingHeader(key string) (string, bool) {

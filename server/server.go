@@ -1,21 +1,29 @@
 // Package server is the gRPC side of the project: the CodenameCreator service
-// around the codename generator, grpc.health.v1 and server reflection, served
+// around the codename generator, grpc.health.v1 and server reflection, with
+// an HTTP/1.1 health endpoint and Prometheus metrics on the same port, served
 // on a listener the caller provides and drained gracefully on shutdown.
 package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"time"
 
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/reflection"
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
@@ -26,17 +34,29 @@ type Config struct {
 	// StreamInterval is the pause between codenames on a stream; zero or
 	// less sends as fast as the client reads.
 	StreamInterval time.Duration
-	// DrainTimeout bounds how long Serve waits for calls in flight once its
-	// context ends, before it closes the remaining connections. Zero means
-	// 10 seconds.
+	// DrainDelay is how long the server keeps serving, with its health
+	// already NOT_SERVING, before it stops accepting connections: time for
+	// HAProxy's health checks to notice and send new calls elsewhere.
+	DrainDelay time.Duration
+	// DrainTimeout bounds how long Serve waits for calls in flight once it
+	// stops accepting, before it closes the remaining connections. Zero
+	// means 10 seconds.
 	DrainTimeout time.Duration
 	// Logger receives one line per finished call. Nil discards them.
 	Logger *slog.Logger
 }
 
-// Serve serves gRPC on lis until ctx ends, then drains: health turns to
-// NOT_SERVING, open streams end with UNAVAILABLE so clients reconnect
-// elsewhere, unary calls in flight finish, and Serve returns nil.
+// APIKeyIDHeader carries a redacted form of the caller's API key, which
+// HAProxy adds after checking the key (the key itself never reaches a
+// backend). The server logs it with each call.
+const APIKeyIDHeader = "x-api-key-id"
+
+// Serve serves gRPC on lis until ctx ends. HTTP/1.1 requests on the same
+// listener get GET /healthz (200 while SERVING, 503 otherwise) and GET
+// /metrics (Prometheus). When ctx ends, Serve drains: health turns to
+// NOT_SERVING, the server goes on serving for cfg.DrainDelay, then stops
+// accepting, ends open streams with UNAVAILABLE so that clients reconnect
+// elsewhere, lets unary calls in flight finish, and returns nil.
 func Serve(ctx context.Context, lis net.Listener, cfg Config) error {
 	if cfg.DrainTimeout == 0 {
 		cfg.DrainTimeout = 10 * time.Second
@@ -46,34 +66,68 @@ func Serve(ctx context.Context, lis net.Listener, cfg Config) error {
 		logger = slog.New(slog.DiscardHandler)
 	}
 
+	reg := prometheus.NewRegistry()
+	calls := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
+	openStreams := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "codename_open_streams",
+		Help: "KeepGettingCodenames streams open now.",
+	})
+	reg.MustRegister(calls, openStreams, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
 	// One log line per finished call, with method, code and duration; HAProxy
 	// cannot log gRPC status codes, so this is where operators find them.
 	// Health checks come every few seconds from every checker and would
 	// drown the rest, so they are not logged.
-	logCalls := logging.WithLogOnEvents(logging.FinishCall)
+	logOpts := []logging.Option{
+		logging.WithLogOnEvents(logging.FinishCall),
+		logging.WithFieldsFromContext(callerFields),
+	}
 	notHealth := selector.MatchFunc(func(_ context.Context, c interceptors.CallMeta) bool {
 		return c.Service != healthpb.Health_ServiceDesc.ServiceName
 	})
 	gs := grpc.NewServer(
-		grpc.ChainUnaryInterceptor(selector.UnaryServerInterceptor(logging.UnaryServerInterceptor(slogAdapter(logger), logCalls), notHealth)),
-		grpc.ChainStreamInterceptor(selector.StreamServerInterceptor(logging.StreamServerInterceptor(slogAdapter(logger), logCalls), notHealth)),
+		grpc.ChainUnaryInterceptor(
+			calls.UnaryServerInterceptor(),
+			selector.UnaryServerInterceptor(logging.UnaryServerInterceptor(slogAdapter(logger), logOpts...), notHealth),
+		),
+		grpc.ChainStreamInterceptor(
+			calls.StreamServerInterceptor(),
+			selector.StreamServerInterceptor(logging.StreamServerInterceptor(slogAdapter(logger), logOpts...), notHealth),
+		),
 	)
 	draining := make(chan struct{})
-	codenamev1.RegisterCodenameCreatorServer(gs, &service{interval: cfg.StreamInterval, draining: draining})
+	codenamev1.RegisterCodenameCreatorServer(gs, &service{interval: cfg.StreamInterval, draining: draining, open: openStreams})
 	hs := health.NewServer()
-	healthpb.RegisterHealthServer(gs, hs)
+	healthpb.RegisterHealthServer(gs, drainingHealth{hs, draining})
 	hs.SetServingStatus(codenamev1.CodenameCreator_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	reflection.Register(gs)
+	calls.InitializeMetrics(gs)
 
-	served := make(chan error, 1)
-	go func() { served <- gs.Serve(lis) }()
+	grpcLis, httpLis := split(lis)
+	hsrv := &http.Server{Handler: adminHandler(hs, reg), ReadHeaderTimeout: 5 * time.Second}
+	served := make(chan error, 2)
+	go func() { served <- gs.Serve(grpcLis) }()
+	go func() {
+		if err := hsrv.Serve(httpLis); !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+			logger.Warn("health endpoint stopped", "err", err)
+		}
+	}()
 	select {
 	case err := <-served:
+		lis.Close()
+		_ = hsrv.Close()
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
 
 	hs.Shutdown() // every service reports NOT_SERVING from now on
+	logger.Info("draining", "delay", cfg.DrainDelay)
+	if cfg.DrainDelay > 0 {
+		delay := time.NewTimer(cfg.DrainDelay)
+		<-delay.C
+	}
+	lis.Close() // new connections are refused: a clear signal to HAProxy
+	_ = hsrv.Close()
 	close(draining)
 	stopped := make(chan struct{})
 	go func() {
@@ -90,6 +144,31 @@ func Serve(ctx context.Context, lis net.Listener, cfg Config) error {
 		<-stopped
 	}
 	<-served
+	return nil
+}
+
+// adminHandler serves what HTTP/1.1 clients of the gRPC port may ask for:
+// the health that HAProxy checks, and the metrics Prometheus scrapes.
+func adminHandler(hs *health.Server, reg *prometheus.Registry) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		res, err := hs.Check(r.Context(), &healthpb.HealthCheckRequest{})
+		if err != nil || res.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+			http.Error(w, "NOT_SERVING", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("SERVING\n"))
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	return mux
+}
+
+// callerFields adds who called, as HAProxy identified them, to the log line.
+func callerFields(ctx context.Context) logging.Fields {
+	md, _ := metadata.FromIncomingContext(ctx)
+	if id := md.Get(APIKeyIDHeader); len(id) == 1 {
+		return logging.Fields{"api_key", id[0]}
+	}
 	return nil
 }
 

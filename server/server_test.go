@@ -262,12 +262,17 @@ func TestServeDrainTimeout(t *testing.T) {
 	s := startServer(t, Config{DrainTimeout: drainTimeout})
 	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
 	defer cancel()
-	watch, err := healthpb.NewHealthClient(s.conn).Watch(ctx, &healthpb.HealthCheckRequest{Service: serviceName})
+	// A reflection stream lives until its client ends it, so it holds the
+	// graceful stop open until the timeout.
+	refl, err := reflectionpb.NewServerReflectionClient(s.conn).ServerReflectionInfo(ctx)
 	if err != nil {
-		t.Fatalf("Watch: %v", err)
+		t.Fatalf("ServerReflectionInfo: %v", err)
 	}
-	if got := recvHealth(t, watch); got != healthpb.HealthCheckResponse_SERVING {
-		t.Fatalf("health = %v, want SERVING", got)
+	if err := refl.Send(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := refl.Recv(); err != nil {
+		t.Fatal(err)
 	}
 
 	err, took := s.shutdown()
@@ -280,14 +285,37 @@ func TestServeDrainTimeout(t *testing.T) {
 	if !s.logs.has("drain timed out, closing remaining connections") {
 		t.Error("no warning that the drain timed out")
 	}
-	for {
-		_, err := watch.Recv()
-		if err != nil {
-			if got, want := status.Code(err), codes.Unavailable; got != want {
-				t.Errorf("watch ended with %v (%v), want %v", got, err, want)
-			}
-			break
-		}
+	if _, err := refl.Recv(); status.Code(err) != codes.Unavailable {
+		t.Errorf("reflection stream ended with %v, want Unavailable", err)
+	}
+}
+
+// TestServeEndsHealthWatchOnDrain: a watcher (a gateway, say) is told
+// NOT_SERVING, then its Watch ends, so that it cannot hold the drain open.
+func TestServeEndsHealthWatchOnDrain(t *testing.T) {
+	const drainTimeout = 5 * time.Second
+	s := startServer(t, Config{DrainTimeout: drainTimeout})
+	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+	defer cancel()
+	watch, err := healthpb.NewHealthClient(s.conn).Watch(ctx, &healthpb.HealthCheckRequest{Service: serviceName})
+	if err != nil {
+		t.Fatalf("Watch: %v", err)
+	}
+	if got := recvHealth(t, watch); got != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health = %v, want SERVING", got)
+	}
+	err, took := s.shutdown()
+	if err != nil {
+		t.Errorf("Serve = %v, want nil", err)
+	}
+	if took >= drainTimeout {
+		t.Errorf("Serve took %v: the Watch held the drain open", took)
+	}
+	if got := recvHealth(t, watch); got != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Errorf("health = %v, want NOT_SERVING", got)
+	}
+	if _, err := watch.Recv(); err == nil {
+		t.Error("Watch still open after the drain")
 	}
 }
 

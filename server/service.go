@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -23,6 +24,8 @@ type service struct {
 	// draining is closed when the server starts shutting down, so that
 	// streams, which would otherwise live forever, end and let it drain.
 	draining <-chan struct{}
+	// open counts the streams being served.
+	open prometheus.Gauge
 }
 
 func (s *service) GetCodename(_ context.Context, req *codenamev1.NameRequest) (*codenamev1.NameResult, error) {
@@ -41,6 +44,10 @@ func (s *service) ListCategories(context.Context, *codenamev1.ListCategoriesRequ
 // interval. The first codename goes out as soon as the first request arrives
 // (or the client half-closes without one, which means the default category).
 func (s *service) KeepGettingCodenames(stream grpc.BidiStreamingServer[codenamev1.NameRequest, codenamev1.NameResult]) error {
+	if s.open != nil {
+		s.open.Inc()
+		defer s.open.Dec()
+	}
 	ctx := stream.Context()
 	updates := make(chan codename.Category)
 	recvErr := make(chan error, 1)

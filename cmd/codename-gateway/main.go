@@ -11,11 +11,18 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	_ "google.golang.org/grpc/health" // client-side health checking, for healthCheckConfig
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
 
 	"github.com/codename-gateway/codename-gateway/gateway"
 	"github.com/codename-gateway/codename-gateway/internal/envflag"
@@ -34,7 +41,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 
 	fs := envflag.New(args[0], getenv, stderr)
 	addr := fs.String("addr", "CODENAME_GATEWAY_ADDR", "127.0.0.1:8081", "address to serve HTTP/1.1 and h2c on")
-	grpcAddr := fs.String("grpc-addr", "CODENAME_GRPC_ADDR", "127.0.0.1:9090", "address of the gRPC server")
+	single := getenv("CODENAME_GRPC_ADDR")
+	if single == "" {
+		single = "127.0.0.1:9090"
+	}
+	grpcAddrs := fs.String("grpc-addr", "CODENAME_GRPC_ADDRS", single, "addresses of the gRPC server replicas, comma-separated (default $CODENAME_GRPC_ADDR)")
 	maxBody := fs.Int64("max-body-bytes", "CODENAME_MAX_BODY_BYTES", gateway.DefaultMaxBodyBytes, "largest unary request body, and largest message of a streaming body")
 	drain := fs.Duration("drain-timeout", "CODENAME_DRAIN_TIMEOUT", 10*time.Second, "how long shutdown waits for requests in flight")
 	if err := fs.Parse(args[1:]); err != nil {
@@ -42,14 +53,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 
 	logger := slog.New(slog.NewTextHandler(stderr, nil)).With("component", "gateway")
-	// The gRPC server runs beside the gateway on a trusted network, so the
-	// hop is cleartext HTTP/2; TLS ends at HAProxy.
-	conn, err := grpc.NewClient("passthrough:///"+*grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	conn, err := dial(strings.Split(*grpcAddrs, ","), reg)
 	if err != nil {
 		return fmt.Errorf("gRPC client: %w", err)
 	}
 	defer conn.Close()
-	h, err := gateway.New(ctx, conn, gateway.Options{MaxBodyBytes: *maxBody})
+	h, err := gateway.New(ctx, conn, gateway.Options{MaxBodyBytes: *maxBody, Logger: logger, Metrics: reg})
 	if err != nil {
 		return err
 	}
@@ -57,8 +68,31 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
-	logger.Info("serving REST", "addr", lis.Addr().String(), "grpc_addr", *grpcAddr)
+	logger.Info("serving REST", "addr", lis.Addr().String(), "grpc_addrs", *grpcAddrs)
 	err = gateway.Serve(ctx, lis, h, *drain)
 	logger.Info("stopped")
 	return err
+}
+
+// dial connects to every gRPC replica and balances calls across them, one
+// call at a time. Each replica's grpc.health.v1 status is watched, so a
+// replica that starts draining (NOT_SERVING) gets no new calls. The hop is
+// cleartext HTTP/2: the servers run beside the gateway on a trusted
+// network, and TLS ends at HAProxy.
+func dial(addrs []string, reg prometheus.Registerer) (*grpc.ClientConn, error) {
+	r := manual.NewBuilderWithScheme("codename")
+	state := resolver.State{}
+	for _, a := range addrs {
+		state.Addresses = append(state.Addresses, resolver.Address{Addr: strings.TrimSpace(a)})
+	}
+	r.InitialState(state)
+	metrics := grpcprom.NewClientMetrics(grpcprom.WithClientHandlingTimeHistogram())
+	reg.MustRegister(metrics)
+	return grpc.NewClient(r.Scheme()+":///codename-servers",
+		grpc.WithResolvers(r),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}],"healthCheckConfig":{"serviceName":""}}`),
+		grpc.WithChainUnaryInterceptor(metrics.UnaryClientInterceptor()),
+		grpc.WithChainStreamInterceptor(metrics.StreamClientInterceptor()),
+	)
 }

@@ -1,0 +1,125 @@
+package server
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"sync"
+	"time"
+)
+
+// splitListener divides the connections of one listener by their first
+// bytes: gRPC (the HTTP/2 client preface, "PRI * HTTP/2.0...") and plain
+// HTTP/1.1, which carries health checks and metrics. One port per replica
+// is then enough for HAProxy's traffic, its health checks and Prometheus:
+// HAProxy 2.6 cannot send a gRPC health request, but it can send an
+// HTTP/1.1 GET to the same address.
+type splitListener struct {
+	lis         net.Listener
+	grpc, other *chanListener
+}
+
+// sniffTimeout bounds how long a new connection may take to send the bytes
+// that tell its protocol, so that idle connections cannot pile up.
+const sniffTimeout = 10 * time.Second
+
+func split(lis net.Listener) (grpc, other net.Listener) {
+	s := &splitListener{lis: lis, grpc: newChanListener(lis.Addr()), other: newChanListener(lis.Addr())}
+	go s.acceptLoop()
+	return s.grpc, s.other
+}
+
+func (s *splitListener) acceptLoop() {
+	for {
+		conn, err := s.lis.Accept()
+		if err != nil {
+			s.grpc.fail(err)
+			s.other.fail(err)
+			return
+		}
+		go s.route(conn)
+	}
+}
+
+// route reads just enough of conn to tell "PRI" (the HTTP/2 preface) from
+// an HTTP/1.1 method, then hands conn, with those bytes put back, to the
+// listener for its protocol.
+func (s *splitListener) route(conn net.Conn) {
+	_ = conn.SetReadDeadline(time.Now().Add(sniffTimeout))
+	const h2 = "PRI"
+	var seen []byte
+	buf := make([]byte, len(h2))
+	for len(seen) < len(h2) && bytes.HasPrefix([]byte(h2), seen) {
+		n, err := conn.Read(buf[:len(h2)-len(seen)])
+		seen = append(seen, buf[:n]...)
+		if err != nil {
+			conn.Close()
+			return
+		}
+	}
+	_ = conn.SetReadDeadline(time.Time{})
+	c := &replayConn{Conn: conn, r: io.MultiReader(bytes.NewReader(seen), conn)}
+	if string(seen) == h2 {
+		s.grpc.deliver(c)
+	} else {
+		s.other.deliver(c)
+	}
+}
+
+// replayConn is a connection whose first bytes were already read once.
+type replayConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (c *replayConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// chanListener is a net.Listener fed by splitListener.
+type chanListener struct {
+	addr  net.Addr
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+	mu    sync.Mutex
+	err   error
+}
+
+func newChanListener(addr net.Addr) *chanListener {
+	return &chanListener{addr: addr, conns: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *chanListener) deliver(c net.Conn) {
+	select {
+	case l.conns <- c:
+	case <-l.done:
+		c.Close()
+	}
+}
+
+func (l *chanListener) fail(err error) {
+	l.mu.Lock()
+	l.err = err
+	l.mu.Unlock()
+	l.Close()
+}
+
+func (l *chanListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.err != nil {
+			return nil, l.err
+		}
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *chanListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *chanListener) Addr() net.Addr { return l.addr }
