@@ -217,7 +217,7 @@ func TestBrowserPage(t *testing.T) {
 
 			// The backend restarts: the page reconnects by itself and goes
 			// on with the chosen category.
-			if _, err := s.Restart("server"); err != nil {
+			if _, err := s.Restart("server-1"); err != nil {
 				t.Fatal(err)
 			}
 			p.waitNewest("a reconnect", "space", 20*time.Second, func() bool { return p.connects() > connects })

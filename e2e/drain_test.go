@@ -31,7 +31,7 @@ func TestServerDrainsOnSIGTERM(t *testing.T) {
 	}
 	expectCategory(t, stream, "space", 2)
 
-	server := s.Process("server")
+	server := s.Process("server-1")
 	if err := server.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

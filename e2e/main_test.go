@@ -90,7 +90,13 @@ func startSystemIn(t testing.TB, dir string, env ...string) *system {
 }
 
 func newSystem(stateDir string, env ...string) (*system, error) {
-	addrs := make([]string, 5)
+	return newSystemWith(stateDir, 1, "", env...)
+}
+
+// newSystemWith starts a stack with the given number of replicas and API
+// key (none if empty).
+func newSystemWith(stateDir string, replicas int, apiKey string, env ...string) (*system, error) {
+	addrs := make([]string, 3+2*replicas)
 	for i := range addrs {
 		a, err := stack.FreeAddr()
 		if err != nil {
@@ -106,8 +112,9 @@ func newSystem(stateDir string, env ...string) (*system, error) {
 		HTTPSAddr:     addrs[0],
 		HTTPAddr:      addrs[1],
 		StatsAddr:     addrs[2],
-		GRPCAddr:      addrs[3],
-		GatewayAddr:   addrs[4],
+		GRPCAddrs:     addrs[3 : 3+replicas],
+		GatewayAddrs:  addrs[3+replicas:],
+		APIKey:        apiKey,
 		// A short drain delay keeps the many stops of a test run quick;
 		// the drain tests set their own.
 		Env:    append([]string{"CODENAME_STREAM_INTERVAL=" + streamInterval.String(), "CODENAME_DRAIN_DELAY=200ms"}, env...),

@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/codename-gateway/codename-gateway/internal/envflag"
@@ -42,14 +44,30 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	httpsAddr := fs.String("https-addr", "CODENAME_HTTPS_ADDR", ":8443", "HAProxy TLS listener (h2 and http/1.1)")
 	httpAddr := fs.String("http-addr", "CODENAME_HTTP_ADDR", ":8080", "HAProxy cleartext listener (HTTP/1.1 and h2c)")
 	statsAddr := fs.String("stats-addr", "CODENAME_STATS_ADDR", ":8404", "HAProxy stats page and Prometheus metrics")
-	grpcAddr := fs.String("grpc-addr", "CODENAME_GRPC_ADDR", "127.0.0.1:9090", "gRPC server")
-	gatewayAddr := fs.String("gateway-addr", "CODENAME_GATEWAY_ADDR", "127.0.0.1:8081", "REST gateway")
+	grpcAddr := fs.String("grpc-addr", "CODENAME_GRPC_ADDR", "127.0.0.1:9090", "gRPC server (the first replica)")
+	gatewayAddr := fs.String("gateway-addr", "CODENAME_GATEWAY_ADDR", "127.0.0.1:8081", "REST gateway (the first replica)")
+	replicas := fs.Int("replicas", "CODENAME_REPLICAS", 1, fmt.Sprintf("how many gRPC servers and gateways to run (1 to %d); replica i listens on the first one's port + i-1", stack.MaxReplicas))
+	apiKey := fs.String("api-key", "CODENAME_API_KEY", "", "API key HAProxy requires of every caller (default: none required)")
+	apiKeyFile := fs.String("api-key-file", "CODENAME_API_KEY_FILE", "", "file holding the API key, instead of -api-key")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
 	cfg.BinDir, cfg.HAProxy, cfg.HAProxyConfig, cfg.StateDir = *binDir, *haproxy, *haproxyCfg, *stateDir
 	cfg.HTTPSAddr, cfg.HTTPAddr, cfg.StatsAddr = *httpsAddr, *httpAddr, *statsAddr
-	cfg.GRPCAddr, cfg.GatewayAddr = *grpcAddr, *gatewayAddr
+	if cfg.GRPCAddrs, err = consecutive(*grpcAddr, *replicas); err != nil {
+		return err
+	}
+	if cfg.GatewayAddrs, err = consecutive(*gatewayAddr, *replicas); err != nil {
+		return err
+	}
+	cfg.APIKey = *apiKey
+	if *apiKeyFile != "" {
+		b, err := os.ReadFile(*apiKeyFile)
+		if err != nil {
+			return fmt.Errorf("API key: %w", err)
+		}
+		cfg.APIKey = strings.TrimSpace(string(b))
+	}
 
 	s, err := stack.Start(ctx, cfg)
 	if err != nil {
@@ -80,6 +98,27 @@ Press Ctrl-C to stop.
 		_ = s.Stop()
 		return fmt.Errorf("%s exited: %v", p.Name, p.Err())
 	}
+}
+
+// consecutive returns n addresses: addr, then the same host with the next
+// ports up.
+func consecutive(addr string, n int) ([]string, error) {
+	if n < 1 || n > stack.MaxReplicas {
+		return nil, fmt.Errorf("replicas: want 1 to %d, got %d", stack.MaxReplicas, n)
+	}
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", addr, err)
+	}
+	addrs := make([]string, n)
+	for i := range addrs {
+		addrs[i] = net.JoinHostPort(host, strconv.Itoa(port+i))
+	}
+	return addrs, nil
 }
 
 // hostPort replaces the host of a listen address such as ":8443".

@@ -14,6 +14,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -32,17 +34,37 @@ type Config struct {
 	// StateDir keeps the development CA and certificates, under tls/.
 	StateDir string
 
-	HTTPSAddr, HTTPAddr, StatsAddr, GRPCAddr, GatewayAddr string
+	HTTPSAddr, HTTPAddr, StatsAddr string
+	// GRPCAddrs and GatewayAddrs are where the replicas of the gRPC server
+	// and of the gateway listen, one replica per address (at most
+	// MaxReplicas, the number of server lines haproxy.cfg has).
+	GRPCAddrs, GatewayAddrs []string
 
 	// Env is added to every child's environment (for example
 	// CODENAME_STREAM_INTERVAL=100ms).
 	Env []string
+	// APIKey, if set, is the key HAProxy requires of every caller. Only
+	// HAProxy's environment gets it.
+	APIKey string
 	// Output receives every child's output, each line prefixed with the
 	// child's name. Nil discards it.
 	Output io.Writer
 	// ReadyTimeout bounds the wait for the whole system to answer; zero
 	// means 30 seconds.
 	ReadyTimeout time.Duration
+}
+
+// MaxReplicas is how many replicas of each kind haproxy.cfg can address.
+const MaxReplicas = 4
+
+// ReplicaEnv names the environment variable that gives HAProxy the address
+// of replica i (1-based) of a kind, such as CODENAME_GRPC_ADDR for the first
+// and CODENAME_GRPC_ADDR_2 for the second.
+func ReplicaEnv(base string, i int) string {
+	if i == 1 {
+		return base
+	}
+	return fmt.Sprintf("%s_%d", base, i)
 }
 
 // Stack is a running system.
@@ -96,28 +118,49 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Stack{cfg: cfg, TLS: files, exited: make(chan *Process, 3)}
-	env := append(os.Environ(), cfg.Env...)
-	env = append(env,
+	n := len(cfg.GRPCAddrs)
+	if n == 0 || n > MaxReplicas || len(cfg.GatewayAddrs) != n {
+		return nil, fmt.Errorf("want 1 to %d replicas, as many gateways as servers; got %d and %d", MaxReplicas, n, len(cfg.GatewayAddrs))
+	}
+	s := &Stack{cfg: cfg, TLS: files, exited: make(chan *Process, 2*n+1)}
+	var common []string
+	for _, kv := range append(os.Environ(), cfg.Env...) {
+		// The key is HAProxy's alone, and the replica addresses are set
+		// below for exactly the replicas started.
+		if !strings.HasPrefix(kv, "CODENAME_API_KEY=") && !strings.HasPrefix(kv, "CODENAME_GRPC_ADDR_") && !strings.HasPrefix(kv, "CODENAME_GATEWAY_ADDR_") {
+			common = append(common, kv)
+		}
+	}
+	hapEnv := append(slices.Clone(common),
 		"CODENAME_HTTPS_ADDR="+cfg.HTTPSAddr,
 		"CODENAME_HTTP_ADDR="+cfg.HTTPAddr,
 		"CODENAME_STATS_ADDR="+cfg.StatsAddr,
-		"CODENAME_GRPC_ADDR="+cfg.GRPCAddr,
-		"CODENAME_GATEWAY_ADDR="+cfg.GatewayAddr,
 		"CODENAME_TLS_CERT="+files.Server,
 	)
-	starts := []struct {
+	if cfg.APIKey != "" {
+		hapEnv = append(hapEnv, "CODENAME_API_KEY="+cfg.APIKey)
+	}
+	type child struct {
 		name string
 		argv []string
-	}{
-		{"server", []string{filepath.Join(cfg.BinDir, "codename-server")}},
-		{"gateway", []string{filepath.Join(cfg.BinDir, "codename-gateway")}},
-		// -W: master-worker, so that a reload (SIGUSR2) keeps connections;
-		// -db: stay in the foreground, logging to our output.
-		{"haproxy", []string{cfg.HAProxy, "-W", "-db", "-f", cfg.HAProxyConfig}},
+		env  []string
 	}
-	for _, st := range starts {
-		p, err := s.start(st.name, st.argv, env)
+	var children []child
+	for i, addr := range cfg.GRPCAddrs {
+		hapEnv = append(hapEnv, ReplicaEnv("CODENAME_GRPC_ADDR", i+1)+"="+addr)
+		children = append(children, child{fmt.Sprintf("server-%d", i+1), []string{filepath.Join(cfg.BinDir, "codename-server")},
+			append(slices.Clone(common), "CODENAME_GRPC_ADDR="+addr)})
+	}
+	for i, addr := range cfg.GatewayAddrs {
+		hapEnv = append(hapEnv, ReplicaEnv("CODENAME_GATEWAY_ADDR", i+1)+"="+addr)
+		children = append(children, child{fmt.Sprintf("gateway-%d", i+1), []string{filepath.Join(cfg.BinDir, "codename-gateway")},
+			append(slices.Clone(common), "CODENAME_GATEWAY_ADDR="+addr, "CODENAME_GRPC_ADDRS="+strings.Join(cfg.GRPCAddrs, ","))})
+	}
+	// -W: master-worker, so that a reload (SIGUSR2) keeps connections;
+	// -db: stay in the foreground, logging to our output.
+	children = append(children, child{"haproxy", []string{cfg.HAProxy, "-W", "-db", "-f", cfg.HAProxyConfig}, hapEnv})
+	for _, c := range children {
+		p, err := s.start(c.name, c.argv, c.env)
 		if err != nil {
 			s.Stop()
 			return nil, err
@@ -190,7 +233,14 @@ func (s *Stack) waitReady(ctx context.Context) error {
 	}
 }
 
-// Process returns the child called name ("server", "gateway", "haproxy").
+// Reload makes HAProxy reload its configuration and certificates: the
+// master starts new workers, and the old ones finish what they hold.
+func (s *Stack) Reload() error {
+	return s.Process("haproxy").Signal(syscall.SIGUSR2)
+}
+
+// Process returns the child called name ("server-1", "gateway-1", ...,
+// "haproxy").
 func (s *Stack) Process(name string) *Process {
 	for _, p := range s.procs {
 		if p.Name == name {
