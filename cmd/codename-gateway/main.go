@@ -76,23 +76,51 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 
 // dial connects to every gRPC replica and balances calls across them, one
 // call at a time. Each replica's grpc.health.v1 status is watched, so a
-// replica that starts draining (NOT_SERVING) gets no new calls. The hop is
+// replica that starts draining (NOT_SERVING) gets no new calls, and a unary
+// call that fails with UNAVAILABLE on a lost replica is tried again on
+// another (the unary calls change nothing, so that is safe). The hop is
 // cleartext HTTP/2: the servers run beside the gateway on a trusted
 // network, and TLS ends at HAProxy.
+//
+// addrs is a list of host:port, or one gRPC target such as
+// dns:///codename-server:9090 whose records list the replicas.
 func dial(addrs []string, reg prometheus.Registerer) (*grpc.ClientConn, error) {
+	metrics := grpcprom.NewClientMetrics(grpcprom.WithClientHandlingTimeHistogram())
+	reg.MustRegister(metrics)
+	opts := []grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultServiceConfig(serviceConfig),
+		grpc.WithChainUnaryInterceptor(metrics.UnaryClientInterceptor()),
+		grpc.WithChainStreamInterceptor(metrics.StreamClientInterceptor()),
+	}
+	if len(addrs) == 1 && strings.Contains(addrs[0], ":///") {
+		return grpc.NewClient(addrs[0], opts...)
+	}
 	r := manual.NewBuilderWithScheme("codename")
 	state := resolver.State{}
 	for _, a := range addrs {
 		state.Addresses = append(state.Addresses, resolver.Address{Addr: strings.TrimSpace(a)})
 	}
 	r.InitialState(state)
-	metrics := grpcprom.NewClientMetrics(grpcprom.WithClientHandlingTimeHistogram())
-	reg.MustRegister(metrics)
-	return grpc.NewClient(r.Scheme()+":///codename-servers",
-		grpc.WithResolvers(r),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}],"healthCheckConfig":{"serviceName":""}}`),
-		grpc.WithChainUnaryInterceptor(metrics.UnaryClientInterceptor()),
-		grpc.WithChainStreamInterceptor(metrics.StreamClientInterceptor()),
-	)
+	return grpc.NewClient(r.Scheme()+":///codename-servers", append(opts, grpc.WithResolvers(r))...)
 }
+
+// serviceConfig balances per call over healthy replicas and retries the
+// idempotent unary calls on UNAVAILABLE.
+const serviceConfig = `{
+  "loadBalancingConfig": [{"round_robin": {}}],
+  "healthCheckConfig": {"serviceName": ""},
+  "methodConfig": [{
+    "name": [
+      {"service": "codename.v1.CodenameCreator", "method": "GetCodename"},
+      {"service": "codename.v1.CodenameCreator", "method": "ListCategories"}
+    ],
+    "retryPolicy": {
+      "maxAttempts": 3,
+      "initialBackoff": "0.01s",
+      "maxBackoff": "0.1s",
+      "backoffMultiplier": 2,
+      "retryableStatusCodes": ["UNAVAILABLE"]
+    }
+  }]
+}`

@@ -1,0 +1,342 @@
+package e2e
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
+)
+
+const testKey = "k3y-Of-The-Test-0123456789"
+
+func startWith(t *testing.T, replicas int, apiKey string, env ...string) *system {
+	t.Helper()
+	s, err := newSystemWith(t.TempDir(), replicas, apiKey, env...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		start := time.Now()
+		if err := s.Stop(); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+		t.Logf("stack stopped in %v", time.Since(start).Round(time.Millisecond))
+		if t.Failed() {
+			t.Logf("output of the stack:\n%s", s.log.String())
+		}
+	})
+	return s
+}
+
+// TestAPIKey: with a key configured, requests without exactly the right key
+// in x-api-key are refused by HAProxy, and never reach a backend, however
+// the key is hidden or mangled.
+func TestAPIKey(t *testing.T) {
+	s := startWith(t, 1, testKey)
+	c := transports[1].client(t, s)  // HTTPS, HTTP/2
+	h1 := transports[0].client(t, s) // HTTPS, HTTP/1.1: header names as sent
+
+	refused := []struct {
+		name        string
+		client      *http.Client
+		method      string
+		path        string
+		contentType string
+		headers     [][2]string
+	}{
+		{"no key", c, "GET", "/v1/codename", "", nil},
+		{"wrong key", c, "GET", "/v1/codename", "", [][2]string{{"x-api-key", "wrong"}}},
+		{"key with the wrong case", c, "GET", "/v1/codename", "", [][2]string{{"x-api-key", strings.ToUpper(testKey)}}},
+		{"a prefix of the key", c, "GET", "/v1/codename", "", [][2]string{{"x-api-key", testKey[:10]}}},
+		{"the key and more", c, "GET", "/v1/codename", "", [][2]string{{"x-api-key", testKey + "x"}}},
+		{"the key twice", c, "GET", "/v1/codename", "", [][2]string{{"x-api-key", testKey}, {"x-api-key", testKey}}},
+		{"a wrong key, then the key", h1, "GET", "/v1/codename", "", [][2]string{{"X-Api-Key", "wrong"}, {"x-api-key", testKey}}},
+		{"comma-joined keys", c, "GET", "/v1/codename", "", [][2]string{{"x-api-key", "wrong, " + testKey}}},
+		{"key in the query string", c, "GET", "/v1/codename?x-api-key=" + testKey + "&api_key=" + testKey, "", nil},
+		{"key in another header", c, "GET", "/v1/codename", "", [][2]string{{"authorization", "Bearer " + testKey}}},
+		{"gRPC-Web", c, "POST", "/codename.v1.CodenameCreator/GetCodename", "application/grpc-web+proto", nil},
+		{"odd content type", c, "POST", "/v1/codename", "text/plain", nil},
+		{"encoded health path", c, "GET", "/%68ealthz", "", nil},
+		{"health path with more after it", c, "GET", "/healthz/../v1/codename", "", nil},
+		{"double slash health path", c, "GET", "//healthz", "", nil},
+		{"encoded stream path", c, "POST", "/v1/codenames%3Astream", "application/json", nil},
+		{"the gateway's metrics", c, "GET", "/metrics", "", nil},
+		{"WebSocket upgrade", h1, "GET", "/v1/codenames:stream", "", [][2]string{{"Upgrade", "websocket"}, {"Connection", "Upgrade"}, {"Sec-WebSocket-Version", "13"}, {"Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="}}},
+	}
+	before := s.backendSessions(t)
+	for _, tt := range refused {
+		t.Run(tt.name, func(t *testing.T) {
+			req, err := http.NewRequestWithContext(t.Context(), tt.method, s.httpsURL(tt.path), strings.NewReader(`{}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.contentType != "" {
+				req.Header.Set("Content-Type", tt.contentType)
+			}
+			for _, h := range tt.headers {
+				req.Header[h[0]] = append(req.Header[h[0]], h[1]) // as given, not canonicalised
+			}
+			resp, err := tt.client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			want := http.StatusUnauthorized
+			if tt.path == "/metrics" {
+				want = http.StatusUnauthorized // refused for the key before it is hidden
+			}
+			if resp.StatusCode != want || resp.Header.Get("Content-Type") != "application/json" {
+				t.Errorf("got %s %q, want %d with the JSON error shape", resp.Status, resp.Header.Get("Content-Type"), want)
+			}
+		})
+	}
+
+	// gRPC callers get UNAUTHENTICATED as a proper gRPC error.
+	conn := s.grpcConn(t, true)
+	client := codenamev1.NewCodenameCreatorClient(conn)
+	for _, md := range []metadata.MD{
+		nil,
+		metadata.Pairs("x-api-key", "wrong"),
+		metadata.Pairs("x-api-key", testKey, "x-api-key", testKey),
+	} {
+		ctx := metadata.NewOutgoingContext(t.Context(), md)
+		_, err := client.GetCodename(ctx, &codenamev1.NameRequest{})
+		if got := status.Code(err); got != codes.Unauthenticated || !strings.Contains(status.Convert(err).Message(), "x-api-key") {
+			t.Errorf("metadata %v: %v, want Unauthenticated naming x-api-key", md, err)
+		}
+	}
+	legacy := conn.Invoke(t.Context(), "/CodenameCreator/GetCodename", &codenamev1.NameRequest{}, new(codenamev1.NameResult))
+	if status.Code(legacy) != codes.Unauthenticated {
+		t.Errorf("legacy path without a key: %v, want Unauthenticated", legacy)
+	}
+
+	after := s.backendSessions(t)
+	for be, n := range after {
+		if n != before[be] {
+			t.Errorf("%s was given %d requests that should have been refused", be, n-before[be])
+		}
+	}
+
+	// Health stays open without a key.
+	if resp, b := do(t, c, "GET", s.httpsURL("/healthz"), "", ""); resp.StatusCode != http.StatusOK {
+		t.Errorf("/healthz without a key: %s %s", resp.Status, b)
+	}
+	if res, err := healthpb.NewHealthClient(conn).Check(t.Context(), &healthpb.HealthCheckRequest{}); err != nil || res.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Errorf("gRPC health without a key: %v %v", res, err)
+	}
+
+	// The right key works, over gRPC and REST (through the gateway), in
+	// any header-name case.
+	ctx := metadata.AppendToOutgoingContext(t.Context(), "x-api-key", testKey)
+	if _, err := client.GetCodename(ctx, &codenamev1.NameRequest{}); err != nil {
+		t.Errorf("gRPC with the key: %v", err)
+	}
+	for _, name := range []string{"x-api-key", "X-API-KEY"} {
+		req, _ := http.NewRequestWithContext(t.Context(), "GET", s.httpsURL("/v1/codename"), nil)
+		req.Header[name] = []string{testKey}
+		resp, err := h1.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("REST with the key in %s: %s", name, resp.Status)
+		}
+	}
+
+	// Who called is logged in redacted form by HAProxy and the server; the
+	// key itself appears in no log.
+	waitFor(t, "the server's log of the call with the key", func() bool {
+		return strings.Contains(s.log.String(), "api_key=sha256:")
+	})
+	logs := s.log.String()
+	if strings.Contains(logs, testKey) {
+		t.Error("the API key appears in a log")
+	}
+	if !strings.Contains(logs, "key=sha256:") {
+		t.Error("HAProxy's log does not name the caller's key fingerprint")
+	}
+}
+
+// waitFor polls cond for up to 10 seconds.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		tick := time.NewTimer(50 * time.Millisecond)
+		<-tick.C
+	}
+}
+
+// TestRateLimit: over CODENAME_RATE_LIMIT requests in 10 s from one
+// address are refused with 429 or RESOURCE_EXHAUSTED; a stream counts once
+// however many messages it carries; health is not limited; the limit lifts
+// once the client slows down.
+func TestRateLimit(t *testing.T) {
+	const limit = 15
+	s := startWith(t, 1, "", "CODENAME_RATE_LIMIT=15")
+	c := transports[1].client(t, s)
+	client := s.grpcClient(t, true)
+
+	// A stream is one request, whatever it carries.
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	stream, err := client.KeepGettingCodenames(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&codenamev1.NameRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	for range 20 { // 20 messages > the limit
+		if _, err := stream.Recv(); err != nil {
+			t.Fatalf("stream: %v", err)
+		}
+	}
+
+	var ok, limited int
+	for i := 0; i < 2*limit; i++ {
+		resp, b := do(t, c, "GET", s.httpsURL("/v1/codename"), "", "")
+		switch resp.StatusCode {
+		case http.StatusOK:
+			ok++
+		case http.StatusTooManyRequests:
+			limited++
+			if resp.Header.Get("Retry-After") == "" || !strings.Contains(string(b), `"code":8`) {
+				t.Errorf("429 without Retry-After or the JSON shape: %v %s", resp.Header, b)
+			}
+		default:
+			t.Fatalf("unexpected %s %s", resp.Status, b)
+		}
+	}
+	// The stream was 1 request, so limit-1 unary ones pass.
+	if ok != limit-1 || limited != limit+1 {
+		t.Errorf("%d passed and %d were limited, want %d and %d", ok, limited, limit-1, limit+1)
+	}
+	_, err = client.GetCodename(t.Context(), &codenamev1.NameRequest{})
+	if status.Code(err) != codes.ResourceExhausted {
+		t.Errorf("gRPC over the limit: %v, want ResourceExhausted", err)
+	}
+	if resp, _ := do(t, c, "GET", s.httpsURL("/healthz"), "", ""); resp.StatusCode != http.StatusOK {
+		t.Errorf("/healthz over the limit: %s, want 200", resp.Status)
+	}
+	// The stream opened before goes on.
+	if _, err := stream.Recv(); err != nil {
+		t.Errorf("stream after the limit tripped: %v", err)
+	}
+
+	// The limit lifts when the rate over the last 10 s falls below it.
+	start := time.Now()
+	deadline := start.Add(20 * time.Second)
+	for {
+		resp, _ := do(t, c, "GET", s.httpsURL("/v1/codename"), "", "")
+		if resp.StatusCode == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("still limited after 20 s")
+		}
+		// Refused requests count too: a client that keeps hammering
+		// stays limited, one that slows down gets through.
+		tick := time.NewTimer(time.Second)
+		<-tick.C
+	}
+	t.Logf("recovered after %v", time.Since(start).Round(100*time.Millisecond))
+}
+
+// TestPerMethodRouting: streams and unary calls go to their own backends.
+func TestPerMethodRouting(t *testing.T) {
+	s := startWith(t, 1, "")
+	client := s.grpcClient(t, false)
+	if _, err := client.GetCodename(t.Context(), &codenamev1.NameRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	stream, err := client.KeepGettingCodenames(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = stream.Send(&codenamev1.NameRequest{})
+	if _, err := stream.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	c := transports[3].client(t, s)
+	do(t, c, "GET", s.httpURL("/v1/codename"), "", "")
+	do(t, c, "POST", s.httpURL("/v1/codenames:stream"), "application/json", `{"category":"dragons"}`)
+
+	want := map[string]string{
+		"/codename.v1.CodenameCreator/GetCodename":          "be_grpc/",
+		"/codename.v1.CodenameCreator/KeepGettingCodenames": "be_grpc_stream/",
+		"/v1/codename HTTP":                                 "be_rest/",
+		"/v1/codenames:stream":                              "be_rest_stream/",
+	}
+	waitFor(t, "the log lines of the four requests", func() bool {
+		logs := s.log.String()
+		for path, backend := range want {
+			found := false
+			for _, line := range strings.Split(logs, "\n") {
+				if strings.Contains(line, path) && strings.Contains(line, backend) {
+					found = true
+				}
+			}
+			if !found {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// TestMetricsEndpoints: HAProxy, the servers and the gateways all expose
+// Prometheus metrics, with the gRPC status of calls among them.
+func TestMetricsEndpoints(t *testing.T) {
+	s := startWith(t, 1, "")
+	client := s.grpcClient(t, true)
+	if _, err := client.GetCodename(t.Context(), &codenamev1.NameRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = client.GetCodename(t.Context(), &codenamev1.NameRequest{Category: "dragons"})
+	do(t, transports[1].client(t, s), "GET", s.httpsURL("/v1/codename?category=space"), "", "")
+
+	for _, tt := range []struct {
+		name, url string
+		want      []string
+	}{
+		{"haproxy", "http://" + s.cfg.StatsAddr + "/metrics", []string{
+			"haproxy_frontend_http_requests_total", "haproxy_backend_http_responses_total", `haproxy_server_status{proxy="be_grpc",server="grpc1"`,
+		}},
+		{"server", "http://" + s.cfg.GRPCAddrs[0] + "/metrics", []string{
+			`grpc_server_handled_total{grpc_code="OK",grpc_method="GetCodename"`,
+			`grpc_server_handled_total{grpc_code="InvalidArgument",grpc_method="GetCodename"`,
+			"grpc_server_handling_seconds_bucket", "codename_open_streams",
+		}},
+		{"gateway", "http://" + s.cfg.GatewayAddrs[0] + "/metrics", []string{
+			`codename_gateway_http_requests_total{code="200",method="GET"}`,
+			`grpc_client_handled_total{grpc_code="OK",grpc_method="GetCodename"`,
+			"codename_gateway_http_request_duration_seconds_bucket",
+		}},
+	} {
+		body := s.get(t, tt.url)
+		for _, w := range tt.want {
+			if !strings.Contains(body, w) {
+				t.Errorf("%s metrics lack %s", tt.name, w)
+			}
+		}
+	}
+	// The gateway's metrics are not public.
+	if resp, _ := do(t, transports[1].client(t, s), "GET", s.httpsURL("/metrics"), "", ""); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("/metrics through HAProxy: %s, want 404", resp.Status)
+	}
+}

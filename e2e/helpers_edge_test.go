@@ -1,0 +1,164 @@
+package e2e
+
+import (
+	"context"
+	"encoding/csv"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
+)
+
+// backendSessions returns how many requests each HAProxy backend has been
+// given (the stats page's stot), to tell whether a request reached one.
+func (s *system) backendSessions(t *testing.T) map[string]int {
+	t.Helper()
+	body := s.get(t, "http://"+s.cfg.StatsAddr+"/stats;csv")
+	rows, err := csv.NewReader(strings.NewReader(strings.TrimPrefix(body, "# "))).ReadAll()
+	if err != nil {
+		t.Fatalf("stats CSV: %v", err)
+	}
+	col := map[string]int{}
+	for i, name := range rows[0] {
+		col[name] = i
+	}
+	got := map[string]int{}
+	for _, r := range rows[1:] {
+		if len(r) > col["stot"] && r[col["svname"]] == "BACKEND" && strings.HasPrefix(r[col["pxname"]], "be_") {
+			n, _ := strconv.Atoi(r[col["stot"]])
+			got[r[col["pxname"]]] = n
+		}
+	}
+	return got
+}
+
+// get fetches url and returns its body, failing the test on any error.
+func (s *system) get(t *testing.T, url string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// metricValue sums the samples of a Prometheus series whose line starts
+// with prefix (a name and, optionally, the start of its labels).
+func metricValue(text, name string, labels ...string) float64 {
+	var sum float64
+	for _, line := range strings.Split(text, "\n") {
+		if !strings.HasPrefix(line, name) {
+			continue
+		}
+		ok := true
+		for _, l := range labels {
+			ok = ok && strings.Contains(line, l)
+		}
+		if !ok {
+			continue
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err == nil {
+			sum += v
+		}
+	}
+	return sum
+}
+
+// load runs unary calls from workers goroutines until ctx ends and counts
+// the outcomes; the first few errors are kept to explain a failure.
+type load struct {
+	ok, failed atomic.Int64
+	mu         sync.Mutex
+	errs       []string
+	wg         sync.WaitGroup
+}
+
+func (l *load) record(err error) {
+	if err == nil {
+		l.ok.Add(1)
+		return
+	}
+	l.failed.Add(1)
+	l.mu.Lock()
+	if len(l.errs) < 5 {
+		l.errs = append(l.errs, err.Error())
+	}
+	l.mu.Unlock()
+}
+
+// grpcUnaryLoad calls GetCodename through HAProxy in a loop.
+func grpcUnaryLoad(ctx context.Context, client codenamev1.CodenameCreatorClient, workers int) *load {
+	l := &load{}
+	for range workers {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for ctx.Err() == nil {
+				callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+				_, err := client.GetCodename(callCtx, &codenamev1.NameRequest{Category: "science"})
+				cancel()
+				l.record(err)
+			}
+		}()
+	}
+	return l
+}
+
+// restUnaryLoad calls GET /v1/codename through HAProxy in a loop.
+func restUnaryLoad(ctx context.Context, c *http.Client, url string, workers int) *load {
+	l := &load{}
+	for range workers {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for ctx.Err() == nil {
+				callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+				req, _ := http.NewRequestWithContext(callCtx, "GET", url, nil)
+				resp, err := c.Do(req)
+				if err == nil {
+					b, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusOK {
+						err = fmt.Errorf("%s: %s", resp.Status, b)
+					}
+				}
+				cancel()
+				l.record(err)
+			}
+		}()
+	}
+	return l
+}
+
+// wait waits for the workers and fails the test if any call failed.
+func (l *load) check(t *testing.T, name string) {
+	t.Helper()
+	l.wg.Wait()
+	t.Logf("%s: %d calls succeeded, %d failed", name, l.ok.Load(), l.failed.Load())
+	if l.failed.Load() > 0 {
+		t.Errorf("%s: %d of %d calls failed, want 0; first errors: %v", name, l.failed.Load(), l.failed.Load()+l.ok.Load(), l.errs)
+	}
+	if l.ok.Load() == 0 {
+		t.Errorf("%s: no call succeeded", name)
+	}
+}
