@@ -68,7 +68,10 @@ func TestREADMEExamples(t *testing.T) {
 
 	for _, ex := range examples {
 		name := strings.Fields(ex.command)[0]
-		if strings.Contains(ex.command, "codenames:stream") {
+		switch {
+		case strings.Contains(ex.command, "text/event-stream"):
+			name = "curl sse"
+		case strings.Contains(ex.command, "codenames:stream"):
 			name = "curl stream"
 		}
 		t.Run(name, func(t *testing.T) {

@@ -33,15 +33,32 @@ func haproxyEnv(t *testing.T, cert string) []string {
 
 func TestHAProxyConfigIsValid(t *testing.T) {
 	s := shared(t)
-	cmd := exec.CommandContext(t.Context(), "haproxy", "-c", "-f", filepath.Join(repoRoot, "haproxy/haproxy.cfg"))
-	cmd.Env = haproxyEnv(t, s.TLS.Server)
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "Configuration file is valid") {
-		t.Fatalf("haproxy -c: %v\n%s", err, out)
+	cfg := filepath.Join(repoRoot, "haproxy/haproxy.cfg")
+	for _, tt := range []struct {
+		name  string
+		extra []string
+	}{
+		{"one replica", nil},
+		{"four replicas", []string{"CODENAME_GRPC_ADDR_2=127.0.0.1:1", "CODENAME_GRPC_ADDR_3=127.0.0.1:2", "CODENAME_GRPC_ADDR_4=127.0.0.1:3",
+			"CODENAME_GATEWAY_ADDR_2=127.0.0.1:4", "CODENAME_GATEWAY_ADDR_3=127.0.0.1:5", "CODENAME_GATEWAY_ADDR_4=127.0.0.1:6"}},
+		{"replicas found through DNS", []string{"CODENAME_GRPC_DNS=codename-server:9090", "CODENAME_GATEWAY_DNS=codename-gateway:8081"}},
+		{"a key and a rate limit", []string{"CODENAME_API_KEY=secret", "CODENAME_RATE_LIMIT=100"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.CommandContext(t.Context(), "haproxy", "-c", "-f", cfg)
+			cmd.Env = append(haproxyEnv(t, s.TLS.Server), tt.extra...)
+			out, err := cmd.CombinedOutput()
+			if err != nil || !strings.Contains(string(out), "Configuration file is valid") {
+				t.Fatalf("haproxy -c: %v\n%s", err, out)
+			}
+			if strings.Contains(string(out), "WARNING") {
+				t.Errorf("haproxy -c warns:\n%s", out)
+			}
+		})
 	}
 	// The file depends on its environment: without a certificate it must
 	// refuse to load rather than start half-configured.
-	cmd = exec.CommandContext(t.Context(), "haproxy", "-c", "-f", filepath.Join(repoRoot, "haproxy/haproxy.cfg"))
+	cmd := exec.CommandContext(t.Context(), "haproxy", "-c", "-f", cfg)
 	cmd.Env = haproxyEnv(t, filepath.Join(t.TempDir(), "missing.pem"))
 	if out, err := cmd.CombinedOutput(); err == nil {
 		t.Fatalf("haproxy -c accepted a missing certificate:\n%s", out)
