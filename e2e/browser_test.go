@@ -188,9 +188,14 @@ func TestBrowserPage(t *testing.T) {
 			}
 			p.run(chromedp.Navigate(url))
 			p.waitFor("the categories from the server", `document.querySelectorAll("#category option").length >= 3`, 10*time.Second)
-			// Unary.
+			// Every control has a label a screen reader can announce.
+			if unlabelled := eval[[]string](p, `[...document.querySelectorAll("select, button, input")].filter(e => !(e.labels && e.labels.length) && !e.getAttribute("aria-label") && !(e.tagName === "BUTTON" && e.textContent.trim())).map(e => e.id || e.outerHTML)`); len(unlabelled) > 0 {
+				t.Errorf("controls without a label: %v", unlabelled)
+			}
+
+			// Unary, from the keyboard.
 			p.choose("#category", "science")
-			p.click("#get-one")
+			p.run(chromedp.Focus(chromedp.CSS("#get-one")), chromedp.KeyEvent("\r"))
 			p.waitFor("one codename", `document.querySelector("#codename").textContent.trim() !== ""`, 10*time.Second)
 			if got := p.text("#codename"); categoryOf(got) != "science" {
 				t.Errorf("#codename = %q, want a science codename", got)
@@ -237,6 +242,19 @@ func TestBrowserPage(t *testing.T) {
 			}
 			if len(p.names()) == 0 {
 				t.Error("no names listed")
+			}
+
+			// An error on the SSE stream arrives as an event the page shows.
+			eval[bool](p, `(() => { const o = document.createElement("option"); o.value = o.textContent = "dragons"; document.querySelector("#category").append(o); return true })()`)
+			p.choose("#transport", "sse")
+			p.choose("#category", "dragons")
+			p.click("#start")
+			p.waitFor("the stream's error", `document.querySelector("#error").textContent.includes("valid categories are") && document.querySelector("#state").dataset.state === "error"`, 10*time.Second)
+			eval[bool](p, `(() => { document.querySelector("#category option[value=dragons]").remove(); return true })()`)
+
+			// The page asked nothing of any other origin.
+			if foreign := eval[[]string](p, `performance.getEntriesByType("resource").map(e => e.name).filter(u => new URL(u).origin !== location.origin)`); len(foreign) > 0 {
+				t.Errorf("requests to other origins: %v", foreign)
 			}
 
 			// The same page on a phone-sized screen.
