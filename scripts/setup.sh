@@ -18,6 +18,9 @@ if [[ $mode == test ]]; then
   command -v curl >/dev/null || packages+=(curl)
   command -v chromium >/dev/null || packages+=(chromium)
   command -v certutil >/dev/null || packages+=(libnss3-tools)
+  command -v slowhttptest >/dev/null || packages+=(slowhttptest)
+  command -v openssl >/dev/null || packages+=(openssl)
+  command -v h2load >/dev/null || packages+=(nghttp2-client)
 fi
 if ((${#packages[@]})); then
   sudo=()
@@ -32,6 +35,9 @@ fi
 tools=(
   grpcurl=github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.4
 )
+if [[ $mode == test ]]; then
+  tools+=(h2spec=github.com/summerwind/h2spec/cmd/h2spec@v2.2.1+incompatible)
+fi
 mkdir -p bin
 for t in "${tools[@]}"; do
   name=${t%%=*} pkg=${t#*=}
@@ -42,3 +48,21 @@ for t in "${tools[@]}"; do
   GOBIN="$PWD/bin" go install "$pkg"
   echo "$pkg" >"bin/.$name.version"
 done
+
+# grpc-go's interop client and server, for the conformance tests. They are
+# main packages of the grpc module, built in a scratch module so that their
+# dependencies stay out of this project's go.mod.
+interop=google.golang.org/grpc@v1.85.0
+if [[ $mode == test && ( ! -x bin/interop-client || ! -x bin/interop-server || $(cat bin/.interop.version 2>/dev/null) != "$interop" ) ]]; then
+  echo "setup: building grpc-go's interop client and server ($interop)" >&2
+  scratch=$(mktemp -d)
+  trap 'rm -rf "$scratch"' EXIT
+  (
+    cd "$scratch"
+    go mod init interop >/dev/null 2>&1
+    go get "google.golang.org/grpc/interop/client@${interop#*@}" "google.golang.org/grpc/interop/server@${interop#*@}" >/dev/null 2>&1
+    go build -o "$OLDPWD/bin/interop-client" google.golang.org/grpc/interop/client
+    go build -o "$OLDPWD/bin/interop-server" google.golang.org/grpc/interop/server
+  )
+  echo "$interop" >bin/.interop.version
+fi
