@@ -17,25 +17,6 @@ import (
 
 const testKey = "k3y-Of-The-Test-0123456789"
 
-func startWith(t *testing.T, replicas int, apiKey string, env ...string) *system {
-	t.Helper()
-	s, err := newSystemWith(t.TempDir(), replicas, apiKey, env...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		start := time.Now()
-		if err := s.Stop(); err != nil {
-			t.Errorf("stop: %v", err)
-		}
-		t.Logf("stack stopped in %v", time.Since(start).Round(time.Millisecond))
-		if t.Failed() {
-			t.Logf("output of the stack:\n%s", s.log.String())
-		}
-	})
-	return s
-}
-
 // TestAPIKey: with a key configured, requests without exactly the right key
 // in x-api-key are refused by HAProxy, and never reach a backend, however
 // the key is hidden or mangled.

@@ -63,18 +63,26 @@ type system struct {
 	roots  *x509.CertPool
 }
 
-// startSystem starts a stack of its own on free ports; it is stopped when
-// the test ends. Tests that kill or restart parts use it; the others share
-// one through shared.
+// startSystem starts a stack of its own on free ports: one replica, no API
+// key. Tests that kill or restart parts use it; the others share one
+// through shared.
 func startSystem(t testing.TB, env ...string) *system {
 	t.Helper()
-	return startSystemIn(t, t.TempDir(), env...)
+	return startSystemIn(t, t.TempDir(), 1, "", env...)
 }
 
-// startSystemIn is startSystem with the state folder (TLS files) in dir.
-func startSystemIn(t testing.TB, dir string, env ...string) *system {
+// startWith starts a stack with the given number of replicas and API key
+// (none if empty).
+func startWith(t testing.TB, replicas int, apiKey string, env ...string) *system {
 	t.Helper()
-	s, err := newSystem(dir, env...)
+	return startSystemIn(t, t.TempDir(), replicas, apiKey, env...)
+}
+
+// startSystemIn starts a stack whose state folder (TLS files) is dir. It is
+// stopped when the test ends, and its output is shown if the test failed.
+func startSystemIn(t testing.TB, dir string, replicas int, apiKey string, env ...string) *system {
+	t.Helper()
+	s, err := newSystemWith(dir, replicas, apiKey, env...)
 	if err != nil {
 		t.Fatal(err)
 	}
