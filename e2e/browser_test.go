@@ -161,7 +161,7 @@ func (p page) screenshot(name string) {
 	p.t.Helper()
 	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
 	defer cancel()
-	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // 100: PNG, whole page
 	if err != nil {
 		p.t.Fatal(err)
 	}
