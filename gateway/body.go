@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"unicode/utf8"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc/codes"
@@ -40,6 +41,33 @@ func (g *gateway) checkUnaryBody(next runtime.HandlerFunc) runtime.HandlerFunc {
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		next(w, r, params)
 	}
+}
+
+// checkQuery refuses a query whose names or values are not UTF-8. Query
+// parameters fill proto string fields, which must be UTF-8: the gRPC client
+// would fail to marshal the request, and the caller get a 500. The stream
+// route reads its query itself.
+func (g *gateway) checkQuery(next runtime.HandlerFunc) runtime.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
+		if pat, ok := runtime.HTTPPattern(r.Context()); !ok || pat.String() != streamPattern {
+			for name, values := range r.URL.Query() {
+				if !utf8.ValidString(name) || !allUTF8(values) {
+					g.httpError(w, r, http.StatusBadRequest, status.Errorf(codes.InvalidArgument, "query parameter %q is not valid UTF-8", name))
+					return
+				}
+			}
+		}
+		next(w, r, params)
+	}
+}
+
+func allUTF8(values []string) bool {
+	for _, v := range values {
+		if !utf8.ValidString(v) {
+			return false
+		}
+	}
+	return true
 }
 
 // oneJSONValue reports an error unless body is empty or one JSON value

@@ -83,8 +83,9 @@ func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler
 		// No X-HTTP-Method-Override: behind a proxy that applies policy by
 		// method, the method a request arrives with is the one it gets.
 		runtime.WithDisablePathLengthFallback(),
-		// Unary bodies must be one JSON value of bounded size.
-		runtime.WithMiddlewares(g.checkUnaryBody),
+		// Unary bodies must be one JSON value of bounded size, and
+		// queries UTF-8.
+		runtime.WithMiddlewares(g.checkUnaryBody, g.checkQuery),
 	)
 	if err := codenamev1.RegisterCodenameCreatorHandlerClient(ctx, g.mux, g.client); err != nil {
 		return nil, fmt.Errorf("register REST handlers: %w", err)

@@ -45,6 +45,12 @@ const maxBodyBytes = 1024
 // the gRPC server down and waits for it.
 func startGateway(t *testing.T) (http.Handler, func()) {
 	t.Helper()
+	return startGatewayWith(t, gateway.Options{MaxBodyBytes: maxBodyBytes})
+}
+
+// startGatewayWith is startGateway with the given gateway options.
+func startGatewayWith(t *testing.T, opts gateway.Options) (http.Handler, func()) {
+	t.Helper()
 	lis := bufconn.Listen(1 << 20)
 	ctx, cancel := context.WithCancel(t.Context())
 	served := make(chan error, 1)
@@ -73,7 +79,7 @@ func startGateway(t *testing.T) (http.Handler, func()) {
 	}
 	t.Cleanup(func() { _ = conn.Close() })
 
-	h, err := gateway.New(t.Context(), conn, gateway.Options{MaxBodyBytes: maxBodyBytes})
+	h, err := gateway.New(t.Context(), conn, opts)
 	if err != nil {
 		t.Fatalf("gateway.New: %v", err)
 	}
@@ -186,6 +192,10 @@ func TestREST(t *testing.T) {
 		{name: "wrong method on the stream route", method: "PUT", target: "/v1/codenames:stream",
 			wantCode: 405, wantType: "application/json", golden: "stream_method_not_allowed"},
 		{name: "unknown path", method: "GET", target: "/nope",
+			wantCode: 404, wantType: "application/json", golden: "not_found"},
+		{name: "stream get without upgrade or event-stream", method: "GET", target: "/v1/codenames:stream",
+			wantCode: 406, wantType: "application/json", golden: "stream_not_acceptable"},
+		{name: "metrics without a registry", method: "GET", target: "/metrics",
 			wantCode: 404, wantType: "application/json", golden: "not_found"},
 		{name: "healthz", method: "GET", target: "/healthz",
 			wantCode: 200, wantType: "application/json", golden: "healthz"},

@@ -3,8 +3,10 @@ package gateway
 import (
 	"bytes"
 	"net/http"
+	"unicode/utf8"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -51,6 +53,13 @@ func (g *gateway) serverSentEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	fail := func(err error) { _ = event("error", "error", status.Convert(err).Proto()) }
 
+	category := r.URL.Query().Get("category")
+	if !utf8.ValidString(category) {
+		// A proto string must be UTF-8: the gRPC client would refuse to
+		// send it, and call that INTERNAL.
+		fail(status.Errorf(codes.InvalidArgument, "category %q is not valid UTF-8", category))
+		return
+	}
 	stream, err := g.client.KeepGettingCodenames(ctx)
 	if err != nil {
 		fail(err)
@@ -58,7 +67,7 @@ func (g *gateway) serverSentEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	// The whole request is one category; half-closing leaves the stream
 	// running until the client goes away.
-	if err := stream.Send(&codenamev1.NameRequest{Category: r.URL.Query().Get("category")}); err != nil {
+	if err := stream.Send(&codenamev1.NameRequest{Category: category}); err != nil {
 		if _, err = stream.Recv(); err != nil {
 			fail(err)
 		}

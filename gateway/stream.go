@@ -31,6 +31,11 @@ func (g *gateway) keepGettingCodenames(w http.ResponseWriter, r *http.Request, _
 	// sent by an HTTP/1.1 client would be lost.
 	if r.ProtoMajor == 1 {
 		_ = http.NewResponseController(w).EnableFullDuplex()
+		// And the connection ends with the stream: in full-duplex mode
+		// net/http reads what is left of the body after the handler
+		// returns, and reaching its end then races with reading the next
+		// request, a panic it recovers from (golang/go#68560).
+		w.Header().Set("Connection", "close")
 	}
 	ctx, fail := context.WithCancelCause(r.Context())
 	defer fail(nil)

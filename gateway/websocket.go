@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/coder/websocket"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -35,9 +36,13 @@ func (g *gateway) webSocket(w http.ResponseWriter, r *http.Request) {
 	defer conn.CloseNow()
 	conn.SetReadLimit(g.maxBodyBytes)
 
-	ctx, fail := context.WithCancelCause(ctx)
+	// The call ends early when the page goes away or sends something
+	// invalid (fail). Writes to the page keep the request's context:
+	// coder/websocket drops the connection when a write's context ends, so
+	// a fail during a write would cut the page off before it is told why.
+	callCtx, fail := context.WithCancelCause(ctx)
 	defer fail(nil)
-	stream, err := g.client.KeepGettingCodenames(ctx)
+	stream, err := g.client.KeepGettingCodenames(callCtx)
 	if err != nil {
 		g.closeWithError(ctx, conn, r, err)
 		return
@@ -45,7 +50,7 @@ func (g *gateway) webSocket(w http.ResponseWriter, r *http.Request) {
 	_, inbound := runtime.MarshalerForRequest(g.mux, r)
 	go func() {
 		for {
-			_, data, err := conn.Read(ctx)
+			_, data, err := conn.Read(callCtx)
 			if err != nil {
 				// The page closed the socket or went away (or broke the
 				// protocol, which coder/websocket answers itself): the
@@ -53,8 +58,14 @@ func (g *gateway) webSocket(w http.ResponseWriter, r *http.Request) {
 				fail(context.Canceled)
 				return
 			}
+			// One message, one request: the marshaler would decode the
+			// first JSON value and ignore anything after it.
 			req := new(codenamev1.NameRequest)
-			if err := inbound.Unmarshal(data, req); err != nil {
+			err = oneJSONValue(data)
+			if err == nil {
+				err = inbound.Unmarshal(data, req)
+			}
+			if err != nil {
 				fail(status.Errorf(codes.InvalidArgument, "request stream: %v", err))
 				return
 			}
@@ -67,7 +78,7 @@ func (g *gateway) webSocket(w http.ResponseWriter, r *http.Request) {
 	for {
 		msg, err := stream.Recv()
 		if err != nil {
-			g.closeWithError(ctx, conn, r, causeOr(ctx, err))
+			g.closeWithError(ctx, conn, r, causeOr(callCtx, err))
 			return
 		}
 		if err := g.writeChunk(ctx, conn, r, "result", msg); err != nil {
@@ -83,8 +94,15 @@ func (g *gateway) writeChunk(ctx context.Context, conn *websocket.Conn, r *http.
 	if err != nil {
 		return err
 	}
+	// A page that stops reading must not hold the handler forever: flow
+	// control would block this write until TCP gave up.
+	ctx, cancel := context.WithTimeout(ctx, wsWriteTimeout)
+	defer cancel()
 	return conn.Write(ctx, websocket.MessageText, b)
 }
+
+// wsWriteTimeout bounds one write to a WebSocket client.
+const wsWriteTimeout = 30 * time.Second
 
 // closeWithError sends the final {"error":...} message, unless the client
 // itself ended the stream, and closes the socket with a code that tells a

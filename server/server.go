@@ -44,7 +44,18 @@ type Config struct {
 	DrainTimeout time.Duration
 	// Logger receives one line per finished call. Nil discards them.
 	Logger *slog.Logger
+	// MaxRecvMsgSize bounds one incoming gRPC message (grpc.MaxRecvMsgSize);
+	// a bigger one fails the call with RESOURCE_EXHAUSTED and the server
+	// goes on serving. A NameRequest is a few dozen bytes, so the bound is
+	// there to keep a hostile client from pinning memory. Zero or less
+	// means DefaultMaxRecvMsgSize.
+	MaxRecvMsgSize int
 }
+
+// DefaultMaxRecvMsgSize is the largest incoming gRPC message by default:
+// 64 KiB, the same bound the REST gateway puts on a JSON body (grpc-go's
+// own default is 4 MiB).
+const DefaultMaxRecvMsgSize = 64 << 10
 
 // APIKeyIDHeader carries a redacted form of the caller's API key, which
 // HAProxy adds after checking the key (the key itself never reaches a
@@ -60,6 +71,9 @@ const APIKeyIDHeader = "x-api-key-id"
 func Serve(ctx context.Context, lis net.Listener, cfg Config) error {
 	if cfg.DrainTimeout == 0 {
 		cfg.DrainTimeout = 10 * time.Second
+	}
+	if cfg.MaxRecvMsgSize <= 0 {
+		cfg.MaxRecvMsgSize = DefaultMaxRecvMsgSize
 	}
 	logger := cfg.Logger
 	if logger == nil {
@@ -86,6 +100,7 @@ func Serve(ctx context.Context, lis net.Listener, cfg Config) error {
 		return c.Service != healthpb.Health_ServiceDesc.ServiceName
 	})
 	gs := grpc.NewServer(
+		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgSize),
 		grpc.ChainUnaryInterceptor(
 			calls.UnaryServerInterceptor(),
 			selector.UnaryServerInterceptor(logging.UnaryServerInterceptor(slogAdapter(logger), logOpts...), notHealth),

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
@@ -49,29 +50,7 @@ type testServer struct {
 func startServer(t *testing.T, cfg Config, opts ...grpc.DialOption) *testServer {
 	t.Helper()
 	lis := bufconn.Listen(1 << 20)
-	logs := newRecorder()
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(logs)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	served := make(chan error, 1)
-	go func() { served <- Serve(ctx, lis, cfg) }()
-	shutdown := sync.OnceValues(func() (error, time.Duration) {
-		start := time.Now()
-		cancel()
-		select {
-		case err := <-served:
-			return err, time.Since(start)
-		case <-time.After(waitTimeout + cfg.DrainTimeout):
-			return errors.New("Serve did not return after its context ended"), time.Since(start)
-		}
-	})
-	t.Cleanup(func() {
-		if err, _ := shutdown(); err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-
+	logs, shutdown := serve(t, lis, cfg)
 	opts = append([]grpc.DialOption{
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
@@ -87,6 +66,36 @@ func startServer(t *testing.T, cfg Config, opts ...grpc.DialOption) *testServer 
 		logs:     logs,
 		shutdown: shutdown,
 	}
+}
+
+// serve runs Serve on lis until the test ends, logging to the returned
+// recorder unless cfg has a Logger. The returned shutdown is as in
+// testServer.
+func serve(t *testing.T, lis net.Listener, cfg Config) (*recorder, func() (error, time.Duration)) {
+	t.Helper()
+	logs := newRecorder()
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(logs)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	served := make(chan error, 1)
+	go func() { served <- Serve(ctx, lis, cfg) }()
+	shutdown := sync.OnceValues(func() (error, time.Duration) {
+		start := time.Now()
+		cancel()
+		select {
+		case err := <-served:
+			return err, time.Since(start)
+		case <-time.After(waitTimeout + cfg.DrainDelay + cfg.DrainTimeout):
+			return errors.New("Serve did not return after its context ended"), time.Since(start)
+		}
+	})
+	t.Cleanup(func() {
+		if err, _ := shutdown(); err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return logs, shutdown
 }
 
 // recorder is a slog.Handler that keeps the records it is given.
@@ -131,6 +140,31 @@ func (r *recorder) waitFor(t *testing.T, msg string, attrs map[string]string) {
 			t.Fatalf("no log record %q with %v within %v", msg, attrs, waitTimeout)
 		}
 	}
+}
+
+// find returns the records with message msg logged so far.
+func (r *recorder) find(msg string) []slog.Record {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var found []slog.Record
+	for _, rec := range r.records {
+		if rec.Message == msg {
+			found = append(found, rec)
+		}
+	}
+	return found
+}
+
+// attr returns the value of rec's attribute key as a string.
+func attr(rec slog.Record, key string) (value string, ok bool) {
+	rec.Attrs(func(a slog.Attr) bool {
+		if a.Key == key {
+			value, ok = a.Value.String(), true
+			return false
+		}
+		return true
+	})
+	return value, ok
 }
 
 func (r *recorder) has(msg string) bool {
@@ -198,6 +232,71 @@ func TestServeLogsFinishedCalls(t *testing.T) {
 		t.Fatalf("GetCodename: %v", err)
 	}
 	s.logs.waitFor(t, "finished call", map[string]string{logging.MethodFieldKey: "GetCodename", "grpc.code": "OK"})
+}
+
+// TestServeLogsCaller checks that the "finished call" line names the
+// caller by the key ID HAProxy puts in the metadata, and only when there is
+// exactly one, so that a client cannot muddle the log by adding its own.
+func TestServeLogsCaller(t *testing.T) {
+	tests := []struct {
+		name   string
+		md     metadata.MD
+		stream bool
+		want   string // "" for no api_key field
+	}{
+		{name: "unary with a key ID", md: metadata.Pairs(APIKeyIDHeader, "key-1a2b"), want: "key-1a2b"},
+		{name: "stream with a key ID", md: metadata.Pairs(APIKeyIDHeader, "key-3c4d"), stream: true, want: "key-3c4d"},
+		{name: "no key ID", md: metadata.MD{}},
+		{name: "two key IDs", md: metadata.Pairs(APIKeyIDHeader, "key-1", APIKeyIDHeader, "key-2")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := startServer(t, Config{StreamInterval: time.Hour})
+			ctx := metadata.NewOutgoingContext(t.Context(), tt.md)
+			method, code := "GetCodename", "OK"
+			if tt.stream {
+				method, code = "KeepGettingCodenames", "Canceled"
+				ctx, cancel := context.WithCancel(ctx)
+				stream := openStream(t, ctx, s.client, "space")
+				recvCategory(t, stream)
+				cancel()
+			} else if _, err := s.client.GetCodename(ctx, &codenamev1.NameRequest{}); err != nil {
+				t.Fatalf("GetCodename: %v", err)
+			}
+			s.logs.waitFor(t, "finished call", map[string]string{logging.MethodFieldKey: method, "grpc.code": code})
+			recs := s.logs.find("finished call")
+			if len(recs) != 1 {
+				t.Fatalf("got %d finished call lines, want 1", len(recs))
+			}
+			got, ok := attr(recs[0], "api_key")
+			switch {
+			case tt.want == "" && ok:
+				t.Errorf("api_key = %q, want no api_key field", got)
+			case tt.want != "" && got != tt.want:
+				t.Errorf("api_key = %q (present: %v), want %q", got, ok, tt.want)
+			}
+		})
+	}
+}
+
+// TestServeDoesNotLogHealthChecks: health checks come every few seconds
+// from every checker, so they stay out of the call log.
+func TestServeDoesNotLogHealthChecks(t *testing.T) {
+	s := startServer(t, Config{})
+	if _, err := healthpb.NewHealthClient(s.conn).Check(t.Context(), &healthpb.HealthCheckRequest{}); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	if _, err := s.client.GetCodename(t.Context(), &codenamev1.NameRequest{}); err != nil {
+		t.Fatalf("GetCodename: %v", err)
+	}
+	// The interceptor logs before the response goes out, so the Check,
+	// answered before the GetCodename began, would be logged by now.
+	s.logs.waitFor(t, "finished call", map[string]string{logging.MethodFieldKey: "GetCodename"})
+	for _, rec := range s.logs.find("finished call") {
+		if svc, _ := attr(rec, logging.ServiceFieldKey); svc == healthpb.Health_ServiceDesc.ServiceName {
+			t.Errorf("health check logged: %v", rec)
+		}
+	}
 }
 
 // TestServeDrains checks the shutdown order: health turns NOT_SERVING,

@@ -29,14 +29,35 @@ func split(lis net.Listener) (grpc, other net.Listener) {
 	return s.grpc, s.other
 }
 
+// acceptLoop hands every connection of lis to route. A temporary Accept
+// error, such as running out of file descriptors, is retried after a pause
+// that grows to a second, as net/http and grpc-go do on their own
+// listeners: ending the loop would leave both servers retrying forever on
+// listeners that never deliver again. Any other error ends both listeners.
 func (s *splitListener) acceptLoop() {
+	var pause time.Duration
 	for {
 		conn, err := s.lis.Accept()
 		if err != nil {
-			s.grpc.fail(err)
-			s.other.fail(err)
+			if te, ok := err.(interface{ Temporary() bool }); !ok || !te.Temporary() {
+				s.grpc.fail(err)
+				s.other.fail(err)
+				return
+			}
+			pause = min(max(2*pause, 5*time.Millisecond), time.Second)
+			t := time.NewTimer(pause)
+			select {
+			case <-t.C:
+				continue
+			case <-s.grpc.done: // the servers are stopping: no need to wait for lis
+			case <-s.other.done:
+			}
+			t.Stop()
+			s.grpc.Close()
+			s.other.Close()
 			return
 		}
+		pause = 0
 		go s.route(conn)
 	}
 }

@@ -33,6 +33,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	interval := fs.Duration("stream-interval", "CODENAME_STREAM_INTERVAL", time.Second, "pause between codenames on a stream (0: as fast as the client reads)")
 	drainDelay := fs.Duration("drain-delay", "CODENAME_DRAIN_DELAY", 2*time.Second, "on shutdown, how long to keep serving with health NOT_SERVING, so that HAProxy moves traffic away first")
 	drain := fs.Duration("drain-timeout", "CODENAME_DRAIN_TIMEOUT", 10*time.Second, "how long shutdown waits for calls in flight")
+	// A bigger message fails its call with RESOURCE_EXHAUSTED; the server
+	// goes on serving everyone else.
+	maxRecv := fs.Int("max-recv-bytes", "CODENAME_MAX_RECV_BYTES", server.DefaultMaxRecvMsgSize, "largest gRPC message the server accepts")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -43,7 +46,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	logger.Info("serving gRPC", "addr", lis.Addr().String(), "stream_interval", interval.String())
-	err = server.Serve(ctx, lis, server.Config{StreamInterval: *interval, DrainDelay: *drainDelay, DrainTimeout: *drain, Logger: logger})
+	err = server.Serve(ctx, lis, server.Config{StreamInterval: *interval, DrainDelay: *drainDelay, DrainTimeout: *drain, Logger: logger, MaxRecvMsgSize: *maxRecv})
 	logger.Info("stopped")
 	return err
 }

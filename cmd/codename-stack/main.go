@@ -114,6 +114,9 @@ func consecutive(addr string, n int) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", addr, err)
 	}
+	if port < 1 || port+n-1 > 65535 {
+		return nil, fmt.Errorf("%s: %d replicas need ports %d to %d", addr, n, port, port+n-1)
+	}
 	addrs := make([]string, n)
 	for i := range addrs {
 		addrs[i] = net.JoinHostPort(host, strconv.Itoa(port+i))

@@ -1,0 +1,328 @@
+package gateway_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/test/bufconn"
+
+	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
+	"github.com/codename-gateway/codename-gateway/gateway"
+)
+
+// logRecorder is a slog.Handler that keeps the records it is given.
+type logRecorder struct {
+	mu      sync.Mutex
+	records []slog.Record
+}
+
+func (r *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (r *logRecorder) WithAttrs([]slog.Attr) slog.Handler       { return r }
+func (r *logRecorder) WithGroup(string) slog.Handler            { return r }
+
+func (r *logRecorder) Handle(_ context.Context, rec slog.Record) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.records = append(r.records, rec.Clone())
+	return nil
+}
+
+// take returns the records logged since the last take.
+func (r *logRecorder) take() []slog.Record {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	recs := r.records
+	r.records = nil
+	return recs
+}
+
+// attrs returns a record's attributes by key.
+func attrs(rec slog.Record) map[string]slog.Value {
+	m := map[string]slog.Value{}
+	rec.Attrs(func(a slog.Attr) bool {
+		m[a.Key] = a.Value
+		return true
+	})
+	return m
+}
+
+// metricValue finds the sample of name whose labels include labels in a
+// Prometheus text exposition.
+func metricValue(text, name string, labels map[string]string) (float64, bool) {
+	for line := range strings.Lines(text) {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		series, value, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		got, labelText, _ := strings.Cut(strings.TrimSuffix(series, "}"), "{")
+		if got != name {
+			continue
+		}
+		have := map[string]string{}
+		for pair := range strings.SplitSeq(labelText, ",") {
+			if k, v, ok := strings.Cut(pair, "="); ok {
+				have[k] = strings.Trim(v, `"`)
+			}
+		}
+		match := true
+		for k, v := range labels {
+			if have[k] != v {
+				match = false
+			}
+		}
+		if !match {
+			continue
+		}
+		f, err := strconv.ParseFloat(value, 64)
+		return f, err == nil
+	}
+	return 0, false
+}
+
+// serve calls h directly, so that everything it logs and counts is done
+// when serve returns.
+func serve(t *testing.T, h http.Handler, method, target, body string, header http.Header) *httptest.ResponseRecorder {
+	t.Helper()
+	var r *http.Request
+	if body == "" {
+		r = httptest.NewRequestWithContext(t.Context(), method, target, nil)
+	} else {
+		r = httptest.NewRequestWithContext(t.Context(), method, target, strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+	}
+	for k, vs := range header {
+		r.Header[k] = vs
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, r)
+	return rec
+}
+
+// TestObserveMetrics checks the gateway's own request metrics on GET
+// /metrics, when a registry is given.
+func TestObserveMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	h, _ := startGatewayWith(t, gateway.Options{MaxBodyBytes: maxBodyBytes, Metrics: reg})
+	for _, req := range []struct{ method, target, body string }{
+		{"GET", "/v1/codename?category=science", ""},
+		{"GET", "/healthz", ""},
+		{"GET", "/nope", ""},
+		{"POST", "/v1/codename", `{"category":"plants"}`},
+		{"PUT", "/v1/codename", `{}`},
+	} {
+		serve(t, h, req.method, req.target, req.body, nil)
+	}
+
+	rec := serve(t, h, "GET", "/metrics", "", nil)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("GET /metrics = %d, want 200", rec.Code)
+	}
+	if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
+		t.Errorf("GET /metrics content type = %q, want text/plain", ct)
+	}
+	body := rec.Body.String()
+	tests := []struct {
+		name   string
+		metric string
+		labels map[string]string
+		want   float64
+	}{
+		{name: "GET 200", metric: "codename_gateway_http_requests_total",
+			labels: map[string]string{"method": "GET", "code": "200"}, want: 2},
+		{name: "GET 404", metric: "codename_gateway_http_requests_total",
+			labels: map[string]string{"method": "GET", "code": "404"}, want: 1},
+		{name: "POST 400", metric: "codename_gateway_http_requests_total",
+			labels: map[string]string{"method": "POST", "code": "400"}, want: 1},
+		{name: "PUT 405", metric: "codename_gateway_http_requests_total",
+			labels: map[string]string{"method": "PUT", "code": "405"}, want: 1},
+		{name: "GET durations", metric: "codename_gateway_http_request_duration_seconds_count",
+			labels: map[string]string{"method": "GET"}, want: 3},
+		{name: "GET durations, largest bucket", metric: "codename_gateway_http_request_duration_seconds_bucket",
+			labels: map[string]string{"method": "GET", "le": "+Inf"}, want: 3},
+		{name: "in flight: this scrape", metric: "codename_gateway_http_requests_in_flight", want: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := metricValue(body, tt.metric, tt.labels)
+			if !ok {
+				t.Fatalf("no %s%v in:\n%s", tt.metric, tt.labels, body)
+			}
+			if got != tt.want {
+				t.Errorf("%s%v = %v, want %v", tt.metric, tt.labels, got, tt.want)
+			}
+		})
+	}
+
+	// The scrape counts once it is over.
+	body = serve(t, h, "GET", "/metrics", "", nil).Body.String()
+	if got, _ := metricValue(body, "codename_gateway_http_requests_total", map[string]string{"method": "GET", "code": "200"}); got != 3 {
+		t.Errorf("GET 200 requests after one scrape = %v, want 3", got)
+	}
+}
+
+// TestObserveLogs checks that each request but health checks and scrapes
+// gets one log line, with who asked for what and how it went.
+func TestObserveLogs(t *testing.T) {
+	logs := &logRecorder{}
+	h, _ := startGatewayWith(t, gateway.Options{MaxBodyBytes: maxBodyBytes, Logger: slog.New(logs), Metrics: prometheus.NewRegistry()})
+	tests := []struct {
+		name       string
+		method     string
+		target     string
+		body       string
+		header     http.Header
+		wantLogged bool
+		wantStatus int
+		wantAPIKey string
+	}{
+		{name: "unary call", method: "GET", target: "/v1/codename?category=space",
+			wantLogged: true, wantStatus: 200},
+		{name: "with an API key ID", method: "POST", target: "/v1/codename", body: `{"category":"space"}`,
+			header: http.Header{"X-Api-Key-Id": {"key-1a2b"}}, wantLogged: true, wantStatus: 200, wantAPIKey: "key-1a2b"},
+		{name: "error", method: "GET", target: "/v1/codename?category=plants", wantLogged: true, wantStatus: 400},
+		{name: "unknown path", method: "GET", target: "/nope", wantLogged: true, wantStatus: 404},
+		{name: "health check", method: "GET", target: "/healthz"},
+		{name: "scrape", method: "GET", target: "/metrics"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_ = logs.take()
+			rec := serve(t, h, tt.method, tt.target, tt.body, tt.header)
+			recs := logs.take()
+			if !tt.wantLogged {
+				if len(recs) != 0 {
+					t.Errorf("got %d log lines, want none: %v", len(recs), recs)
+				}
+				return
+			}
+			if len(recs) != 1 {
+				t.Fatalf("got %d log lines, want 1: %v", len(recs), recs)
+			}
+			if got, want := recs[0].Message, "request"; got != want {
+				t.Errorf("message = %q, want %q", got, want)
+			}
+			a := attrs(recs[0])
+			path, _, _ := strings.Cut(tt.target, "?")
+			for key, want := range map[string]string{"method": tt.method, "path": path, "api_key": tt.wantAPIKey} {
+				if got := a[key].String(); got != want {
+					t.Errorf("%s = %q, want %q", key, got, want)
+				}
+			}
+			if got := a["status"]; got.Kind() != slog.KindInt64 || got.Int64() != int64(tt.wantStatus) || rec.Code != tt.wantStatus {
+				t.Errorf("status = %v, response status %d; want %d", got, rec.Code, tt.wantStatus)
+			}
+			if got := a["duration_ms"]; got.Kind() != slog.KindFloat64 || got.Float64() < 0 {
+				t.Errorf("duration_ms = %v, want a number of milliseconds", got)
+			}
+		})
+	}
+}
+
+// TestHeadersToAndFromServer checks which HTTP headers reach the gRPC
+// server as metadata, and which metadata come back as headers, against a
+// fake server that records what it is sent.
+func TestHeadersToAndFromServer(t *testing.T) {
+	received := make(chan metadata.MD, 1)
+	gs := grpc.NewServer(grpc.UnknownServiceHandler(func(_ any, stream grpc.ServerStream) error {
+		md, _ := metadata.FromIncomingContext(stream.Context())
+		received <- md
+		if err := stream.RecvMsg(new(codenamev1.NameRequest)); err != nil {
+			return err
+		}
+		if err := stream.SendHeader(metadata.Pairs("x-served-by", "fake")); err != nil {
+			return err
+		}
+		return stream.SendMsg(&codenamev1.NameResult{Name: "Fake Name"})
+	}))
+	lis := bufconn.Listen(1 << 20)
+	served := make(chan error, 1)
+	go func() { served <- gs.Serve(lis) }()
+	t.Cleanup(func() {
+		gs.Stop()
+		if err := <-served; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	conn, err := grpc.NewClient("passthrough:///bufnet",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+	)
+	if err != nil {
+		t.Fatalf("NewClient: %v", err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	h, err := gateway.New(t.Context(), conn, gateway.Options{})
+	if err != nil {
+		t.Fatalf("gateway.New: %v", err)
+	}
+
+	rec := serve(t, h, "GET", "/v1/codename?category=space", "", http.Header{
+		"X-Api-Key-Id": {"key-1a2b"},
+		"X-Request-Id": {"req-42"},
+		"X-Unrelated":  {"nope"},
+	})
+	if rec.Code != http.StatusOK {
+		t.Fatalf("status = %d, want 200; body:\n%s", rec.Code, rec.Body)
+	}
+	var md metadata.MD
+	select {
+	case md = <-received:
+	default:
+		t.Fatal("the fake server got no call")
+	}
+
+	t.Run("to the server", func(t *testing.T) {
+		tests := []struct {
+			name string
+			key  string
+			want []string
+		}{
+			{name: "API key ID", key: "x-api-key-id", want: []string{"key-1a2b"}},
+			{name: "request ID", key: "x-request-id", want: []string{"req-42"}},
+			{name: "other headers stay behind", key: "x-unrelated"},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				got := md.Get(tt.key)
+				if strings.Join(got, ",") != strings.Join(tt.want, ",") || len(got) != len(tt.want) {
+					t.Errorf("metadata %s = %q, want %q", tt.key, got, tt.want)
+				}
+			})
+		}
+	})
+
+	t.Run("from the server", func(t *testing.T) {
+		tests := []struct {
+			name   string
+			header string
+			want   string
+		}{
+			{name: "server metadata", header: "Grpc-Metadata-X-Served-By", want: "fake"},
+			{name: "not the gRPC content type", header: "Grpc-Metadata-Content-Type", want: ""},
+			{name: "JSON content type", header: "Content-Type", want: "application/json"},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				if got := rec.Header().Get(tt.header); got != tt.want {
+					t.Errorf("header %s = %q, want %q", tt.header, got, tt.want)
+				}
+			})
+		}
+	})
+}

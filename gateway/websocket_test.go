@@ -1,0 +1,219 @@
+package gateway_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/coder/websocket"
+)
+
+// dialWebSocket opens the stream as a WebSocket with the given request
+// headers. The socket is closed when the test ends.
+func dialWebSocket(t *testing.T, ts *httptest.Server, header http.Header) (*websocket.Conn, *http.Response, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+	defer cancel()
+	url := "ws" + strings.TrimPrefix(ts.URL, "http") + "/v1/codenames:stream"
+	conn, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPClient: ts.Client(), HTTPHeader: header})
+	if conn != nil {
+		t.Cleanup(func() { _ = conn.CloseNow() })
+	}
+	return conn, resp, err
+}
+
+// wsStream is an open WebSocket stream.
+type wsStream struct {
+	t    *testing.T
+	ctx  context.Context
+	conn *websocket.Conn
+}
+
+func openWebSocket(t *testing.T, ts *httptest.Server) *wsStream {
+	t.Helper()
+	conn, _, err := dialWebSocket(t, ts, nil)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+	t.Cleanup(cancel)
+	return &wsStream{t: t, ctx: ctx, conn: conn}
+}
+
+func (s *wsStream) write(msg string) {
+	s.t.Helper()
+	if err := s.conn.Write(s.ctx, websocket.MessageText, []byte(msg)); err != nil {
+		s.t.Fatalf("write %q: %v", msg, err)
+	}
+}
+
+// next reads one message, or returns the error that ended the socket.
+func (s *wsStream) next() (line streamLine, raw string, err error) {
+	s.t.Helper()
+	typ, data, err := s.conn.Read(s.ctx)
+	if err != nil {
+		return streamLine{}, "", err
+	}
+	if typ != websocket.MessageText {
+		s.t.Fatalf("got a %v message, want text", typ)
+	}
+	if err := json.Unmarshal(data, &line); err != nil {
+		s.t.Fatalf("message is not JSON: %v\n%s", err, data)
+	}
+	return line, string(data), nil
+}
+
+func (s *wsStream) nextCategory() string {
+	s.t.Helper()
+	line, raw, err := s.next()
+	if err != nil {
+		s.t.Fatalf("read: %v", err)
+	}
+	if line.Result == nil || line.Error != nil {
+		s.t.Fatalf("got %s, want {\"result\":{\"name\":...}}", raw)
+	}
+	cat := categoryOf(line.Result.Name)
+	if cat == "" {
+		s.t.Fatalf("got name %q, which is from no category", line.Result.Name)
+	}
+	return cat
+}
+
+// endsWithError skips names until the error message, checks it, and checks
+// that the socket is then closed with wantClose.
+func (s *wsStream) endsWithError(wantCode int, wantMessage string, wantClose websocket.StatusCode) {
+	s.t.Helper()
+	for {
+		line, raw, err := s.next()
+		if err != nil {
+			s.t.Fatalf("socket ended (%v) without an error message", err)
+		}
+		if line.Result != nil {
+			continue // names already on their way
+		}
+		if line.Error == nil {
+			s.t.Fatalf("got %s, want a result or an error", raw)
+		}
+		if line.Error.Code != wantCode || !strings.Contains(line.Error.Message, wantMessage) {
+			s.t.Errorf("got error %s, want code %d and a message containing %q", raw, wantCode, wantMessage)
+		}
+		break
+	}
+	_, raw, err := s.next()
+	if err == nil {
+		s.t.Fatalf("got %s after the error message, want the socket closed", raw)
+	}
+	if got := websocket.CloseStatus(err); got != wantClose {
+		s.t.Errorf("socket closed with %v (%v), want %v", got, err, wantClose)
+	}
+}
+
+// TestWebSocket checks the stream over a WebSocket, through the request
+// logger, which must let the WebSocket library take the connection over.
+func TestWebSocket(t *testing.T) {
+	h, _ := startGateway(t)
+	ts := httptest.NewServer(h)
+	t.Cleanup(ts.Close)
+	s := openWebSocket(t, ts)
+	s.write(`{"category":"science"}`)
+	for range 2 {
+		if got := s.nextCategory(); got != "science" {
+			t.Fatalf("got a name from %q, want science", got)
+		}
+	}
+	s.write(`{"category":"SPACE"}`)
+	for {
+		got := s.nextCategory()
+		if got == "space" {
+			break
+		}
+		if got != "science" {
+			t.Fatalf("got a name from %q while switching from science to space", got)
+		}
+	}
+	if err := s.conn.Close(websocket.StatusNormalClosure, ""); err != nil {
+		t.Errorf("close: %v", err)
+	}
+}
+
+// TestWebSocketOrigin: only pages of the gateway's own origin may open a
+// socket, so that another site cannot use a visitor's credentials.
+func TestWebSocketOrigin(t *testing.T) {
+	h, _ := startGateway(t)
+	ts := httptest.NewServer(h)
+	t.Cleanup(ts.Close)
+	tests := []struct {
+		name     string
+		origin   string
+		wantCode int
+	}{
+		{name: "no origin (not a browser)", wantCode: http.StatusSwitchingProtocols},
+		{name: "same origin", origin: ts.URL, wantCode: http.StatusSwitchingProtocols},
+		{name: "foreign origin", origin: "https://evil.example", wantCode: http.StatusForbidden},
+		{name: "same host name, other port", origin: "http://127.0.0.1:1", wantCode: http.StatusForbidden},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			header := http.Header{}
+			if tt.origin != "" {
+				header.Set("Origin", tt.origin)
+			}
+			_, resp, err := dialWebSocket(t, ts, header)
+			if resp == nil {
+				t.Fatalf("dial: no response (%v)", err)
+			}
+			if resp.StatusCode != tt.wantCode {
+				t.Errorf("handshake status = %d (%v), want %d", resp.StatusCode, err, tt.wantCode)
+			}
+		})
+	}
+}
+
+func TestWebSocketErrors(t *testing.T) {
+	h, _ := startGateway(t)
+	ts := httptest.NewServer(h)
+	t.Cleanup(ts.Close)
+	tests := []struct {
+		name        string
+		first       string // "" to send only write
+		write       string
+		wantMessage string
+	}{
+		{name: "malformed first message", write: `{"category": nope}`, wantMessage: "request stream: "},
+		{name: "malformed message mid-stream", first: `{"category":"space"}`, write: `{"category": nope}`,
+			wantMessage: "request stream: "},
+		{name: "unknown field", first: `{"category":"space"}`, write: `{"categroy":"space"}`, wantMessage: `"categroy"`},
+		{name: "unknown category", write: `{"category":"plants"}`,
+			wantMessage: `unknown category "plants": valid categories are animals, science, space`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := openWebSocket(t, ts)
+			if tt.first != "" {
+				s.write(tt.first)
+				s.nextCategory()
+			}
+			s.write(tt.write)
+			s.endsWithError(3, tt.wantMessage, websocket.StatusPolicyViolation)
+		})
+	}
+}
+
+// TestWebSocketServerShutdown: when the gRPC server drains, the page is
+// told UNAVAILABLE and the socket closes with "service restart", so the
+// page knows that reconnecting makes sense.
+func TestWebSocketServerShutdown(t *testing.T) {
+	h, shutdown := startGateway(t)
+	ts := httptest.NewServer(h)
+	t.Cleanup(ts.Close)
+	s := openWebSocket(t, ts)
+	s.write(`{"category":"animals"}`)
+	if got := s.nextCategory(); got != "animals" {
+		t.Fatalf("got a name from %q, want animals", got)
+	}
+	shutdown()
+	s.endsWithError(14, "server is shutting down", websocket.StatusServiceRestart)
+}
