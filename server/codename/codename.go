@@ -50,7 +50,9 @@ type UnknownCategoryError struct {
 }
 
 func (e *UnknownCategoryError) Error() string {
-	return fmt.Sprintf("unknown category %q: valid categories are %s", e.Got, strings.Join(Categories(), ", "))
+	// Only the start of what was sent is quoted: an error must stay small
+	// enough for every proxy's header buffer (gRPC carries it in a header).
+	return fmt.Sprintf("unknown category %.64q: valid categories are %s", e.Got, strings.Join(Categories(), ", "))
 }
 
 // Parse returns the category called s, ignoring case and surrounding space.
