@@ -43,12 +43,18 @@ func (g *gateway) checkUnaryBody(next runtime.HandlerFunc) runtime.HandlerFunc {
 	}
 }
 
-// checkQuery refuses a query whose names or values are not UTF-8. Query
-// parameters fill proto string fields, which must be UTF-8: the gRPC client
-// would fail to marshal the request, and the caller get a 500. The stream
-// route reads its query itself.
+// checkQuery refuses a query longer than maxBodyBytes, or, except on the
+// stream route, which reads its query itself, one whose names or values are
+// not UTF-8. Query parameters fill the request message, which the server
+// takes up to that size, and whose strings must be UTF-8: the gRPC client
+// would fail to marshal it, and the caller get a 500.
 func (g *gateway) checkQuery(next runtime.HandlerFunc) runtime.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
+		if int64(len(r.URL.RawQuery)) > g.maxBodyBytes {
+			g.httpError(w, r, http.StatusRequestURITooLong,
+				status.Errorf(codes.InvalidArgument, "query is longer than %d bytes", g.maxBodyBytes))
+			return
+		}
 		if pat, ok := runtime.HTTPPattern(r.Context()); !ok || pat.String() != streamPattern {
 			for name, values := range r.URL.Query() {
 				if !utf8.ValidString(name) || !allUTF8(values) {

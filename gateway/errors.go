@@ -2,7 +2,10 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"net/http"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc/codes"
@@ -21,6 +24,42 @@ func routingErrorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.M
 		HTTPStatus: http.StatusMethodNotAllowed,
 		Err:        status.Errorf(codes.Unimplemented, "method %s is not allowed on %s", r.Method, r.URL.Path),
 	})
+}
+
+// errorHandler is the runtime's default error handler, given a message
+// that is valid UTF-8.
+func errorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, validUTF8(public(err)))
+}
+
+// public hides how the gateway failed to reach the gRPC server: grpc-go's
+// message names internal addresses ("dial tcp 10.0.0.7:9090: connect:
+// connection refused"), which callers need not see. A server's own
+// UNAVAILABLE (a draining replica says so) keeps its message.
+func public(err error) error {
+	if hse := new(runtime.HTTPStatusError); errors.As(err, &hse) {
+		return &runtime.HTTPStatusError{HTTPStatus: hse.HTTPStatus, Err: public(hse.Err)}
+	}
+	st, ok := status.FromError(err)
+	if ok && st.Code() == codes.Unavailable && strings.HasPrefix(st.Message(), "connection error") {
+		return status.Error(codes.Unavailable, "the codename service cannot be reached: retry shortly")
+	}
+	return err
+}
+
+// validUTF8 returns err, or, if its status message is not valid UTF-8, the
+// same status with each invalid byte sequence replaced by U+FFFD.
+func validUTF8(err error) error {
+	if hse := new(runtime.HTTPStatusError); errors.As(err, &hse) {
+		return &runtime.HTTPStatusError{HTTPStatus: hse.HTTPStatus, Err: validUTF8(hse.Err)}
+	}
+	st := status.Convert(err)
+	if utf8.ValidString(st.Message()) {
+		return err
+	}
+	p := st.Proto()
+	p.Message = strings.ToValidUTF8(p.Message, "\uFFFD")
+	return status.FromProto(p).Err()
 }
 
 // httpError writes err with an explicit HTTP status in the gateway's JSON

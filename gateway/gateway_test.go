@@ -318,3 +318,32 @@ func TestNewDefaultBodyLimit(t *testing.T) {
 		t.Errorf("status = %d, want %d", got, want)
 	}
 }
+
+// TestUnreachableServerIsNotDescribed: when the gRPC server cannot be
+// reached, REST callers get 503 without grpc-go's description of the dial,
+// which names internal addresses.
+func TestUnreachableServerIsNotDescribed(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	lis.Close() // nothing listens there now
+	conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	h, err := gateway.New(t.Context(), conn, gateway.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequestWithContext(t.Context(), "GET", "/v1/codename", nil))
+	if rec.Code != http.StatusServiceUnavailable {
+		t.Errorf("status = %d, want 503", rec.Code)
+	}
+	if body := rec.Body.String(); strings.Contains(body, addr) || strings.Contains(body, "dial") || !strings.Contains(body, `"code":14`) {
+		t.Errorf("body = %s, want code 14 without the dial's details", body)
+	}
+}

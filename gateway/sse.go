@@ -51,7 +51,7 @@ func (g *gateway) serverSentEvents(w http.ResponseWriter, r *http.Request) {
 		}
 		return rc.Flush()
 	}
-	fail := func(err error) { _ = event("error", "error", status.Convert(err).Proto()) }
+	fail := func(err error) { _ = event("error", "error", status.Convert(public(err)).Proto()) }
 
 	category := r.URL.Query().Get("category")
 	if !utf8.ValidString(category) {

@@ -85,6 +85,12 @@ func (g *gateway) forwardRequests(stream codenamev1.CodenameCreator_KeepGettingC
 			fail(status.Errorf(codes.InvalidArgument, "request stream: %v", err))
 			return
 		}
+		// The limiter's bound is approximate, the server's exact: a
+		// message just past it would come back RESOURCE_EXHAUSTED (429).
+		if int64(proto.Size(req)) > g.maxBodyBytes {
+			fail(status.Errorf(codes.InvalidArgument, "request stream: request message is larger than %d bytes", g.maxBodyBytes))
+			return
+		}
 		if err := stream.Send(req); err != nil {
 			return // the call is over; Recv reports why
 		}

@@ -108,7 +108,7 @@ const wsWriteTimeout = 30 * time.Second
 // itself ended the stream, and closes the socket with a code that tells a
 // browser whether reconnecting makes sense.
 func (g *gateway) closeWithError(ctx context.Context, conn *websocket.Conn, r *http.Request, err error) {
-	st := status.Convert(err)
+	st := status.Convert(public(err))
 	if st.Code() == codes.Canceled {
 		conn.Close(websocket.StatusNormalClosure, "")
 		return
