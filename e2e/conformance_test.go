@@ -511,15 +511,16 @@ func (h *healthSplit) answerHealth(c net.Conn, first []byte) {
 	if err != nil {
 		return
 	}
-	code := http.StatusNotFound
+	// The same answers as the real server's: HAProxy wants "SERVING".
+	code, body := http.StatusNotFound, "not found\n"
 	if req.Method == http.MethodGet && req.URL.Path == "/healthz" {
-		code = http.StatusServiceUnavailable
+		code, body = http.StatusServiceUnavailable, "NOT_SERVING\n"
 		if probe, err := net.DialTimeout("tcp", h.target, time.Second); err == nil {
 			probe.Close()
-			code = http.StatusOK
+			code, body = http.StatusOK, "SERVING\n"
 		}
 	}
-	fmt.Fprintf(c, "HTTP/1.1 %d %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", code, http.StatusText(code))
+	fmt.Fprintf(c, "HTTP/1.1 %d %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", code, http.StatusText(code), len(body), body)
 }
 
 // toolProc is a process a conformance test started; it is stopped by PID
