@@ -1,0 +1,40 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os/exec"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// about describes a run for the top of results.md: how to repeat it, and
+// what it ran on, since absolute numbers mean little without that.
+func about(ctx context.Context, args []string, o options, started time.Time, load0 string) []string {
+	cmd := "go run ./bench " + strings.Join(args[1:], " ")
+	lines := []string{
+		fmt.Sprintf("Command: `%s` (%d rounds of %v per configuration, %d held streams).", strings.TrimSpace(cmd), o.rounds, o.duration, o.streams),
+		fmt.Sprintf("Run %s, for %v, on %d CPUs (%s/%s); load average %s before, %s after.",
+			started.UTC().Format("2006-01-02 15:04 UTC"), time.Since(started).Round(time.Second), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, load0, loadAverage()),
+		fmt.Sprintf("Versions: %s; %s; %s.", firstLine(ctx, "go", "version"), firstLine(ctx, "haproxy", "-v"), firstLine(ctx, "h2load", "--version")),
+	}
+	if o.haproxyConfig != "" || len(o.env) > 0 {
+		lines = append(lines, fmt.Sprintf("**Trying a change**: HAProxy config %q, environment %q.", o.haproxyConfig, o.env.String()))
+	}
+	if o.smoke {
+		lines = append(lines, "**Smoke run**: it proves the benchmark works; its numbers mean nothing.")
+	}
+	return lines
+}
+
+// firstLine returns the first line a command prints, or why it did not.
+func firstLine(ctx context.Context, name string, args ...string) string {
+	out, err := exec.CommandContext(ctx, name, args...).Output()
+	if err != nil {
+		return name + ": " + err.Error()
+	}
+	line, _, _ := bytes.Cut(bytes.TrimSpace(out), []byte("\n"))
+	return string(line)
+}

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
+)
+
+// h2loadJob is one h2load run: a URL, how hard to push it, and what to send.
+type h2loadJob struct {
+	url string
+	// conns HTTP/2 connections, each with up to streams requests in flight.
+	conns, streams int
+	duration       time.Duration
+	// headers and body (a file) make a gRPC request out of h2load's GET.
+	headers  []string
+	bodyFile string
+}
+
+// h2loadResult is what h2load reports of a run.
+type h2loadResult struct {
+	// succeeded counts requests answered with a 2xx status.
+	succeeded int
+	// failed counts requests that failed, errored or timed out.
+	failed  int
+	seconds float64
+	// cpu is the CPU time h2load itself used, in seconds: the load
+	// generator shares the two cores with what it measures.
+	cpu float64
+}
+
+// The lines of h2load's summary that matter here.
+var (
+	h2loadFinished = regexp.MustCompile(`finished in ([0-9.]+)(s|ms)`)
+	h2loadRequests = regexp.MustCompile(`requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout`)
+	h2loadStatus   = regexp.MustCompile(`status codes: (\d+) 2xx`)
+)
+
+// run runs h2load in cleartext HTTP/2 (prior knowledge, as gRPC clients
+// and HAProxy's h2c listener speak it), with one thread: there are two
+// cores, and the processes under test need them more.
+func (j h2loadJob) run(ctx context.Context) (h2loadResult, error) {
+	args := []string{
+		"-t", "1",
+		"-c", strconv.Itoa(j.conns),
+		"-m", strconv.Itoa(j.streams),
+		"-D", fmt.Sprintf("%dms", j.duration.Milliseconds()),
+	}
+	for _, h := range j.headers {
+		args = append(args, "-H", h)
+	}
+	if j.bodyFile != "" {
+		args = append(args, "-d", j.bodyFile)
+	}
+	args = append(args, j.url)
+	cmd := exec.CommandContext(ctx, "h2load", args...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return h2loadResult{}, fmt.Errorf("h2load %v: %w\n%s", args, err, out)
+	}
+	fin, req, st := h2loadFinished.FindSubmatch(out), h2loadRequests.FindSubmatch(out), h2loadStatus.FindSubmatch(out)
+	if fin == nil || req == nil || st == nil {
+		return h2loadResult{}, fmt.Errorf("h2load %v: unexpected output:\n%s", args, out)
+	}
+	r := h2loadResult{cpu: (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()}
+	r.seconds, _ = strconv.ParseFloat(string(fin[1]), 64)
+	if string(fin[2]) == "ms" {
+		r.seconds /= 1000
+	}
+	succeeded, _ := strconv.Atoi(string(req[1]))
+	ok2xx, _ := strconv.Atoi(string(st[1]))
+	// h2load's "succeeded" means the exchange completed; only a 2xx
+	// answer is a success here.
+	r.succeeded = min(succeeded, ok2xx)
+	for _, f := range req[2:] {
+		n, _ := strconv.Atoi(string(f))
+		r.failed += n
+	}
+	r.failed += succeeded - r.succeeded
+	if r.succeeded == 0 {
+		return r, fmt.Errorf("h2load %v: no request succeeded:\n%s", args, out)
+	}
+	return r, nil
+}
+
+// grpcHeaders make h2load's request a gRPC call: gRPC is a POST whose
+// content type says gRPC and which accepts trailers (h2load turns a
+// request with a body into a POST).
+var grpcHeaders = []string{"content-type: application/grpc", "te: trailers"}
+
+// writeGRPCRequest writes the body of a unary gRPC call carrying req into
+// dir: one length-prefixed message, uncompressed, as the gRPC over HTTP/2
+// protocol frames it (a flag byte 0, then a 4-byte big-endian length).
+func writeGRPCRequest(dir string, req *codenamev1.NameRequest) (string, error) {
+	msg, err := proto.Marshal(req)
+	if err != nil {
+		return "", err
+	}
+	frame := make([]byte, 5, 5+len(msg))
+	binary.BigEndian.PutUint32(frame[1:], uint32(len(msg)))
+	frame = append(frame, msg...)
+	path := filepath.Join(dir, "name-request.grpc")
+	return path, os.WriteFile(path, frame, 0o644)
+}

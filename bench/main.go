@@ -1,0 +1,232 @@
+// Command bench measures codename-gateway against the performance targets
+// of issue 6 and writes the results table (results.md) and a chart
+// (results.svg) into the folder given by -out:
+//
+//	go run ./bench -out bench/results
+//
+// It builds the binaries, starts the system (gRPC server, REST gateway,
+// HAProxy) as child processes on free loopback ports with internal/stack,
+// and drives it with h2load for unary gRPC and REST, and with a small Go
+// harness for what h2load cannot do: bidi streams, latency percentiles
+// from a gRPC client, and many held streams. The REST gateway is also
+// compared with connectrpc's vanguard-go over the same server (bench/vanguard,
+// a module of its own). Every figure compares configurations measured in
+// alternating rounds on the same machine at the same time, and reports the
+// median: the machine is shared, so absolute numbers drift but ratios hold.
+//
+// -smoke makes a tiny run that only proves all of this works (TestSmoke
+// runs it); -only runs some steps; -haproxy-config and -env run the same
+// benchmark with a change to try, leaving the repository as it is.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args, os.Stdout, os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return // -h: the usage is printed
+		}
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// options are the command's flags.
+type options struct {
+	out             string
+	duration        time.Duration
+	rounds          int
+	streams         int
+	smoke           bool
+	conns, inFlight int
+	firehose        int
+	heldRPC         string
+	// haproxyConfig and env let a run try a change (an HAProxy setting,
+	// GOGC ...) without editing the repository: the table then says what
+	// the change would give.
+	haproxyConfig string
+	env           listFlag
+	// only lists the steps to run (unary, vanguard, streams, latency,
+	// held); empty means all.
+	only []string
+}
+
+// listFlag collects a repeated flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, " ") }
+func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
+
+func parse(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.out, "out", "bench/results", "folder to write results.md and results.svg into")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "length of one measured run of one configuration")
+	fs.IntVar(&o.rounds, "rounds", 5, "rounds of alternating runs per figure; the median is reported")
+	fs.IntVar(&o.streams, "streams", 50000, "bidi streams to hold through HAProxy for the held-streams figures")
+	fs.BoolVar(&o.smoke, "smoke", false, "a tiny run that only proves the benchmark works: short runs, 1 round, 100 held streams")
+	fs.IntVar(&o.conns, "conns", 2, "h2load connections for unary calls")
+	fs.IntVar(&o.inFlight, "inflight", 32, "h2load requests in flight per connection for unary calls")
+	fs.IntVar(&o.firehose, "firehose-streams", 4, "KeepGettingCodenames streams (on one connection) for the messages/s figures")
+	fs.StringVar(&o.heldRPC, "held-rpc", "codenames", "stream to hold: codenames (KeepGettingCodenames) or watch (grpc.health.v1 Watch)")
+	fs.StringVar(&o.haproxyConfig, "haproxy-config", "", "HAProxy configuration to run instead of the repository's haproxy/haproxy.cfg, to try a change")
+	fs.Var(&o.env, "env", "KEY=VALUE added to the environment of the server, gateway and HAProxy (repeatable), to try a setting such as GOGC=200")
+	only := fs.String("only", "", "comma-separated steps to run, of unary, vanguard, streams, latency, held (default: all)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return o, err
+	}
+	if *only != "" {
+		o.only = strings.Split(*only, ",")
+		for _, k := range o.only {
+			if !slices.Contains([]string{"unary", "vanguard", "streams", "latency", "held"}, k) {
+				return o, fmt.Errorf("-only: unknown step %q", k)
+			}
+		}
+	}
+	if o.smoke {
+		o.duration, o.rounds, o.streams = 300*time.Millisecond, 1, 100
+	}
+	if o.rounds < 1 || o.streams < 1 || o.duration <= 0 || o.conns < 1 || o.inFlight < 1 || o.firehose < 1 {
+		return o, fmt.Errorf("-rounds, -streams, -duration, -conns, -inflight and -firehose-streams must be positive")
+	}
+	return o, nil
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	o, err := parse(args, stderr)
+	if err != nil {
+		return err
+	}
+	started := time.Now()
+	load0 := loadAverage()
+
+	root, err := repoRoot(ctx)
+	if err != nil {
+		return err
+	}
+	work, err := os.MkdirTemp("", "codename-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	binDir, stateDir := filepath.Join(work, "bin"), filepath.Join(work, "state")
+	fmt.Fprintln(stdout, "building ./cmd/...")
+	if err := build(ctx, root, binDir); err != nil {
+		return err
+	}
+	// The vanguard-go yardstick is optional: without it one figure is
+	// left out, not the run.
+	vanguardBin, vanguardErr := buildVanguard(ctx, root, binDir)
+	haproxyConfig := o.haproxyConfig
+	if haproxyConfig == "" {
+		haproxyConfig = filepath.Join(root, "haproxy", "haproxy.cfg")
+	}
+	start := func(ctx context.Context, env ...string) (*system, error) {
+		return startSystem(ctx, binDir, stateDir, haproxyConfig, append(slices.Clone(o.env), env...)...)
+	}
+
+	p := plan{rounds: o.rounds, duration: o.duration, warmUp: min(o.duration, time.Second)}
+	var res results
+	step := func(name string, f func() ([]figure, []string, error)) error {
+		fmt.Fprintf(stdout, "measuring %s\n", name)
+		figs, details, err := f()
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		res.figures = append(res.figures, figs...)
+		res.details = append(res.details, details...)
+		for _, f := range figs {
+			value := "not measured: " + f.note
+			if f.measured {
+				value = f.formatValue(f.value)
+			}
+			fmt.Fprintf(stdout, "  %s: %s (target %s)\n", f.name, value, f.formatTarget())
+		}
+		return nil
+	}
+
+	// Unary calls, the firehose and latency share one stack. Its streams
+	// send without pause, which only KeepGettingCodenames notices.
+	sys, err := start(ctx, "CODENAME_STREAM_INTERVAL=0")
+	if err != nil {
+		return err
+	}
+	defer sys.stop()
+	// Each step measures some figures; -only picks steps by key.
+	steps := []struct {
+		key, name string
+		figures   []string
+		f         func() ([]figure, []string, error)
+	}{
+		{"unary", "unary throughput and CPU", []string{figGRPCRatio, figHAProxyCPU, figRESTRatio, figRESTCPU}, func() ([]figure, []string, error) {
+			return measureUnary(ctx, sys, unaryLoad{o.conns, o.inFlight}, p, work)
+		}},
+		{"vanguard", "REST transcoders: grpc-gateway against vanguard-go", []string{figVanguard}, func() ([]figure, []string, error) {
+			if vanguardErr != nil {
+				return []figure{notMeasured(figVanguard, vanguardErr.Error())}, nil, nil
+			}
+			return measureVanguard(ctx, sys, vanguardBin, unaryLoad{o.conns, o.inFlight}, p)
+		}},
+		{"streams", "stream messages/s", []string{figStreamRate, figStreamRatio}, func() ([]figure, []string, error) {
+			return measureStreams(ctx, sys, o.firehose, p)
+		}},
+		{"latency", "latency", []string{figLatencyP50Add, figLatencyP99Add}, func() ([]figure, []string, error) {
+			return measureLatency(ctx, sys, p)
+		}},
+		// Held streams start stacks of their own, after this one stops.
+		{"held", "held streams", []string{figHeldStreams, figHeldOpenTime, figHeldErrors, figHeldGoMem, figHeldHAProxy}, func() ([]figure, []string, error) {
+			if err := sys.stop(); err != nil {
+				return nil, nil, err
+			}
+			return measureHeld(ctx, start, o.heldRPC, o.streams, o.rounds)
+		}},
+	}
+	for _, s := range steps {
+		if len(o.only) > 0 && !slices.Contains(o.only, s.key) {
+			for _, name := range s.figures {
+				res.figures = append(res.figures, notMeasured(name, "left out by -only"))
+			}
+			continue
+		}
+		if err := step(s.name, s.f); err != nil {
+			return err
+		}
+	}
+	res.sortFigures()
+	res.about = about(ctx, args, o, started, load0)
+	if err := res.write(o.out); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s and %s\n", filepath.Join(o.out, "results.md"), filepath.Join(o.out, "results.svg"))
+	return nil
+}
+
+// loadAverage returns the machine's load averages over 1, 5 and 15
+// minutes, as /proc/loadavg shows them: a run on a busy machine says so.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}

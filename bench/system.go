@@ -1,0 +1,162 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/codename-gateway/codename-gateway/internal/stack"
+)
+
+// repoRoot returns the folder of the module's go.mod, so that the command
+// works from the repository root (go run ./bench) and from bench/ (go test).
+func repoRoot(ctx context.Context) (string, error) {
+	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		return "", fmt.Errorf("not inside the codename-gateway module")
+	}
+	return filepath.Dir(mod), nil
+}
+
+// build compiles the binaries into dir, the same way the end-to-end tests
+// do, so that the benchmark measures what ships and not a stale bin/.
+func build(ctx context.Context, root, dir string) error {
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+string(filepath.Separator), "./cmd/...")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build ./cmd/...: %w\n%s", err, out)
+	}
+	return nil
+}
+
+// system is one running stack (server, gateway, HAProxy) and where to reach
+// each part.
+type system struct {
+	st  *stack.Stack
+	cfg stack.Config
+	log *tailBuffer
+}
+
+// startSystem starts a stack of one replica on free loopback ports, with
+// HAProxy running haproxyConfig. env is given to every child, for example
+// CODENAME_STREAM_INTERVAL=0.
+func startSystem(ctx context.Context, binDir, stateDir, haproxyConfig string, env ...string) (*system, error) {
+	addrs := make([]string, 5)
+	for i := range addrs {
+		a, err := stack.FreeAddr()
+		if err != nil {
+			return nil, err
+		}
+		addrs[i] = a
+	}
+	log := &tailBuffer{max: 4 << 20}
+	cfg := stack.Config{
+		BinDir:        binDir,
+		HAProxyConfig: haproxyConfig,
+		StateDir:      stateDir,
+		HTTPSAddr:     addrs[0],
+		HTTPAddr:      addrs[1],
+		StatsAddr:     addrs[2],
+		GRPCAddrs:     addrs[3:4],
+		GatewayAddrs:  addrs[4:5],
+		// Stopping between figures should not wait for the 2 s drain
+		// meant for production.
+		Env:    append([]string{"CODENAME_DRAIN_DELAY=0s", "CODENAME_DRAIN_TIMEOUT=2s"}, env...),
+		Output: log,
+	}
+	st, err := stack.Start(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("start stack: %w\n%s", err, log.String())
+	}
+	return &system{st: st, cfg: cfg, log: log}, nil
+}
+
+// stop stops every process of the stack.
+func (s *system) stop() error { return s.st.Stop() }
+
+// grpcAddr is the gRPC server itself; proxyAddr is HAProxy's cleartext
+// listener (HTTP/1.1 and h2c), where gRPC and REST both arrive.
+func (s *system) grpcAddr() string  { return s.cfg.GRPCAddrs[0] }
+func (s *system) proxyAddr() string { return s.cfg.HTTPAddr }
+
+// statsAddr serves HAProxy's Prometheus metrics.
+func (s *system) statsAddr() string { return s.cfg.StatsAddr }
+
+// The names of the process groups whose CPU and memory are read.
+const (
+	procServer  = "server"
+	procGateway = "gateway"
+	procHAProxy = "haproxy"
+	// procLoad is the load generator: h2load, or this harness.
+	procLoad = "load"
+)
+
+func (s *system) server() group  { return single(procServer, s.st.Process("server-1").PID()) }
+func (s *system) gateway() group { return single(procGateway, s.st.Process("gateway-1").PID()) }
+
+// haproxy is HAProxy's workers: the master (-W) only supervises them.
+func (s *system) haproxy() group {
+	return workersOf(procHAProxy, s.st.Process("haproxy").PID())
+}
+
+// tailBuffer keeps the last max bytes written to it: enough of the
+// children's output to explain a failure, without keeping the one log line
+// per request that a long run produces.
+type tailBuffer struct {
+	mu  sync.Mutex
+	max int
+	b   []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	// Trimming only past twice the size keeps each write cheap: the
+	// children write a line per request.
+	if len(t.b) > 2*t.max {
+		t.b = append(t.b[:0], t.b[len(t.b)-t.max:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	// Start at a whole line.
+	if i := bytes.IndexByte(t.b, '\n'); i >= 0 && len(t.b) > t.max {
+		return string(t.b[i+1:])
+	}
+	return string(t.b)
+}
+
+// logLines returns up to n of the last lines of the children's output that
+// contain substr.
+func (s *system) logLines(substr string, n int) []string {
+	var found []string
+	for line := range strings.Lines(s.log.String()) {
+		if strings.Contains(line, substr) {
+			found = append(found, strings.TrimSpace(line))
+		}
+	}
+	return found[max(0, len(found)-n):]
+}
+
+// settle waits a moment for work started by the previous measurement
+// (closing connections, garbage collection) to die down.
+func settle(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}

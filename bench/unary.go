@@ -1,0 +1,198 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
+)
+
+// unarySample is one h2load run of unary calls.
+type unarySample struct {
+	// rate is successful calls per second.
+	rate float64
+	// cpu is each process group's CPU time per call, in µs.
+	cpu map[string]float64
+}
+
+// unaryLoad says how hard h2load pushes: the same for every configuration.
+type unaryLoad struct {
+	conns, streams int
+}
+
+// measureUnary measures unary GetCodename three ways, in alternating
+// rounds, with the same h2load settings: gRPC direct to the server, gRPC
+// through HAProxy, and REST (GET /v1/codename) through HAProxy and the
+// gateway.
+func measureUnary(ctx context.Context, sys *system, load unaryLoad, p plan, workDir string) ([]figure, []string, error) {
+	req := &codenamev1.NameRequest{Category: "science"}
+	body, err := writeGRPCRequest(workDir, req)
+	if err != nil {
+		return nil, nil, err
+	}
+	// h2load only sees HTTP statuses; these make sure that what it gets
+	// are real answers before any load, and the server's own counters
+	// check every call after each run.
+	if err := checkGRPC(ctx, sys.grpcAddr(), req); err != nil {
+		return nil, nil, fmt.Errorf("direct: %w", err)
+	}
+	if err := checkGRPC(ctx, sys.proxyAddr(), req); err != nil {
+		return nil, nil, fmt.Errorf("through HAProxy: %w", err)
+	}
+	restURL := "http://" + sys.proxyAddr() + "/v1/codename?category=science"
+	if err := checkREST(ctx, restURL); err != nil {
+		return nil, nil, err
+	}
+
+	grpcPath := "/codename.v1.CodenameCreator/GetCodename"
+	run := func(url string, headers []string, bodyFile string) func(context.Context, time.Duration) (unarySample, error) {
+		return func(ctx context.Context, d time.Duration) (unarySample, error) {
+			job := h2loadJob{url: url, conns: load.conns, streams: load.streams, duration: d, headers: headers, bodyFile: bodyFile}
+			return measureH2load(ctx, sys, job)
+		}
+	}
+	samples, err := alternate(ctx, p.rounds, p.duration, p.warmUp,
+		config[unarySample]{"gRPC direct", run("http://"+sys.grpcAddr()+grpcPath, grpcHeaders, body)},
+		config[unarySample]{"gRPC through HAProxy", run("http://"+sys.proxyAddr()+grpcPath, grpcHeaders, body)},
+		config[unarySample]{"REST through HAProxy and gateway", run(restURL, nil, "")},
+	)
+	if err != nil {
+		return nil, nil, err
+	}
+	direct, proxied, rest := samples[0], samples[1], samples[2]
+	rate := func(s unarySample) float64 { return s.rate }
+	cpu := func(names ...string) func(unarySample) float64 {
+		return func(s unarySample) float64 {
+			var t float64
+			for _, n := range names {
+				t += s.cpu[n]
+			}
+			return t
+		}
+	}
+	grpcRatio := pairedRatio(each(proxied, rate), each(direct, rate))
+	restRatio := pairedRatio(each(rest, rate), each(direct, rate))
+	hapCPU := each(proxied, cpu(procHAProxy))
+	goCPU := each(rest, cpu(procGateway, procServer))
+	figs := []figure{
+		measured(figGRPCRatio, grpcRatio, ""),
+		measured(figHAProxyCPU, hapCPU, ""),
+		measured(figRESTRatio, restRatio, ""),
+		measured(figRESTCPU, goCPU, ""),
+	}
+	details := []string{
+		fmt.Sprintf("Unary load: h2load, 1 thread, %d connections × %d streams in flight, %v per run, GetCodename{category: science}.", load.conns, load.streams, p.duration),
+		fmt.Sprintf("Unary calls/s (median): gRPC direct %.0f, gRPC through HAProxy %.0f, REST through HAProxy and gateway %.0f.",
+			median(each(direct, rate)), median(each(proxied, rate)), median(each(rest, rate))),
+		fmt.Sprintf("CPU µs per gRPC call direct (median): server %.1f.", median(each(direct, cpu(procServer)))),
+		fmt.Sprintf("CPU µs per call of h2load itself (median): gRPC direct %.1f, gRPC through HAProxy %.1f, REST %.1f.",
+			median(each(direct, cpu(procLoad))), median(each(proxied, cpu(procLoad))), median(each(rest, cpu(procLoad)))),
+		fmt.Sprintf("CPU µs per gRPC call through HAProxy (median): HAProxy %.1f, server %.1f.",
+			median(hapCPU), median(each(proxied, cpu(procServer)))),
+		fmt.Sprintf("CPU µs per REST call (median): HAProxy %.1f, gateway %.1f, server %.1f.",
+			median(each(rest, cpu(procHAProxy))), median(each(rest, cpu(procGateway))), median(each(rest, cpu(procServer)))),
+	}
+	return figs, details, nil
+}
+
+// measureH2load runs one h2load job and reads the CPU each process of the
+// stack (and of extra) used meanwhile, then checks with the server's
+// counters that every call it finished in that time ended OK.
+func measureH2load(ctx context.Context, sys *system, job h2loadJob, extra ...group) (unarySample, error) {
+	before, err := scrape(ctx, sys.grpcAddr())
+	if err != nil {
+		return unarySample{}, err
+	}
+	groups := append([]group{sys.server(), sys.gateway(), sys.haproxy()}, extra...)
+	meter, err := startCPU(groups...)
+	if err != nil {
+		return unarySample{}, err
+	}
+	res, err := job.run(ctx)
+	if err != nil {
+		return unarySample{}, err
+	}
+	used, err := meter.stop()
+	if err != nil {
+		return unarySample{}, err
+	}
+	after, err := scrape(ctx, sys.grpcAddr())
+	if err != nil {
+		return unarySample{}, err
+	}
+	ok0, failed0 := before.handled("GetCodename")
+	ok1, failed1 := after.handled("GetCodename")
+	// The server may finish a few more calls than h2load counts (those in
+	// flight when h2load stops), never fewer.
+	if failed1 > failed0 || ok1-ok0 < float64(res.succeeded) {
+		return unarySample{}, fmt.Errorf("%s: h2load counted %d answers, the server %v OK and %v failed calls",
+			job.url, res.succeeded, ok1-ok0, failed1-failed0)
+	}
+	if res.failed > 0 {
+		return unarySample{}, fmt.Errorf("%s: %d requests failed", job.url, res.failed)
+	}
+	s := unarySample{rate: float64(res.succeeded) / res.seconds, cpu: map[string]float64{}}
+	for i, g := range groups {
+		s.cpu[g.name] = used[i] / float64(res.succeeded) * 1e6
+	}
+	s.cpu[procLoad] = res.cpu / float64(res.succeeded) * 1e6
+	return s, nil
+}
+
+// dial connects a gRPC client to addr in cleartext HTTP/2, which both the
+// server and HAProxy's cleartext listener accept.
+func dial(addr string) (*grpc.ClientConn, error) {
+	return grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+}
+
+// checkGRPC makes a few real gRPC calls to addr: each must end with status
+// OK and carry a codename.
+func checkGRPC(ctx context.Context, addr string, req *codenamev1.NameRequest) error {
+	conn, err := dial(addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	client := codenamev1.NewCodenameCreatorClient(conn)
+	for range 3 {
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		res, err := client.GetCodename(ctx, req)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("GetCodename: %w", err)
+		}
+		if res.GetName() == "" {
+			return fmt.Errorf("GetCodename: empty name")
+		}
+	}
+	return nil
+}
+
+// checkREST makes one REST call: it must answer 200 with a codename.
+func checkREST(ctx context.Context, url string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	var res struct{ Name string }
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(b, &res) != nil || res.Name == "" {
+		return fmt.Errorf("GET %s: %s %s", url, resp.Status, b)
+	}
+	return nil
+}
