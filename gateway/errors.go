@@ -26,10 +26,15 @@ func routingErrorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.M
 	})
 }
 
-// errorHandler is the runtime's default error handler, given a message
-// that is valid UTF-8.
+// errorHandler is the runtime's default error handler, given the public
+// form of err (see public) with a message that is valid UTF-8.
 func errorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
 	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, validUTF8(public(err)))
+}
+
+// streamErrorHandler does the same for the error line that ends a stream.
+func streamErrorHandler(_ context.Context, err error) *status.Status {
+	return status.Convert(validUTF8(public(err)))
 }
 
 // public hides how the gateway failed to reach the gRPC server: grpc-go's

@@ -80,13 +80,12 @@ func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler
 		// A wrong method is 405 with the usual JSON error body, instead of
 		// the runtime's default 501.
 		runtime.WithRoutingErrorHandler(routingErrorHandler),
-		// Error messages may quote what the client sent (a malformed
-		// grpc-timeout header, say), and a message that is not UTF-8
-		// cannot be JSON: the runtime would answer 500.
+		// Errors, unary or mid-stream, keep the runtime's JSON shape, but
+		// say nothing of internal addresses, and stay UTF-8 even when they
+		// quote what the client sent (a message that is not UTF-8 cannot
+		// be JSON: the runtime would answer 500).
 		runtime.WithErrorHandler(errorHandler),
-		runtime.WithStreamErrorHandler(func(_ context.Context, err error) *status.Status {
-			return status.Convert(validUTF8(public(err)))
-		}),
+		runtime.WithStreamErrorHandler(streamErrorHandler),
 		// No X-HTTP-Method-Override: behind a proxy that applies policy by
 		// method, the method a request arrives with is the one it gets.
 		runtime.WithDisablePathLengthFallback(),
