@@ -31,8 +31,8 @@ import (
 // srv of backend proxy in state (UP, DOWN, ...).
 func (s *system) serverState(t *testing.T, proxy, srv, state string) bool {
 	t.Helper()
-	return metricValue(s.get(t, "http://"+s.cfg.StatsAddr+"/metrics"),
-		fmt.Sprintf(`haproxy_server_status{proxy="%s",server="%s",state="%s"}`, proxy, srv, state)) == 1
+	return metricValue(s.get(t, "http://"+s.cfg.StatsAddr+"/metrics"), "haproxy_server_status",
+		map[string]string{"proxy": proxy, "server": srv, "state": state}) == 1
 }
 
 // allBackends are the server lines of haproxy.cfg with one replica.

@@ -49,9 +49,9 @@ func (p *metricsProbe) text() (string, error) {
 	return string(b), err
 }
 
-// value is the sum of the samples of the series name (with labels) in one
+// value is the sum of the samples of the metric name in one
 // scrape; a failed scrape is -1, which no gauge or counter here can be.
-func (p *metricsProbe) value(name string, labels ...string) float64 {
+func (p *metricsProbe) value(name string) float64 {
 	text, err := p.text()
 	if err != nil {
 		text, err = p.text() // once more: a busy machine may drop one
@@ -59,7 +59,7 @@ func (p *metricsProbe) value(name string, labels ...string) float64 {
 	if err != nil {
 		return -1
 	}
-	return metricValue(text, name+" ", labels...) + metricValue(text, name+"{", labels...)
+	return metricValue(text, name, nil)
 }
 
 // pollWithin polls cond every 10 ms for at most limit and says how long it
@@ -171,7 +171,7 @@ func (p *metricsProbe) goroutineLoad() (goroutineLoad, bool) {
 	if err != nil {
 		return goroutineLoad{}, false
 	}
-	return goroutineLoad{metricValue(text, "go_goroutines "), metricValue(text, "process_open_fds ")}, true
+	return goroutineLoad{metricValue(text, "go_goroutines", nil), metricValue(text, "process_open_fds", nil)}, true
 }
 
 // beyond is how many goroutines l has that neither base nor the files

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
+	"github.com/codename-gateway/codename-gateway/internal/promtest"
 )
 
 // backendSessions returns how many requests each HAProxy backend has been
@@ -60,28 +61,11 @@ func (s *system) get(t *testing.T, url string) string {
 	return string(b)
 }
 
-// metricValue sums the samples of a Prometheus series whose line starts
-// with prefix (a name and, optionally, the start of its labels).
-func metricValue(text, name string, labels ...string) float64 {
-	var sum float64
-	for _, line := range strings.Split(text, "\n") {
-		if !strings.HasPrefix(line, name) {
-			continue
-		}
-		ok := true
-		for _, l := range labels {
-			ok = ok && strings.Contains(line, l)
-		}
-		if !ok {
-			continue
-		}
-		f := strings.Fields(line)
-		v, err := strconv.ParseFloat(f[len(f)-1], 64)
-		if err == nil {
-			sum += v
-		}
-	}
-	return sum
+// metricValue sums the samples of the counter or gauge name whose labels
+// include labels (nil: all), in one scrape; 0 if there are none.
+func metricValue(text, name string, labels map[string]string) float64 {
+	v, _ := promtest.Sum(text, name, labels)
+	return v
 }
 
 // load runs unary calls from workers goroutines until ctx ends and counts

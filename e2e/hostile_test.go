@@ -30,7 +30,7 @@ import (
 // frontendSessions is how many client connections HAProxy's fe_main holds
 // now, from its Prometheus exporter.
 func (s *system) frontendSessions(t *testing.T) float64 {
-	return metricValue(s.get(t, "http://"+s.cfg.StatsAddr+"/metrics"), `haproxy_frontend_current_sessions{proxy="fe_main"}`)
+	return metricValue(s.get(t, "http://"+s.cfg.StatsAddr+"/metrics"), "haproxy_frontend_current_sessions", map[string]string{"proxy": "fe_main"})
 }
 
 // slowhttptest runs Debian's slowhttptest with args (against loopback
@@ -166,7 +166,7 @@ func TestHostileSlowClients(t *testing.T) {
 	if timedOut[0] == 0 || timedOut[1] == 0 {
 		t.Errorf("HAProxy timed out %d slow-header and %d slow-body requests, want some of each", timedOut[0], timedOut[1])
 	}
-	if posts := metricValue(s.get(t, "http://"+s.cfg.GatewayAddrs[0]+"/metrics"), "codename_gateway_http_requests_total", `method="POST"`); posts != 0 {
+	if posts := metricValue(s.get(t, "http://"+s.cfg.GatewayAddrs[0]+"/metrics"), "codename_gateway_http_requests_total", map[string]string{"method": "POST"}); posts != 0 {
 		t.Errorf("%v slow-body requests reached the gateway", posts)
 	}
 }
@@ -569,9 +569,9 @@ func TestHostileClientStopsReading(t *testing.T) {
 			t.Fatalf("gateway metrics: %v", err)
 		}
 		return sample{
-			metricValue(st, "grpc_server_msg_sent_total", `grpc_method="KeepGettingCodenames"`),
-			metricValue(st, "process_resident_memory_bytes "), metricValue(st, "go_memstats_heap_inuse_bytes "),
-			metricValue(gt, "process_resident_memory_bytes "), metricValue(gt, "go_memstats_heap_inuse_bytes "),
+			metricValue(st, "grpc_server_msg_sent_total", map[string]string{"grpc_method": "KeepGettingCodenames"}),
+			metricValue(st, "process_resident_memory_bytes", nil), metricValue(st, "go_memstats_heap_inuse_bytes", nil),
+			metricValue(gt, "process_resident_memory_bytes", nil), metricValue(gt, "go_memstats_heap_inuse_bytes", nil),
 		}
 	}
 	first := take()

@@ -63,8 +63,20 @@ func TestREADMEExamples(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	port := func(addr string) string { _, p, _ := net.SplitHostPort(addr); return ":" + p }
-	ports := strings.NewReplacer(":8443", port(s.cfg.HTTPSAddr), ":8080", port(s.cfg.HTTPAddr), ":8404", port(s.cfg.StatsAddr))
+	// The examples name the run command's default ports; this stack
+	// listens on free ones instead, so each documented port number becomes
+	// the port of the listener it stands for. Nothing listens on the
+	// documented ports here.
+	var swaps []string
+	for _, l := range []struct{ documented, addr string }{
+		{"8443", s.cfg.HTTPSAddr},
+		{"8080", s.cfg.HTTPAddr},
+		{"8404", s.cfg.StatsAddr},
+	} {
+		_, port, _ := net.SplitHostPort(l.addr)
+		swaps = append(swaps, "localhost:"+l.documented, "localhost:"+port)
+	}
+	ports := strings.NewReplacer(swaps...)
 
 	for _, ex := range examples {
 		name := strings.Fields(ex.command)[0]

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +19,7 @@ import (
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
 	"github.com/codename-gateway/codename-gateway/gateway"
+	"github.com/codename-gateway/codename-gateway/internal/promtest"
 )
 
 // logRecorder is a slog.Handler that keeps the records it is given.
@@ -56,43 +56,6 @@ func attrs(rec slog.Record) map[string]slog.Value {
 		return true
 	})
 	return m
-}
-
-// metricValue finds the sample of name whose labels include labels in a
-// Prometheus text exposition.
-func metricValue(text, name string, labels map[string]string) (float64, bool) {
-	for line := range strings.Lines(text) {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		series, value, ok := strings.Cut(line, " ")
-		if !ok {
-			continue
-		}
-		got, labelText, _ := strings.Cut(strings.TrimSuffix(series, "}"), "{")
-		if got != name {
-			continue
-		}
-		have := map[string]string{}
-		for pair := range strings.SplitSeq(labelText, ",") {
-			if k, v, ok := strings.Cut(pair, "="); ok {
-				have[k] = strings.Trim(v, `"`)
-			}
-		}
-		match := true
-		for k, v := range labels {
-			if have[k] != v {
-				match = false
-			}
-		}
-		if !match {
-			continue
-		}
-		f, err := strconv.ParseFloat(value, 64)
-		return f, err == nil
-	}
-	return 0, false
 }
 
 // serve calls h directly, so that everything it logs and counts is done
@@ -159,7 +122,7 @@ func TestObserveMetrics(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, ok := metricValue(body, tt.metric, tt.labels)
+			got, ok := promtest.Sum(body, tt.metric, tt.labels)
 			if !ok {
 				t.Fatalf("no %s%v in:\n%s", tt.metric, tt.labels, body)
 			}
@@ -171,7 +134,7 @@ func TestObserveMetrics(t *testing.T) {
 
 	// The scrape counts once it is over.
 	body = serve(t, h, "GET", "/metrics", "", nil).Body.String()
-	if got, _ := metricValue(body, "codename_gateway_http_requests_total", map[string]string{"method": "GET", "code": "200"}); got != 3 {
+	if got, _ := promtest.Sum(body, "codename_gateway_http_requests_total", map[string]string{"method": "GET", "code": "200"}); got != 3 {
 		t.Errorf("GET 200 requests after one scrape = %v, want 3", got)
 	}
 }

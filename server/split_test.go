@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +19,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
+	"github.com/codename-gateway/codename-gateway/internal/promtest"
 )
 
 // tcpServer is a Serve on a real TCP port, which gRPC and HTTP/1.1
@@ -102,43 +102,6 @@ func eventually(t *testing.T, what string, check func() (ok bool, last string)) 
 		}
 		<-tick.C
 	}
-}
-
-// metricValue finds the sample of name whose labels include labels in a
-// Prometheus text exposition.
-func metricValue(text, name string, labels map[string]string) (float64, bool) {
-	for line := range strings.Lines(text) {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		series, value, ok := strings.Cut(line, " ")
-		if !ok {
-			continue
-		}
-		got, labelText, _ := strings.Cut(strings.TrimSuffix(series, "}"), "{")
-		if got != name {
-			continue
-		}
-		have := map[string]string{}
-		for pair := range strings.SplitSeq(labelText, ",") {
-			if k, v, ok := strings.Cut(pair, "="); ok {
-				have[k] = strings.Trim(v, `"`)
-			}
-		}
-		match := true
-		for k, v := range labels {
-			if have[k] != v {
-				match = false
-			}
-		}
-		if !match {
-			continue
-		}
-		f, err := strconv.ParseFloat(value, 64)
-		return f, err == nil
-	}
-	return 0, false
 }
 
 // TestSplitServesBothProtocols checks that one port answers gRPC calls and
@@ -247,7 +210,7 @@ func TestSplitMetrics(t *testing.T) {
 		if code != http.StatusOK {
 			t.Fatalf("GET /metrics = %d, want 200", code)
 		}
-		v, ok := metricValue(body, name, labels)
+		v, ok := promtest.Sum(body, name, labels)
 		if !ok {
 			return -1, fmt.Sprintf("no %s%v in:\n%s", name, labels, body)
 		}
