@@ -32,8 +32,8 @@ type heldSample struct {
 	opened, errors int
 	openTime       time.Duration
 	// Bytes per held stream: the server's RSS, the Go runtime's heap and
-	// stacks in the server, and HAProxy's workers' RSS.
-	serverRSS, serverGo, haproxyRSS float64
+	// goroutine stacks in the server, and HAProxy's workers' RSS.
+	serverRSS, serverHeap, serverStacks, haproxyRSS float64
 	// haproxyPools is the growth of HAProxy's memory pools, per stream.
 	haproxyPools float64
 	// firstErr is the first error a stream met, if any.
@@ -75,7 +75,8 @@ func measureHeld(ctx context.Context, start func(ctx context.Context, env ...str
 		return each(samples, func(s heldSample) float64 { return pick(s) / 1024 })
 	}
 	goRSS := kb(func(s heldSample) float64 { return s.serverRSS })
-	goHeap := kb(func(s heldSample) float64 { return s.serverGo })
+	goHeap := kb(func(s heldSample) float64 { return s.serverHeap })
+	goStacks := kb(func(s heldSample) float64 { return s.serverStacks })
 	hapRSS := kb(func(s heldSample) float64 { return s.haproxyRSS })
 	hapPools := kb(func(s heldSample) float64 { return s.haproxyPools })
 	note := fmt.Sprintf("%d asked", n)
@@ -83,7 +84,7 @@ func measureHeld(ctx context.Context, start func(ctx context.Context, env ...str
 		measured(figHeldStreams, opened, note),
 		measured(figHeldOpenTime, secs, note),
 		measured(figHeldErrors, errs, note),
-		measured(figHeldGoMem, goRSS, fmt.Sprintf("Go heap + stacks: %.1f KB", median(goHeap))),
+		measured(figHeldGoMem, goRSS, fmt.Sprintf("Go heap %.1f KB + goroutine stacks %.1f KB", median(goHeap), median(goStacks))),
 		measured(figHeldHAProxy, hapRSS, fmt.Sprintf("HAProxy's pools: %.1f KB", median(hapPools))),
 	}
 	details := []string{
@@ -227,7 +228,8 @@ func holdStreams(ctx context.Context, sys *system, rpc string, n int) (heldSampl
 	}
 	per := float64(s.opened)
 	s.serverRSS = (after.serverRSS - before.serverRSS) / per
-	s.serverGo = (after.serverGo - before.serverGo) / per
+	s.serverHeap = (after.serverHeap - before.serverHeap) / per
+	s.serverStacks = (after.serverStacks - before.serverStacks) / per
 	s.haproxyRSS = (after.haproxyRSS - before.haproxyRSS) / per
 	s.haproxyPools = (after.haproxyPools - before.haproxyPools) / per
 	return s, nil
@@ -235,7 +237,7 @@ func holdStreams(ctx context.Context, sys *system, rpc string, n int) (heldSampl
 
 // heldMem is the memory of the stack's processes at one moment, in bytes.
 type heldMem struct {
-	serverRSS, serverGo, haproxyRSS, haproxyPools float64
+	serverRSS, serverHeap, serverStacks, haproxyRSS, haproxyPools float64
 }
 
 func heldMemory(ctx context.Context, sys *system) (heldMem, error) {
@@ -251,7 +253,8 @@ func heldMemory(ctx context.Context, sys *system) (heldMem, error) {
 	if err != nil {
 		return m, err
 	}
-	m.serverGo = metrics.goMemory()
+	m.serverHeap = metrics.sum("go_memstats_heap_inuse_bytes")
+	m.serverStacks = metrics.sum("go_memstats_stack_inuse_bytes")
 	// HAProxy's exporter tells what its pools hold, which its RSS only
 	// bounds from above: pools keep what they once allocated.
 	hm, err := scrape(ctx, sys.statsAddr())

@@ -85,8 +85,3 @@ func (m metrics) handled(method string) (ok, failed float64) {
 	return ok, all - ok
 }
 
-// goMemory is the memory the Go runtime holds for live objects and
-// goroutine stacks, from the go_memstats gauges.
-func (m metrics) goMemory() float64 {
-	return m.sum("go_memstats_heap_inuse_bytes") + m.sum("go_memstats_stack_inuse_bytes")
-}

@@ -14,16 +14,12 @@ import (
 	"time"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/reflection"
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
@@ -88,26 +84,15 @@ func Serve(ctx context.Context, lis net.Listener, cfg Config) error {
 	})
 	reg.MustRegister(calls, openStreams, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	// One log line per finished call, with method, code and duration; HAProxy
-	// cannot log gRPC status codes, so this is where operators find them.
-	// Health checks come every few seconds from every checker and would
-	// drown the rest, so they are not logged.
-	logOpts := []logging.Option{
-		logging.WithLogOnEvents(logging.FinishCall),
-		logging.WithFieldsFromContext(callerFields),
-	}
-	notHealth := selector.MatchFunc(func(_ context.Context, c interceptors.CallMeta) bool {
-		return c.Service != healthpb.Health_ServiceDesc.ServiceName
-	})
 	gs := grpc.NewServer(
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgSize),
 		grpc.ChainUnaryInterceptor(
 			calls.UnaryServerInterceptor(),
-			selector.UnaryServerInterceptor(logging.UnaryServerInterceptor(slogAdapter(logger), logOpts...), notHealth),
+			callLogger{logger}.unary,
 		),
 		grpc.ChainStreamInterceptor(
 			calls.StreamServerInterceptor(),
-			selector.StreamServerInterceptor(logging.StreamServerInterceptor(slogAdapter(logger), logOpts...), notHealth),
+			callLogger{logger}.stream,
 		),
 	)
 	draining := make(chan struct{})
@@ -176,20 +161,4 @@ func adminHandler(hs *health.Server, reg *prometheus.Registry) http.Handler {
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	return mux
-}
-
-// callerFields adds who called, as HAProxy identified them, to the log line.
-func callerFields(ctx context.Context) logging.Fields {
-	md, _ := metadata.FromIncomingContext(ctx)
-	if id := md.Get(APIKeyIDHeader); len(id) == 1 {
-		return logging.Fields{"api_key", id[0]}
-	}
-	return nil
-}
-
-// slogAdapter lets go-grpc-middleware's logging interceptors write to slog.
-func slogAdapter(l *slog.Logger) logging.Logger {
-	return logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
-		l.Log(ctx, slog.Level(lvl), msg, fields...)
-	})
 }

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -231,7 +230,7 @@ func TestServeLogsFinishedCalls(t *testing.T) {
 	if _, err := s.client.GetCodename(t.Context(), &codenamev1.NameRequest{}); err != nil {
 		t.Fatalf("GetCodename: %v", err)
 	}
-	s.logs.waitFor(t, "finished call", map[string]string{logging.MethodFieldKey: "GetCodename", "grpc.code": "OK"})
+	s.logs.waitFor(t, "finished call", map[string]string{methodKey: "GetCodename", "grpc.code": "OK"})
 }
 
 // TestServeLogsCaller checks that the "finished call" line names the
@@ -263,7 +262,7 @@ func TestServeLogsCaller(t *testing.T) {
 			} else if _, err := s.client.GetCodename(ctx, &codenamev1.NameRequest{}); err != nil {
 				t.Fatalf("GetCodename: %v", err)
 			}
-			s.logs.waitFor(t, "finished call", map[string]string{logging.MethodFieldKey: method, "grpc.code": code})
+			s.logs.waitFor(t, "finished call", map[string]string{methodKey: method, "grpc.code": code})
 			recs := s.logs.find("finished call")
 			if len(recs) != 1 {
 				t.Fatalf("got %d finished call lines, want 1", len(recs))
@@ -291,9 +290,9 @@ func TestServeDoesNotLogHealthChecks(t *testing.T) {
 	}
 	// The interceptor logs before the response goes out, so the Check,
 	// answered before the GetCodename began, would be logged by now.
-	s.logs.waitFor(t, "finished call", map[string]string{logging.MethodFieldKey: "GetCodename"})
+	s.logs.waitFor(t, "finished call", map[string]string{methodKey: "GetCodename"})
 	for _, rec := range s.logs.find("finished call") {
-		if svc, _ := attr(rec, logging.ServiceFieldKey); svc == healthpb.Health_ServiceDesc.ServiceName {
+		if svc, _ := attr(rec, serviceKey); svc == healthpb.Health_ServiceDesc.ServiceName {
 			t.Errorf("health check logged: %v", rec)
 		}
 	}

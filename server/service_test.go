@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -261,7 +260,7 @@ func TestKeepGettingCodenamesClientCancel(t *testing.T) {
 		t.Errorf("client Recv after cancel = %v, want Canceled", err)
 	}
 	// The interceptor logs once the handler has returned.
-	s.logs.waitFor(t, "finished call", map[string]string{logging.MethodFieldKey: "KeepGettingCodenames", "grpc.code": "Canceled"})
+	s.logs.waitFor(t, "finished call", map[string]string{methodKey: "KeepGettingCodenames", "grpc.code": "Canceled"})
 	goleak.VerifyNone(t, before, httpAccept)
 }
 

@@ -26,6 +26,7 @@ import (
 
 	"github.com/codename-gateway/codename-gateway/gateway"
 	"github.com/codename-gateway/codename-gateway/internal/envflag"
+	"github.com/codename-gateway/codename-gateway/internal/logbuf"
 )
 
 func main() {
@@ -52,7 +53,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 
-	logger := slog.New(slog.NewTextHandler(stderr, nil)).With("component", "gateway")
+	// One line per call: buffered, the lines cost one write per many
+	// instead of one each; warnings and errors go out at once.
+	out := logbuf.New(stderr, logbuf.DefaultInterval)
+	defer out.Flush()
+	logger := slog.New(logbuf.FlushOn(slog.NewTextHandler(out, nil), out, slog.LevelWarn)).With("component", "gateway")
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	conn, err := dial(strings.Split(*grpcAddrs, ","), reg)

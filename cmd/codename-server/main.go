@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/codename-gateway/codename-gateway/internal/envflag"
+	"github.com/codename-gateway/codename-gateway/internal/logbuf"
 	"github.com/codename-gateway/codename-gateway/server"
 )
 
@@ -40,7 +41,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 
-	logger := slog.New(slog.NewTextHandler(stderr, nil)).With("component", "server")
+	// One line per call: buffered, the lines cost one write per many
+	// instead of one each; warnings and errors go out at once.
+	out := logbuf.New(stderr, logbuf.DefaultInterval)
+	defer out.Flush()
+	logger := slog.New(logbuf.FlushOn(slog.NewTextHandler(out, nil), out, slog.LevelWarn)).With("component", "server")
 	lis, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
