@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -19,6 +20,14 @@ import (
 )
 
 func main() {
+	// The live heap is a few megabytes, so at the default GOGC=100 the
+	// collector runs after every few megabytes of calls. At 200 it runs
+	// half as often (measured with bench/: server CPU per gRPC call 20.9
+	// -> 18.3 µs, gateway per REST call 61 -> 54 µs, memory per held
+	// stream unchanged). A GOGC in the environment still wins.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(200)
+	}
 	if err := run(context.Background(), os.Args, os.Getenv, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "codename-server:", err)
 		os.Exit(1)
