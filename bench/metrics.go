@@ -84,4 +84,3 @@ func (m metrics) handled(method string) (ok, failed float64) {
 	ok = m.sum(name, `grpc_method="`+method+`"`, `grpc_code="OK"`)
 	return ok, all - ok
 }
-
