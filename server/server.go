@@ -53,6 +53,11 @@ type Config struct {
 // own default is 4 MiB).
 const DefaultMaxRecvMsgSize = 64 << 10
 
+// streamWorkers is how many calls at a time run on reused goroutines: as
+// many as a busy server has in flight (64 in bench/'s unary load). An idle
+// worker costs its stack, a few KB.
+const streamWorkers = 64
+
 // APIKeyIDHeader carries a redacted form of the caller's API key, which
 // HAProxy adds after checking the key (the key itself never reaches a
 // backend). The server logs it with each call.
@@ -86,6 +91,14 @@ func Serve(ctx context.Context, lis net.Listener, cfg Config) error {
 
 	gs := grpc.NewServer(
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgSize),
+		// Calls run on long-lived worker goroutines whose stacks have
+		// already grown, instead of each on a new goroutine that grows its
+		// stack from 2 KB by copying it several times: copying stacks was
+		// 22 % of the server's CPU (perf, unary load). A call that finds
+		// every worker busy gets a goroutine of its own, as without the
+		// option. Measured with bench/: 20.1 -> 13.9 µs of server CPU per
+		// direct gRPC call with 64 workers (16: 17.6 µs).
+		grpc.NumStreamWorkers(streamWorkers),
 		grpc.ChainUnaryInterceptor(
 			calls.UnaryServerInterceptor(),
 			callLogger{logger}.unary,
@@ -116,6 +129,7 @@ func Serve(ctx context.Context, lis net.Listener, cfg Config) error {
 	case err := <-served:
 		lis.Close()
 		_ = hsrv.Close()
+		gs.Stop() // ends the stream workers too
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
