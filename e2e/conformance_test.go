@@ -47,8 +47,10 @@ var interopCases = []struct{ name, method string }{
 	// The call has a 1 ms deadline, which often ends it in the client
 	// before HAProxy has a request to log.
 	{"timeout_on_sleeping_server", ""},
-	// Cancelled at once: HAProxy logs it with no server chosen.
-	{"cancel_after_begin", "TestService/StreamingInputCall"},
+	// Cancelled at once: HAProxy mostly logs it with no server chosen, but
+	// when the cancel reaches it in the same read as the request (seen
+	// under load), it drops the stream unlogged.
+	{"cancel_after_begin", ""},
 	{"cancel_after_first_response", "TestService/FullDuplexCall"},
 	{"status_code_and_message", "TestService/FullDuplexCall"},
 	{"special_status_message", "TestService/UnaryCall"},
