@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -42,6 +43,8 @@ func startVanguard(ctx context.Context, bin, grpcAddr string) (*transcoder, erro
 		return nil, err
 	}
 	cmd := exec.Command(bin, "-addr", addr, "-grpc-addr", grpcAddr)
+	// The runtime settings the gateway it is compared with runs under.
+	cmd.Env = append(os.Environ(), fmt.Sprintf("GOMAXPROCS=%d", stack.GoMaxProcs(1)), "GOGC=200")
 	// Dies with us, like the stack's children.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
