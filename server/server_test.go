@@ -233,6 +233,44 @@ func TestServeLogsFinishedCalls(t *testing.T) {
 	s.logs.waitFor(t, "finished call", map[string]string{methodKey: "GetCodename", "grpc.code": "OK"})
 }
 
+// TestServeLogsLevelAndError checks that a failed call's line carries the
+// error message, at a level that says how much it should worry an operator:
+// a caller's mistake is routine (INFO). TestCodeLevel has the other codes.
+func TestServeLogsLevelAndError(t *testing.T) {
+	s := startServer(t, Config{})
+	_, err := s.client.GetCodename(t.Context(), &codenamev1.NameRequest{Category: "dragons"})
+	if status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("GetCodename(dragons) = %v, want InvalidArgument", err)
+	}
+	s.logs.waitFor(t, "finished call", map[string]string{methodKey: "GetCodename", codeKey: "InvalidArgument"})
+	for _, rec := range s.logs.find("finished call") {
+		if m, _ := attr(rec, methodKey); m != "GetCodename" {
+			continue
+		}
+		if rec.Level != slog.LevelInfo {
+			t.Errorf("InvalidArgument logged at %v, want INFO", rec.Level)
+		}
+		if msg, _ := attr(rec, "grpc.error"); !strings.Contains(msg, "dragons") {
+			t.Errorf("grpc.error = %q, want the server's message naming the category", msg)
+		}
+		if typ, _ := attr(rec, methodTypeKey); typ != "unary" {
+			t.Errorf("%s = %q, want unary", methodTypeKey, typ)
+		}
+	}
+}
+
+func TestCodeLevel(t *testing.T) {
+	for code, want := range map[codes.Code]slog.Level{
+		codes.OK: slog.LevelInfo, codes.Canceled: slog.LevelInfo, codes.InvalidArgument: slog.LevelInfo, codes.Unauthenticated: slog.LevelInfo,
+		codes.DeadlineExceeded: slog.LevelWarn, codes.ResourceExhausted: slog.LevelWarn, codes.Unavailable: slog.LevelWarn,
+		codes.Unknown: slog.LevelError, codes.Unimplemented: slog.LevelError, codes.Internal: slog.LevelError, codes.DataLoss: slog.LevelError,
+	} {
+		if got := codeLevel(code); got != want {
+			t.Errorf("codeLevel(%v) = %v, want %v", code, got, want)
+		}
+	}
+}
+
 // TestServeLogsCaller checks that the "finished call" line names the
 // caller by the key ID HAProxy puts in the metadata, and only when there is
 // exactly one, so that a client cannot muddle the log by adding its own.
