@@ -16,6 +16,9 @@ const Default = "animals"
 type Category struct {
 	name  string
 	nouns []string
+	// names holds, for each noun, every codename made of it, built once
+	// so that Codename allocates nothing: a few hundred short strings.
+	names [][]string
 }
 
 // Name returns the canonical (lower-case) name of the category.
@@ -28,12 +31,26 @@ func (c Category) Name() string { return c.name }
 // The adjective shares the noun's initial where the word list allows,
 // because alliterative names are easier to remember and say out loud.
 func (c Category) Codename(intn func(n int) int) string {
-	noun := c.nouns[intn(len(c.nouns))]
-	choices := adjectivesByInitial[noun[0]]
-	if len(choices) == 0 {
-		choices = adjectives
+	names := c.names[intn(len(c.names))]
+	return names[intn(len(names))]
+}
+
+// withNames fills in each category's names: for each noun, the adjectives
+// that share its initial (all of them if none does), each before the noun.
+func withNames(cats []Category) []Category {
+	for ci, c := range cats {
+		cats[ci].names = make([][]string, len(c.nouns))
+		for i, noun := range c.nouns {
+			choices := adjectivesByInitial[noun[0]]
+			if len(choices) == 0 {
+				choices = adjectives
+			}
+			for _, adj := range choices {
+				cats[ci].names[i] = append(cats[ci].names[i], adj+" "+noun)
+			}
+		}
 	}
-	return choices[intn(len(choices))] + " " + noun
+	return cats
 }
 
 // Has reports whether name is a codename this category could have made,

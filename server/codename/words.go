@@ -3,7 +3,7 @@ package codename
 // The word lists are the project's own. Every noun starts with a capital
 // ASCII letter, which Codename relies on for alliteration.
 
-var categories = []Category{
+var categories = withNames([]Category{
 	{name: "animals", nouns: []string{
 		"Albatross", "Badger", "Beaver", "Cheetah", "Coyote", "Dolphin", "Eagle",
 		"Falcon", "Ferret", "Gecko", "Gazelle", "Heron", "Hedgehog", "Ibis",
@@ -27,7 +27,7 @@ var categories = []Category{
 		"Phoebe", "Pulsar", "Quasar", "Rigel", "Saturn", "Sirius", "Titan",
 		"Triton", "Umbriel", "Vega", "Venus", "Zenith",
 	}},
-}
+})
 
 var adjectives = []string{
 	"Agile", "Amber", "Ample", "Bold", "Brave", "Bright", "Brisk", "Calm",
@@ -41,8 +41,7 @@ var adjectives = []string{
 	"Wise", "Wandering", "Young", "Zany", "Zealous", "Zesty",
 }
 
-// adjectivesByInitial indexes adjectives by their first byte, built once so
-// that Codename does no work beyond two lookups and one string concatenation.
+// adjectivesByInitial indexes adjectives by their first byte.
 var adjectivesByInitial = func() (byInitial [256][]string) {
 	for _, a := range adjectives {
 		byInitial[a[0]] = append(byInitial[a[0]], a)
