@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"runtime/debug"
 	"strconv"
 	"time"
 )
@@ -70,5 +71,17 @@ func (s *Set) fromEnv(name, env string) {
 	}
 	if err := s.FlagSet.Set(name, v); err != nil {
 		s.envErrs = append(s.envErrs, fmt.Errorf("%s=%s: %w", env, strconv.Quote(v), err))
+	}
+}
+
+// GCPercent sets the garbage collector's target to percent unless GOGC is
+// in the environment, which then wins as it always does. The binaries'
+// live heap is a few megabytes, so at Go's default of 100 the collector
+// runs after every few megabytes of calls; at 200 it runs half as often,
+// for about 12 % less CPU per call in the server and in the gateway and no
+// change in memory per held stream (bench/).
+func GCPercent(getenv func(string) string, percent int) {
+	if getenv("GOGC") == "" {
+		debug.SetGCPercent(percent)
 	}
 }

@@ -64,6 +64,14 @@ func (w *Writer) Flush() error {
 	return w.buf.Flush()
 }
 
+// NewLogger returns the text logger of a binary, whose lines go to w through
+// a Writer (flush it before exiting), warnings and errors at once, each
+// line naming the component.
+func NewLogger(w io.Writer, component string) (*slog.Logger, *Writer) {
+	out := New(w, DefaultInterval)
+	return slog.New(FlushOn(slog.NewTextHandler(out, nil), out, slog.LevelWarn)).With("component", component), out
+}
+
 // FlushOn returns a handler that writes through h and flushes w after every
 // record at level min or above, so that warnings and errors are never held
 // back (a process that is about to crash would lose them).

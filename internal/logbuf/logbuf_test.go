@@ -138,3 +138,19 @@ func TestConcurrentWritesKeepLinesWhole(t *testing.T) {
 		t.Fatalf("%d distinct lines, want %d", len(seen), 8*500)
 	}
 }
+
+func TestNewLogger(t *testing.T) {
+	s := newSink()
+	l, w := NewLogger(s, "server")
+	l.Error("broken", "k", "v")
+	if out := s.String(); !strings.Contains(out, "level=ERROR") || !strings.Contains(out, "component=server") || !strings.Contains(out, "k=v") {
+		t.Fatalf("right after an error the log holds %q", out)
+	}
+	l.Info("routine")
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if out := s.String(); !strings.Contains(out, "msg=routine") {
+		t.Fatalf("after Flush the log holds %q", out)
+	}
+}
