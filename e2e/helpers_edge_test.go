@@ -13,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
 	"github.com/codename-gateway/codename-gateway/internal/promtest"
 )
@@ -72,9 +75,13 @@ func metricValue(text, name string, labels map[string]string) float64 {
 // the outcomes; the first few errors are kept to explain a failure.
 type load struct {
 	ok, failed atomic.Int64
-	mu         sync.Mutex
-	errs       []string
-	wg         sync.WaitGroup
+	// cut counts the failed calls that a server died in the middle of
+	// answering (see checkAfterKill).
+	cut     atomic.Int64
+	workers int
+	mu      sync.Mutex
+	errs    []string
+	wg      sync.WaitGroup
 }
 
 func (l *load) record(err error) {
@@ -83,6 +90,9 @@ func (l *load) record(err error) {
 		return
 	}
 	l.failed.Add(1)
+	if status.Code(err) == codes.Internal && strings.Contains(err.Error(), "without sending trailers") {
+		l.cut.Add(1)
+	}
 	l.mu.Lock()
 	if len(l.errs) < 5 {
 		l.errs = append(l.errs, err.Error())
@@ -92,7 +102,7 @@ func (l *load) record(err error) {
 
 // grpcUnaryLoad calls GetCodename through HAProxy in a loop.
 func grpcUnaryLoad(ctx context.Context, client codenamev1.CodenameCreatorClient, workers int) *load {
-	l := &load{}
+	l := &load{workers: workers}
 	for range workers {
 		l.wg.Add(1)
 		go func() {
@@ -110,7 +120,7 @@ func grpcUnaryLoad(ctx context.Context, client codenamev1.CodenameCreatorClient,
 
 // restUnaryLoad calls GET /v1/codename through HAProxy in a loop.
 func restUnaryLoad(ctx context.Context, c *http.Client, url string, workers int) *load {
-	l := &load{}
+	l := &load{workers: workers}
 	for range workers {
 		l.wg.Add(1)
 		go func() {
@@ -141,6 +151,27 @@ func (l *load) check(t *testing.T, name string) {
 	t.Logf("%s: %d calls succeeded, %d failed", name, l.ok.Load(), l.failed.Load())
 	if l.failed.Load() > 0 {
 		t.Errorf("%s: %d of %d calls failed, want 0; first errors: %v", name, l.failed.Load(), l.failed.Load()+l.ok.Load(), l.errs)
+	}
+	if l.ok.Load() == 0 {
+		t.Errorf("%s: no call succeeded", name)
+	}
+}
+
+// checkAfterKill is check for a load during which a server was killed
+// (SIGKILL). A call whose answer the dying server had begun to send cannot
+// be retried by HAProxy, since part of the answer has gone on to the
+// client: the client sees INTERNAL "server closed the stream without
+// sending trailers" (DESIGN.md: treat it as retryable). At most one call
+// per worker can be caught that way, at the instant of the kill; every
+// other call must succeed.
+func (l *load) checkAfterKill(t *testing.T, name string) {
+	t.Helper()
+	l.wg.Wait()
+	failed, cut := l.failed.Load(), l.cut.Load()
+	t.Logf("%s: %d calls succeeded, %d failed (%d cut off mid-answer)", name, l.ok.Load(), failed, cut)
+	if failed > cut || cut > int64(l.workers) {
+		t.Errorf("%s: %d of %d calls failed, %d of them cut off mid-answer; want no other failure, and at most %d (one per worker) cut off; first errors: %v",
+			name, failed, failed+l.ok.Load(), cut, l.workers, l.errs)
 	}
 	if l.ok.Load() == 0 {
 		t.Errorf("%s: no call succeeded", name)
