@@ -51,33 +51,21 @@ type system struct {
 // HAProxy running haproxyConfig. env is given to every child, for example
 // CODENAME_STREAM_INTERVAL=0.
 func startSystem(ctx context.Context, binDir, stateDir, haproxyConfig string, env ...string) (*system, error) {
-	addrs := make([]string, 5)
-	for i := range addrs {
-		a, err := stack.FreeAddr()
-		if err != nil {
-			return nil, err
-		}
-		addrs[i] = a
-	}
 	log := &tailBuffer{max: 4 << 20}
 	cfg := stack.Config{
 		BinDir:        binDir,
 		HAProxyConfig: haproxyConfig,
 		StateDir:      stateDir,
-		HTTPSAddr:     addrs[0],
-		HTTPAddr:      addrs[1],
-		StatsAddr:     addrs[2],
-		GRPCAddrs:     addrs[3:4],
-		GatewayAddrs:  addrs[4:5],
 		// Stopping between figures should not wait for the 2 s drain
 		// meant for production.
 		Env:    append([]string{"CODENAME_DRAIN_DELAY=0s", "CODENAME_DRAIN_TIMEOUT=2s"}, env...),
 		Output: log,
 	}
-	st, err := stack.Start(ctx, cfg)
+	st, err := stack.StartOnFreePorts(ctx, cfg, 1)
 	if err != nil {
 		return nil, fmt.Errorf("start stack: %w\n%s", err, log.String())
 	}
+	cfg = st.Config()
 	return &system{st: st, cfg: cfg, log: log}, nil
 }
 

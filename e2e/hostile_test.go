@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -24,7 +23,6 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
-	"github.com/codename-gateway/codename-gateway/internal/stack"
 )
 
 // frontendSessions is how many client connections HAProxy's fe_main holds
@@ -482,48 +480,7 @@ func haproxyConfigWith(t *testing.T, edits map[string]string) string {
 // reading the config file at path instead of haproxy/haproxy.cfg.
 func startWithHAProxyConfig(t *testing.T, path string, env ...string) *system {
 	t.Helper()
-	addrs := make([]string, 5)
-	for i := range addrs {
-		a, err := stack.FreeAddr()
-		if err != nil {
-			t.Fatal(err)
-		}
-		addrs[i] = a
-	}
-	log := new(syncBuffer)
-	cfg := stack.Config{
-		BinDir:        binDir,
-		HAProxyConfig: path,
-		StateDir:      t.TempDir(),
-		HTTPSAddr:     addrs[0],
-		HTTPAddr:      addrs[1],
-		StatsAddr:     addrs[2],
-		GRPCAddrs:     addrs[3:4],
-		GatewayAddrs:  addrs[4:5],
-		Env:           append([]string{"CODENAME_STREAM_INTERVAL=" + streamInterval.String(), "CODENAME_DRAIN_DELAY=200ms"}, env...),
-		Output:        log,
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	st, err := stack.Start(ctx, cfg)
-	if err != nil {
-		t.Fatalf("start stack: %v\n%s", err, log.String())
-	}
-	t.Cleanup(func() {
-		if err := st.Stop(); err != nil {
-			t.Errorf("stop: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("output of the stack:\n%s", log.String())
-		}
-	})
-	pem, err := os.ReadFile(st.TLS.CA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(pem)
-	return &system{Stack: st, cfg: cfg, log: log, caFile: st.TLS.CA, roots: roots}
+	return startFrom(t, path, t.TempDir(), 1, "", env...)
 }
 
 // TestHostileClientStopsReading: a client that opens a stream of codenames

@@ -82,7 +82,14 @@ func startWith(t testing.TB, replicas int, apiKey string, env ...string) *system
 // stopped when the test ends, and its output is shown if the test failed.
 func startSystemIn(t testing.TB, dir string, replicas int, apiKey string, env ...string) *system {
 	t.Helper()
-	s, err := newSystemWith(dir, replicas, apiKey, env...)
+	return startFrom(t, defaultHAProxyConfig(), dir, replicas, apiKey, env...)
+}
+
+// startFrom is startSystemIn with HAProxy reading the config file at
+// haproxyConfig.
+func startFrom(t testing.TB, haproxyConfig, dir string, replicas int, apiKey string, env ...string) *system {
+	t.Helper()
+	s, err := newSystemFrom(haproxyConfig, dir, replicas, apiKey, env...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,24 +111,20 @@ func newSystem(stateDir string, env ...string) (*system, error) {
 // newSystemWith starts a stack with the given number of replicas and API
 // key (none if empty).
 func newSystemWith(stateDir string, replicas int, apiKey string, env ...string) (*system, error) {
-	addrs := make([]string, 3+2*replicas)
-	for i := range addrs {
-		a, err := stack.FreeAddr()
-		if err != nil {
-			return nil, err
-		}
-		addrs[i] = a
-	}
+	return newSystemFrom(defaultHAProxyConfig(), stateDir, replicas, apiKey, env...)
+}
+
+// defaultHAProxyConfig is the repository's haproxy/haproxy.cfg.
+func defaultHAProxyConfig() string { return filepath.Join(repoRoot, "haproxy/haproxy.cfg") }
+
+// newSystemFrom is newSystemWith with HAProxy reading the config file at
+// haproxyConfig.
+func newSystemFrom(haproxyConfig, stateDir string, replicas int, apiKey string, env ...string) (*system, error) {
 	log := new(syncBuffer)
 	cfg := stack.Config{
 		BinDir:        binDir,
-		HAProxyConfig: filepath.Join(repoRoot, "haproxy/haproxy.cfg"),
+		HAProxyConfig: haproxyConfig,
 		StateDir:      stateDir,
-		HTTPSAddr:     addrs[0],
-		HTTPAddr:      addrs[1],
-		StatsAddr:     addrs[2],
-		GRPCAddrs:     addrs[3 : 3+replicas],
-		GatewayAddrs:  addrs[3+replicas:],
 		APIKey:        apiKey,
 		// A short drain delay keeps the many stops of a test run quick;
 		// the drain tests set their own.
@@ -130,10 +133,11 @@ func newSystemWith(stateDir string, replicas int, apiKey string, env ...string) 
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	st, err := stack.Start(ctx, cfg)
+	st, err := stack.StartOnFreePorts(ctx, cfg, replicas)
 	if err != nil {
 		return nil, fmt.Errorf("start stack: %w\n%s", err, log.String())
 	}
+	cfg = st.Config()
 	pem, err := os.ReadFile(st.TLS.CA)
 	if err != nil {
 		st.Stop()

@@ -5,6 +5,7 @@
 package stack
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -318,6 +319,58 @@ func stop(p *Process) error {
 		<-p.done
 		return fmt.Errorf("%s did not stop on SIGTERM and was killed", p.Name)
 	}
+}
+
+// StartOnFreePorts is Start with every address in cfg set to a free
+// loopback port, for tests and benchmarks; Config tells which ports they
+// are. A port found free can be taken by another program's connection
+// before the stack binds it, so a start that fails on a taken port is tried
+// again on new ports, up to three times.
+func StartOnFreePorts(ctx context.Context, cfg Config, replicas int) (*Stack, error) {
+	for attempt := 1; ; attempt++ {
+		addrs := make([]string, 3+2*replicas)
+		for i := range addrs {
+			a, err := FreeAddr()
+			if err != nil {
+				return nil, err
+			}
+			addrs[i] = a
+		}
+		cfg.HTTPSAddr, cfg.HTTPAddr, cfg.StatsAddr = addrs[0], addrs[1], addrs[2]
+		cfg.GRPCAddrs, cfg.GatewayAddrs = addrs[3:3+replicas], addrs[3+replicas:]
+		out := cfg.Output
+		if out == nil {
+			out = io.Discard
+		}
+		w := &portTakenWriter{w: out}
+		try := cfg
+		try.Output = w
+		s, err := Start(ctx, try)
+		if err == nil {
+			s.cfg.Output = out
+			return s, nil
+		}
+		if attempt == 3 || !w.taken.Load() {
+			return nil, err
+		}
+	}
+}
+
+// Config returns the configuration the stack runs with.
+func (s *Stack) Config() Config { return s.cfg }
+
+// portTakenWriter passes output on and notes whether a child reported an
+// address already in use (HAProxy says "Address", Go "address").
+type portTakenWriter struct {
+	w     io.Writer
+	taken atomic.Bool
+}
+
+func (p *portTakenWriter) Write(b []byte) (int, error) {
+	if bytes.Contains(b, []byte("ddress already in use")) {
+		p.taken.Store(true)
+	}
+	return p.w.Write(b)
 }
 
 // FreeAddr returns a loopback address with a port that was free a moment
