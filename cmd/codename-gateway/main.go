@@ -29,7 +29,6 @@ import (
 )
 
 func main() {
-	envflag.GCPercent(os.Getenv, 200)
 	if err := run(context.Background(), os.Args, os.Getenv, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "codename-gateway:", err)
 		os.Exit(1)
@@ -39,6 +38,7 @@ func main() {
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	envflag.GCPercent(getenv, 200)
 
 	fs := envflag.New(args[0], getenv, stderr)
 	addr := fs.String("addr", "CODENAME_GATEWAY_ADDR", "127.0.0.1:8081", "address to serve HTTP/1.1 and h2c on")

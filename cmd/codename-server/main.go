@@ -18,7 +18,6 @@ import (
 )
 
 func main() {
-	envflag.GCPercent(os.Getenv, 200)
 	if err := run(context.Background(), os.Args, os.Getenv, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "codename-server:", err)
 		os.Exit(1)
@@ -28,6 +27,7 @@ func main() {
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	envflag.GCPercent(getenv, 200)
 
 	fs := envflag.New(args[0], getenv, stderr)
 	addr := fs.String("addr", "CODENAME_GRPC_ADDR", "127.0.0.1:9090", "address to serve gRPC on")
