@@ -90,22 +90,21 @@ func finishedStreams(log string) []string {
 
 var finishedStreamLine = regexp.MustCompile(`(?m)^server-1.*msg="finished call".*grpc\.method=KeepGettingCodenames.*grpc\.code=(\w+)`)
 
-// dialNDJSONStream opens POST /v1/codenames:stream over a raw HTTP/1.1
-// connection to addr, sends first as the first message of a chunked body
-// that stays open, and returns the connection and the response, whose body
-// carries the lines.
-func dialNDJSONStream(addr, first string) (net.Conn, *http.Response, error) {
+// dialRawStream sends request (its head, and for a POST the start of a
+// chunked body that stays open) over a new HTTP/1.1 connection to addr and
+// returns the connection and the response, which must be 200; what names
+// the stream in errors.
+func dialRawStream(addr, what, method, request string) (net.Conn, *http.Response, error) {
 	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		return nil, nil, err
 	}
 	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	line := first + "\n"
-	fmt.Fprintf(conn, "POST /v1/codenames:stream HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n", addr, len(line), line)
-	req, _ := http.NewRequest("POST", "http://"+addr+"/v1/codenames:stream", nil)
+	fmt.Fprint(conn, request)
+	req, _ := http.NewRequest(method, "http://"+addr+"/v1/codenames:stream", nil)
 	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
 	if err == nil && resp.StatusCode != http.StatusOK {
-		err = fmt.Errorf("NDJSON stream: %s", resp.Status)
+		err = fmt.Errorf("%s stream: %s", what, resp.Status)
 	}
 	if err != nil {
 		conn.Close()
@@ -113,6 +112,17 @@ func dialNDJSONStream(addr, first string) (net.Conn, *http.Response, error) {
 	}
 	_ = conn.SetDeadline(time.Time{})
 	return conn, resp, nil
+}
+
+// dialNDJSONStream opens POST /v1/codenames:stream over a raw HTTP/1.1
+// connection to addr, sends first as the first message of a chunked body
+// that stays open, and returns the connection and the response, whose body
+// carries the lines.
+func dialNDJSONStream(addr, first string) (net.Conn, *http.Response, error) {
+	line := first + "\n"
+	return dialRawStream(addr, "NDJSON", "POST", fmt.Sprintf(
+		"POST /v1/codenames:stream HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n",
+		addr, len(line), line))
 }
 
 func openNDJSONStream(t *testing.T, addr, first string) (net.Conn, *http.Response) {
@@ -128,22 +138,11 @@ func openNDJSONStream(t *testing.T, addr, first string) (net.Conn, *http.Respons
 // dialSSEStream opens GET /v1/codenames:stream as Server-Sent Events over a
 // raw HTTP/1.1 connection.
 func dialSSEStream(addr, category string) (net.Conn, *bufio.Reader, error) {
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	conn, resp, err := dialRawStream(addr, "SSE", "GET", fmt.Sprintf(
+		"GET /v1/codenames:stream?category=%s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n\r\n", category, addr))
 	if err != nil {
 		return nil, nil, err
 	}
-	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	fmt.Fprintf(conn, "GET /v1/codenames:stream?category=%s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n\r\n", category, addr)
-	req, _ := http.NewRequest("GET", "http://"+addr+"/v1/codenames:stream", nil)
-	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
-	if err == nil && resp.StatusCode != http.StatusOK {
-		err = fmt.Errorf("SSE stream: %s", resp.Status)
-	}
-	if err != nil {
-		conn.Close()
-		return nil, nil, err
-	}
-	_ = conn.SetDeadline(time.Time{})
 	return conn, bufio.NewReader(resp.Body), nil
 }
 
