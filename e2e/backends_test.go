@@ -48,13 +48,7 @@ func TestBackendKilledMidStream(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 
-	grpcStream, err := s.grpcClient(t, true).KeepGettingCodenames(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := grpcStream.Send(&codenamev1.NameRequest{Category: "space"}); err != nil {
-		t.Fatal(err)
-	}
+	grpcStream := openCodenames(t, ctx, s.grpcClient(t, true), "space")
 	expectCategory(t, grpcStream, "space", 2)
 
 	body, send := io.Pipe()

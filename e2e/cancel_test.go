@@ -290,13 +290,7 @@ func TestCancellationReachesServer(t *testing.T) {
 	}{
 		{"gRPC cancel", func(t *testing.T) func() {
 			ctx, cancel := context.WithCancel(t.Context())
-			st, err := grpcTLS.KeepGettingCodenames(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := st.Send(&codenamev1.NameRequest{Category: "space"}); err != nil {
-				t.Fatal(err)
-			}
+			st := openCodenames(t, ctx, grpcTLS, "space")
 			if _, err := st.Recv(); err != nil {
 				t.Fatal(err)
 			}
@@ -305,13 +299,7 @@ func TestCancellationReachesServer(t *testing.T) {
 		{"gRPC deadline", func(t *testing.T) func() {
 			ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 			t.Cleanup(cancel)
-			st, err := h2c.KeepGettingCodenames(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := st.Send(&codenamev1.NameRequest{Category: "space"}); err != nil {
-				t.Fatal(err)
-			}
+			st := openCodenames(t, ctx, h2c, "space")
 			if _, err := st.Recv(); err != nil {
 				t.Fatal(err)
 			}

@@ -22,13 +22,7 @@ func TestServerDrainsOnSIGTERM(t *testing.T) {
 	s := startSystem(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	stream, err := s.grpcClient(t, true).KeepGettingCodenames(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := stream.Send(&codenamev1.NameRequest{Category: "space"}); err != nil {
-		t.Fatal(err)
-	}
+	stream := openCodenames(t, ctx, s.grpcClient(t, true), "space")
 	expectCategory(t, stream, "space", 2)
 
 	server := s.Process("server-1")
@@ -57,7 +51,7 @@ func TestServerDrainsOnSIGTERM(t *testing.T) {
 	// With the server gone, gRPC callers get UNAVAILABLE, something to
 	// retry, and /healthz (which asks the gRPC server) reports the outage
 	// as JSON, whether the gateway answers or HAProxy has marked it down.
-	_, err = s.grpcClient(t, true).GetCodename(ctx, &codenamev1.NameRequest{})
+	_, err := s.grpcClient(t, true).GetCodename(ctx, &codenamev1.NameRequest{})
 	if got := status.Code(err); got != codes.Unavailable {
 		t.Errorf("GetCodename with the server gone: %v, want Unavailable", err)
 	}

@@ -87,6 +87,19 @@ func recvCategory(t *testing.T, stream grpc.BidiStreamingClient[codenamev1.NameR
 	t.Fatalf("no %s codename in %d messages", want, max)
 }
 
+// openCodenames opens KeepGettingCodenames on client and asks for category.
+func openCodenames(t *testing.T, ctx context.Context, client codenamev1.CodenameCreatorClient, category string) grpc.BidiStreamingClient[codenamev1.NameRequest, codenamev1.NameResult] {
+	t.Helper()
+	stream, err := client.KeepGettingCodenames(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&codenamev1.NameRequest{Category: category}); err != nil {
+		t.Fatal(err)
+	}
+	return stream
+}
+
 // expectCategory receives n codenames and fails unless all are of want.
 func expectCategory(t *testing.T, stream grpc.BidiStreamingClient[codenamev1.NameRequest, codenamev1.NameResult], want string, n int) {
 	t.Helper()
@@ -107,13 +120,7 @@ func TestGRPCBidiStream(t *testing.T) {
 		t.Run(sec.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 			defer cancel()
-			stream, err := s.grpcClient(t, sec.secure).KeepGettingCodenames(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := stream.Send(&codenamev1.NameRequest{Category: "animals"}); err != nil {
-				t.Fatal(err)
-			}
+			stream := openCodenames(t, ctx, s.grpcClient(t, sec.secure), "animals")
 			expectCategory(t, stream, "animals", 3)
 
 			// The switch applies from the next codename on; one produced
@@ -147,14 +154,8 @@ func TestGRPCBidiUnknownCategoryEndsStream(t *testing.T) {
 	s := shared(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	stream, err := s.grpcClient(t, true).KeepGettingCodenames(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := stream.Send(&codenamev1.NameRequest{Category: "dragons"}); err != nil {
-		t.Fatal(err)
-	}
-	_, err = stream.Recv()
+	stream := openCodenames(t, ctx, s.grpcClient(t, true), "dragons")
+	_, err := stream.Recv()
 	if got := status.Code(err); got != codes.InvalidArgument {
 		t.Errorf("Recv: %v, want InvalidArgument", err)
 	}

@@ -497,13 +497,7 @@ func TestHostileClientStopsReading(t *testing.T) {
 	defer cancel()
 
 	// gRPC: one codename read, then none.
-	stream, err := s.grpcClient(t, false).KeepGettingCodenames(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := stream.Send(&codenamev1.NameRequest{Category: "science"}); err != nil {
-		t.Fatal(err)
-	}
+	stream := openCodenames(t, ctx, s.grpcClient(t, false), "science")
 	if _, err := stream.Recv(); err != nil {
 		t.Fatal(err)
 	}

@@ -107,13 +107,7 @@ func TestHitlessReloads(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 
-	stream, err := s.grpcClient(t, true).KeepGettingCodenames(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := stream.Send(&codenamev1.NameRequest{Category: "space"}); err != nil {
-		t.Fatal(err)
-	}
+	stream := openCodenames(t, ctx, s.grpcClient(t, true), "space")
 	ws, _, err := dialWS(t, s, true, "")
 	if err != nil {
 		t.Fatal(err)
