@@ -346,12 +346,8 @@ func StartOnFreePorts(ctx context.Context, cfg Config, replicas int) (*Stack, er
 		try := cfg
 		try.Output = w
 		s, err := Start(ctx, try)
-		if err == nil {
-			s.cfg.Output = out
-			return s, nil
-		}
-		if attempt == 3 || !w.taken.Load() {
-			return nil, err
+		if err == nil || attempt == 3 || !w.taken.Load() {
+			return s, err
 		}
 	}
 }
