@@ -393,6 +393,6 @@ func dialable(addr string) string {
 // GoMaxProcs is the GOMAXPROCS each Go process of a stack with replicas
 // servers and as many gateways gets: an equal share of the cores with
 // HAProxy, at least one.
-func GoMaxProcs(replicas int) int {
-	return max(1, runtime.NumCPU()/(2*replicas+1))
-}
+func GoMaxProcs(replicas int) int { return coreShare(runtime.NumCPU(), replicas) }
+
+func coreShare(cores, replicas int) int { return max(1, cores/(2*replicas+1)) }

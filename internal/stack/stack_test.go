@@ -7,17 +7,20 @@ import (
 	"testing"
 )
 
-func TestGoMaxProcsShareTheCores(t *testing.T) {
-	for replicas := 1; replicas <= MaxReplicas; replicas++ {
-		got := GoMaxProcs(replicas)
-		if got < 1 {
-			t.Errorf("GoMaxProcs(%d) = %d, want at least 1", replicas, got)
+func TestCoreShare(t *testing.T) {
+	for _, tt := range []struct{ cores, replicas, want int }{
+		{2, 1, 1},  // the server, the gateway and HAProxy on 2 cores
+		{3, 1, 1},  // a core each
+		{8, 1, 2},  // 8 cores among 3 processes
+		{16, 2, 3}, // 16 among 5
+		{4, 4, 1},  // never below one
+	} {
+		if got := coreShare(tt.cores, tt.replicas); got != tt.want {
+			t.Errorf("coreShare(%d cores, %d replicas) = %d, want %d", tt.cores, tt.replicas, got, tt.want)
 		}
-		// 2*replicas Go processes and HAProxy together stay within the
-		// cores, unless each already has the minimum of one.
-		if got > 1 && got*(2*replicas+1) > runtime.NumCPU() {
-			t.Errorf("GoMaxProcs(%d) = %d: %d processes would use more than the %d cores", replicas, got, 2*replicas+1, runtime.NumCPU())
-		}
+	}
+	if got, want := GoMaxProcs(1), coreShare(runtime.NumCPU(), 1); got != want {
+		t.Errorf("GoMaxProcs(1) = %d, want %d on %d cores", got, want, runtime.NumCPU())
 	}
 }
 
