@@ -319,6 +319,42 @@ func TestNewDefaultBodyLimit(t *testing.T) {
 	}
 }
 
+// TestOversizedBodyIsDrained: before the 413 goes out, the gateway reads
+// the rest of a body that is over the limit, up to 256 KiB more, so that
+// HTTP/2 does not reset the stream while the proxy is still sending it; a
+// body bigger than that is left unread beyond the bound.
+func TestOversizedBodyIsDrained(t *testing.T) {
+	conn, err := grpc.NewClient("passthrough:///unused", grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	h, err := gateway.New(t.Context(), conn, gateway.Options{MaxBodyBytes: 1 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name       string
+		size       int
+		wantUnread int
+	}{
+		{"a little over", 70 << 10, 0},
+		{"far over", 1 << 20, 1<<20 - (1<<10 + 1) - 256<<10},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			body := strings.NewReader(`"` + strings.Repeat("a", tt.size-1))
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequestWithContext(t.Context(), "POST", "/v1/codename", body))
+			if rec.Code != http.StatusRequestEntityTooLarge {
+				t.Errorf("status = %d, want 413", rec.Code)
+			}
+			if got := body.Len(); got != tt.wantUnread {
+				t.Errorf("%d bytes of the body left unread, want %d", got, tt.wantUnread)
+			}
+		})
+	}
+}
+
 // TestUnreachableServerIsNotDescribed: when the gRPC server cannot be
 // reached, REST callers get 503 without grpc-go's description of the dial,
 // which names internal addresses.
