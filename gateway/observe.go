@@ -40,8 +40,9 @@ func observe(h http.Handler, logger *slog.Logger, reg prometheus.Registerer) htt
 			if code == 0 {
 				code = http.StatusOK
 			}
-			requests.WithLabelValues(r.Method, strconv.Itoa(code)).Inc()
-			duration.WithLabelValues(r.Method).Observe(elapsed.Seconds())
+			method := methodLabel(r.Method)
+			requests.WithLabelValues(method, strconv.Itoa(code)).Inc()
+			duration.WithLabelValues(method).Observe(elapsed.Seconds())
 			if r.URL.Path == "/healthz" || r.URL.Path == "/metrics" {
 				return // checked every few seconds; the metrics count them
 			}
@@ -51,6 +52,19 @@ func observe(h http.Handler, logger *slog.Logger, reg prometheus.Registerer) htt
 		}()
 		h.ServeHTTP(rec, r)
 	})
+}
+
+// methodLabel maps an HTTP method to one of a fixed set of label values.
+// Any token is a valid method, and each label value is a series Prometheus
+// keeps for as long as the process lives: a client inventing methods would
+// otherwise grow the gateway's memory and every scrape without bound.
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+		http.MethodPatch, http.MethodDelete, http.MethodOptions:
+		return method
+	}
+	return "other"
 }
 
 // statusRecorder notes the status code written through it. Unwrap lets

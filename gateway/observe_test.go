@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
@@ -77,6 +79,17 @@ func serve(t *testing.T, h http.Handler, method, target, body string, header htt
 	return rec
 }
 
+// scrape returns what Prometheus would read from reg.
+func scrape(t *testing.T, reg *prometheus.Registry) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	promhttp.HandlerFor(reg, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequestWithContext(t.Context(), "GET", "/metrics", nil))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("scrape: status %d", rec.Code)
+	}
+	return rec.Body.String()
+}
+
 // TestObserveMetrics checks the gateway's own request metrics on GET
 // /metrics, when a registry is given.
 func TestObserveMetrics(t *testing.T) {
@@ -136,6 +149,46 @@ func TestObserveMetrics(t *testing.T) {
 	body = serve(t, h, "GET", "/metrics", "", nil).Body.String()
 	if got, _ := promtest.Sum(body, "codename_gateway_http_requests_total", map[string]string{"method": "GET", "code": "200"}); got != 3 {
 		t.Errorf("GET 200 requests after one scrape = %v, want 3", got)
+	}
+}
+
+// TestObserveMethodLabelsAreBounded: a client inventing HTTP methods adds
+// at most one series to each request metric, whatever it invents.
+func TestObserveMethodLabelsAreBounded(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	h, _ := startGatewayWith(t, gateway.Options{MaxBodyBytes: maxBodyBytes, Metrics: reg})
+	series := func() map[string]int {
+		t.Helper()
+		families, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := map[string]int{}
+		for _, f := range families {
+			n[f.GetName()] = len(f.GetMetric())
+		}
+		return n
+	}
+	for _, m := range []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"} {
+		serve(t, h, m, "/v1/codename", "", nil)
+	}
+	before := series()
+	for i := range 100 {
+		serve(t, h, fmt.Sprintf("INVENTED%d", i), "/v1/codename", "", nil)
+	}
+	serve(t, h, "get", "/v1/codename", "", nil) // methods are case-sensitive
+	after := series()
+	for _, name := range []string{"codename_gateway_http_requests_total", "codename_gateway_http_request_duration_seconds"} {
+		if before[name] == 0 {
+			t.Errorf("no %s series before the invented methods", name)
+		}
+		if extra := after[name] - before[name]; extra > 1 {
+			t.Errorf("%s: %d new series after 101 invented methods, want at most 1", name, extra)
+		}
+	}
+	got, ok := promtest.Sum(scrape(t, reg), "codename_gateway_http_requests_total", map[string]string{"method": "other"})
+	if !ok || got != 101 {
+		t.Errorf(`requests with method="other" = %v (found: %v), want 101`, got, ok)
 	}
 }
 
