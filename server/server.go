@@ -14,6 +14,7 @@ import (
 	"time"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -71,6 +72,23 @@ const APIKeyIDHeader = "x-api-key-id"
 // accepting, ends open streams with UNAVAILABLE so that clients reconnect
 // elsewhere, lets unary calls in flight finish, and returns nil.
 func Serve(ctx context.Context, lis net.Listener, cfg Config) error {
+	return newServer(cfg).serve(ctx, lis)
+}
+
+// grpcServer is the *grpc.Server that Serve runs, with every option,
+// interceptor and service of it, and what Serve needs to drain it. It is
+// built apart from serving so that tests can add services of their own to
+// exactly the server that production runs.
+type grpcServer struct {
+	gs       *grpc.Server
+	cfg      Config // with defaults in place
+	logger   *slog.Logger
+	health   *health.Server
+	reg      *prometheus.Registry
+	draining chan struct{}
+}
+
+func newServer(cfg Config) *grpcServer {
 	if cfg.DrainTimeout == 0 {
 		cfg.DrainTimeout = 10 * time.Second
 	}
@@ -90,6 +108,10 @@ func Serve(ctx context.Context, lis net.Listener, cfg Config) error {
 	})
 	reg.MustRegister(calls, openStreams, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	// Recovery comes last, next to the handler, so that a call that
+	// panicked reaches the metrics and the call log as the INTERNAL it
+	// answered, like any other failed call.
+	recovered := recovery.WithRecoveryHandlerContext(recoverPanic(logger))
 	gs := grpc.NewServer(
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgSize),
 		// Calls run on long-lived worker goroutines whose stacks have
@@ -103,10 +125,12 @@ func Serve(ctx context.Context, lis net.Listener, cfg Config) error {
 		grpc.ChainUnaryInterceptor(
 			calls.UnaryServerInterceptor(),
 			callLogger{logger}.unary,
+			recovery.UnaryServerInterceptor(recovered),
 		),
 		grpc.ChainStreamInterceptor(
 			calls.StreamServerInterceptor(),
 			callLogger{logger}.stream,
+			recovery.StreamServerInterceptor(recovered),
 		),
 	)
 	draining := make(chan struct{})
@@ -116,9 +140,14 @@ func Serve(ctx context.Context, lis net.Listener, cfg Config) error {
 	hs.SetServingStatus(codenamev1.CodenameCreator_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	reflection.Register(gs)
 	calls.InitializeMetrics(gs)
+	return &grpcServer{gs: gs, cfg: cfg, logger: logger, health: hs, reg: reg, draining: draining}
+}
 
+// serve is Serve, for a server already built.
+func (s *grpcServer) serve(ctx context.Context, lis net.Listener) error {
+	cfg, logger, gs, hs := s.cfg, s.logger, s.gs, s.health
 	grpcLis, httpLis := split(lis)
-	hsrv := &http.Server{Handler: adminHandler(hs, reg), ReadHeaderTimeout: 5 * time.Second}
+	hsrv := &http.Server{Handler: adminHandler(hs, s.reg), ReadHeaderTimeout: 5 * time.Second}
 	served := make(chan error, 2)
 	go func() { served <- gs.Serve(grpcLis) }()
 	go func() {
@@ -143,7 +172,7 @@ func Serve(ctx context.Context, lis net.Listener, cfg Config) error {
 	}
 	lis.Close() // new connections are refused: a clear signal to HAProxy
 	_ = hsrv.Close()
-	close(draining)
+	close(s.draining)
 	stopped := make(chan struct{})
 	go func() {
 		gs.GracefulStop()

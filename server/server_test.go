@@ -38,6 +38,7 @@ var serviceName = codenamev1.CodenameCreator_ServiceDesc.ServiceName
 // testServer is a Serve running on an in-memory listener, with a client
 // connection to it.
 type testServer struct {
+	server *grpcServer
 	conn   *grpc.ClientConn
 	client codenamev1.CodenameCreatorClient
 	logs   *recorder
@@ -48,8 +49,23 @@ type testServer struct {
 
 func startServer(t *testing.T, cfg Config, opts ...grpc.DialOption) *testServer {
 	t.Helper()
+	return startServerWith(t, cfg, nil, opts...)
+}
+
+// startServerWith is startServer with the services that register adds to
+// the server next to its own.
+func startServerWith(t *testing.T, cfg Config, register func(grpc.ServiceRegistrar), opts ...grpc.DialOption) *testServer {
+	t.Helper()
 	lis := bufconn.Listen(1 << 20)
-	logs, shutdown := serve(t, lis, cfg)
+	logs := newRecorder()
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(logs)
+	}
+	s := newServer(cfg)
+	if register != nil {
+		register(s.gs)
+	}
+	shutdown := serveBuilt(t, lis, s)
 	opts = append([]grpc.DialOption{
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
@@ -60,6 +76,7 @@ func startServer(t *testing.T, cfg Config, opts ...grpc.DialOption) *testServer 
 	}
 	t.Cleanup(func() { _ = conn.Close() }) // runs before shutdown, so no call of ours holds up the drain
 	return &testServer{
+		server:   s,
 		conn:     conn,
 		client:   codenamev1.NewCodenameCreatorClient(conn),
 		logs:     logs,
@@ -76,9 +93,16 @@ func serve(t *testing.T, lis net.Listener, cfg Config) (*recorder, func() (error
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(logs)
 	}
+	return logs, serveBuilt(t, lis, newServer(cfg))
+}
+
+// serveBuilt serves s on lis, as Serve does, until the test ends.
+func serveBuilt(t *testing.T, lis net.Listener, s *grpcServer) func() (error, time.Duration) {
+	t.Helper()
+	cfg := s.cfg
 	ctx, cancel := context.WithCancel(t.Context())
 	served := make(chan error, 1)
-	go func() { served <- Serve(ctx, lis, cfg) }()
+	go func() { served <- s.serve(ctx, lis) }()
 	shutdown := sync.OnceValues(func() (error, time.Duration) {
 		start := time.Now()
 		cancel()
@@ -94,7 +118,7 @@ func serve(t *testing.T, lis net.Listener, cfg Config) (*recorder, func() (error
 			t.Errorf("Serve: %v", err)
 		}
 	})
-	return logs, shutdown
+	return shutdown
 }
 
 // recorder is a slog.Handler that keeps the records it is given.
