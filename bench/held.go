@@ -200,7 +200,7 @@ func holdStreams(ctx context.Context, sys *system, rpc string, n int) (heldSampl
 		return heldSample{}, err
 	}
 	if rpc == "codenames" {
-		m, err := scrape(ctx, sys.grpcAddr())
+		m, err := scrape(ctx, sys.serverAdminAddr())
 		if err != nil {
 			return heldSample{}, err
 		}
@@ -249,7 +249,7 @@ func heldMemory(ctx context.Context, sys *system) (heldMem, error) {
 	if m.haproxyRSS, err = sys.haproxy().rss(); err != nil {
 		return m, err
 	}
-	metrics, err := scrape(ctx, sys.grpcAddr())
+	metrics, err := scrape(ctx, sys.serverAdminAddr())
 	if err != nil {
 		return m, err
 	}

@@ -58,7 +58,12 @@ func startSystem(ctx context.Context, binDir, stateDir, haproxyConfig string, en
 		StateDir:      stateDir,
 		// Stopping between figures should not wait for the 2 s drain
 		// meant for production.
-		Env:    append([]string{"CODENAME_DRAIN_DELAY=0s", "CODENAME_DRAIN_TIMEOUT=2s"}, env...),
+		// The edge's per-client limits are sized for a public deployment;
+		// the load here comes from one address and holds up to 50k
+		// streams, so they are raised (not switched off) to fit it.
+		Env: append([]string{"CODENAME_DRAIN_DELAY=0s", "CODENAME_DRAIN_TIMEOUT=2s",
+			"CODENAME_STREAMS_PER_SOURCE=1000000", "CODENAME_CONN_PER_SOURCE=100000", "CODENAME_SERVER_MAXSTREAMS=1000000",
+			"CODENAME_SERVER_MAXCONN=10000", "CODENAME_MAX_STREAMS_PER_CONN=100000"}, env...),
 		Output: log,
 	}
 	st, err := stack.StartOnFreePorts(ctx, cfg, 1)
@@ -74,8 +79,11 @@ func (s *system) stop() error { return s.st.Stop() }
 
 // grpcAddr is the gRPC server itself; proxyAddr is HAProxy's cleartext
 // listener (HTTP/1.1 and h2c), where gRPC and REST both arrive.
-func (s *system) grpcAddr() string  { return s.cfg.GRPCAddrs[0] }
-func (s *system) proxyAddr() string { return s.cfg.HTTPAddr }
+func (s *system) grpcAddr() string { return s.cfg.GRPCAddrs[0] }
+
+// serverAdminAddr serves the gRPC server's Prometheus metrics.
+func (s *system) serverAdminAddr() string { return s.cfg.GRPCAdminAddrs[0] }
+func (s *system) proxyAddr() string       { return s.cfg.HTTPAddr }
 
 // statsAddr serves HAProxy's Prometheus metrics.
 func (s *system) statsAddr() string { return s.cfg.StatsAddr }

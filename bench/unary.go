@@ -106,7 +106,7 @@ func measureUnary(ctx context.Context, sys *system, load unaryLoad, p plan, work
 // stack (and of extra) used meanwhile, then checks with the server's
 // counters that every call it finished in that time ended OK.
 func measureH2load(ctx context.Context, sys *system, job h2loadJob, extra ...group) (unarySample, error) {
-	before, err := scrape(ctx, sys.grpcAddr())
+	before, err := scrape(ctx, sys.serverAdminAddr())
 	if err != nil {
 		return unarySample{}, err
 	}
@@ -123,7 +123,7 @@ func measureH2load(ctx context.Context, sys *system, job h2loadJob, extra ...gro
 	if err != nil {
 		return unarySample{}, err
 	}
-	after, err := scrape(ctx, sys.grpcAddr())
+	after, err := scrape(ctx, sys.serverAdminAddr())
 	if err != nil {
 		return unarySample{}, err
 	}

@@ -298,12 +298,12 @@ func TestMetricsEndpoints(t *testing.T) {
 		{"haproxy", "http://" + s.cfg.StatsAddr + "/metrics", []string{
 			"haproxy_frontend_http_requests_total", "haproxy_backend_http_responses_total", `haproxy_server_status{proxy="be_grpc",server="grpc1"`,
 		}},
-		{"server", "http://" + s.cfg.GRPCAddrs[0] + "/metrics", []string{
+		{"server", "http://" + s.cfg.GRPCAdminAddrs[0] + "/metrics", []string{
 			`grpc_server_handled_total{grpc_code="OK",grpc_method="GetCodename"`,
 			`grpc_server_handled_total{grpc_code="InvalidArgument",grpc_method="GetCodename"`,
 			"grpc_server_handling_seconds_bucket", "codename_open_streams",
 		}},
-		{"gateway", "http://" + s.cfg.GatewayAddrs[0] + "/metrics", []string{
+		{"gateway", "http://" + s.cfg.GatewayAdminAddrs[0] + "/metrics", []string{
 			`codename_gateway_http_requests_total{code="200",method="GET"}`,
 			`grpc_client_handled_total{grpc_code="OK",grpc_method="GetCodename"`,
 			"codename_gateway_http_request_duration_seconds_bucket",

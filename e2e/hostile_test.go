@@ -164,7 +164,7 @@ func TestHostileSlowClients(t *testing.T) {
 	if timedOut[0] == 0 || timedOut[1] == 0 {
 		t.Errorf("HAProxy timed out %d slow-header and %d slow-body requests, want some of each", timedOut[0], timedOut[1])
 	}
-	if posts := metricValue(s.get(t, "http://"+s.cfg.GatewayAddrs[0]+"/metrics"), "codename_gateway_http_requests_total", map[string]string{"method": "POST"}); posts != 0 {
+	if posts := metricValue(s.get(t, "http://"+s.cfg.GatewayAdminAddrs[0]+"/metrics"), "codename_gateway_http_requests_total", map[string]string{"method": "POST"}); posts != 0 {
 		t.Errorf("%v slow-body requests reached the gateway", posts)
 	}
 }
@@ -355,7 +355,7 @@ func openHalfOpenREST(ctx context.Context, c *http.Client, url string) (halfOpen
 func TestHostileHalfOpenStreams(t *testing.T) {
 	const n = 50
 	s := startWith(t, 1, "")
-	server := newMetricsProbe(t, s.cfg.GRPCAddrs[0])
+	server := newMetricsProbe(t, s.cfg.GRPCAdminAddrs[0])
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 
@@ -418,7 +418,7 @@ func TestHostileHalfOpenStreamsTimeOut(t *testing.T) {
 		"    timeout server 5m\n": "    timeout server 2s\n",
 	})
 	s := startWithHAProxyConfig(t, cfg)
-	server := newMetricsProbe(t, s.cfg.GRPCAddrs[0])
+	server := newMetricsProbe(t, s.cfg.GRPCAdminAddrs[0])
 	opened := time.Now()
 	g := openHalfOpenGRPC(t.Context(), s.grpcClient(t, false))
 	r1, w1 := openHalfOpenREST(t.Context(), transports[2].client(t, s), s.httpURL("/v1/codenames:stream"))
@@ -491,8 +491,8 @@ func startWithHAProxyConfig(t *testing.T, path string, env ...string) *system {
 // meanwhile.
 func TestHostileClientStopsReading(t *testing.T) {
 	s := startWith(t, 1, "", "CODENAME_STREAM_INTERVAL=0")
-	server := newMetricsProbe(t, s.cfg.GRPCAddrs[0])
-	gateway := newMetricsProbe(t, s.cfg.GatewayAddrs[0])
+	server := newMetricsProbe(t, s.cfg.GRPCAdminAddrs[0])
+	gateway := newMetricsProbe(t, s.cfg.GatewayAdminAddrs[0])
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 

@@ -43,9 +43,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	stateDir := fs.String("state-dir", "CODENAME_STATE_DIR", ".state", "folder for the development CA and certificates")
 	httpsAddr := fs.String("https-addr", "CODENAME_HTTPS_ADDR", ":8443", "HAProxy TLS listener (h2 and http/1.1)")
 	httpAddr := fs.String("http-addr", "CODENAME_HTTP_ADDR", ":8080", "HAProxy cleartext listener (HTTP/1.1 and h2c)")
-	statsAddr := fs.String("stats-addr", "CODENAME_STATS_ADDR", ":8404", "HAProxy stats page and Prometheus metrics")
+	statsAddr := fs.String("stats-addr", "CODENAME_STATS_ADDR", "127.0.0.1:8404", "HAProxy stats page and Prometheus metrics (loopback: for operators only)")
 	grpcAddr := fs.String("grpc-addr", "CODENAME_GRPC_ADDR", "127.0.0.1:9090", "gRPC server (the first replica)")
 	gatewayAddr := fs.String("gateway-addr", "CODENAME_GATEWAY_ADDR", "127.0.0.1:8081", "REST gateway (the first replica)")
+	grpcAdminAddr := fs.String("grpc-admin-addr", "CODENAME_GRPC_ADMIN_ADDR", "127.0.0.1:9091", "gRPC server's metrics and health, for operators (the first replica)")
+	gatewayAdminAddr := fs.String("gateway-admin-addr", "CODENAME_GATEWAY_ADMIN_ADDR", "127.0.0.1:8082", "REST gateway's metrics and health, for operators (the first replica)")
 	replicas := fs.Int("replicas", "CODENAME_REPLICAS", 1, fmt.Sprintf("how many gRPC servers and gateways to run (1 to %d); replica i listens on the first one's port + i-1", stack.MaxReplicas))
 	apiKey := fs.String("api-key", "CODENAME_API_KEY", "", "API key HAProxy requires of every caller (default: none required)")
 	apiKeyFile := fs.String("api-key-file", "CODENAME_API_KEY_FILE", "", "file holding the API key, instead of -api-key")
@@ -58,6 +60,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	if cfg.GatewayAddrs, err = consecutive(*gatewayAddr, *replicas); err != nil {
+		return err
+	}
+	if cfg.GRPCAdminAddrs, err = consecutive(*grpcAdminAddr, *replicas); err != nil {
+		return err
+	}
+	if cfg.GatewayAdminAddrs, err = consecutive(*gatewayAdminAddr, *replicas); err != nil {
 		return err
 	}
 	cfg.APIKey = *apiKey

@@ -41,6 +41,10 @@ type Config struct {
 	// and of the gateway listen, one replica per address (at most
 	// MaxReplicas, the number of server lines haproxy.cfg has).
 	GRPCAddrs, GatewayAddrs []string
+	// GRPCAdminAddrs and GatewayAdminAddrs, if set, hold one address per
+	// replica where it serves its metrics (and health) to operators only;
+	// HAProxy never forwards there. Unset, each process uses its default.
+	GRPCAdminAddrs, GatewayAdminAddrs []string
 
 	// Env is added to every child's environment (for example
 	// CODENAME_STREAM_INTERVAL=100ms).
@@ -153,6 +157,9 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	if cfg.APIKey != "" {
 		hapEnv = append(hapEnv, "CODENAME_API_KEY="+cfg.APIKey)
 	}
+	if n, ok := publicMaxConn(); ok && !slices.ContainsFunc(common, func(kv string) bool { return strings.HasPrefix(kv, "CODENAME_MAXCONN=") }) {
+		hapEnv = append(hapEnv, fmt.Sprintf("CODENAME_MAXCONN=%d", n))
+	}
 	type child struct {
 		name string
 		argv []string
@@ -161,13 +168,19 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	var children []child
 	for i, addr := range cfg.GRPCAddrs {
 		hapEnv = append(hapEnv, ReplicaEnv("CODENAME_GRPC_ADDR", i+1)+"="+addr)
-		children = append(children, child{fmt.Sprintf("server-%d", i+1), []string{filepath.Join(cfg.BinDir, "codename-server")},
-			append(slices.Clone(common), "CODENAME_GRPC_ADDR="+addr)})
+		env := append(slices.Clone(common), "CODENAME_GRPC_ADDR="+addr)
+		if i < len(cfg.GRPCAdminAddrs) {
+			env = append(env, "CODENAME_GRPC_ADMIN_ADDR="+cfg.GRPCAdminAddrs[i])
+		}
+		children = append(children, child{fmt.Sprintf("server-%d", i+1), []string{filepath.Join(cfg.BinDir, "codename-server")}, env})
 	}
 	for i, addr := range cfg.GatewayAddrs {
 		hapEnv = append(hapEnv, ReplicaEnv("CODENAME_GATEWAY_ADDR", i+1)+"="+addr)
-		children = append(children, child{fmt.Sprintf("gateway-%d", i+1), []string{filepath.Join(cfg.BinDir, "codename-gateway")},
-			append(slices.Clone(common), "CODENAME_GATEWAY_ADDR="+addr, "CODENAME_GRPC_ADDRS="+strings.Join(cfg.GRPCAddrs, ","))})
+		env := append(slices.Clone(common), "CODENAME_GATEWAY_ADDR="+addr, "CODENAME_GRPC_ADDRS="+strings.Join(cfg.GRPCAddrs, ","))
+		if i < len(cfg.GatewayAdminAddrs) {
+			env = append(env, "CODENAME_GATEWAY_ADMIN_ADDR="+cfg.GatewayAdminAddrs[i])
+		}
+		children = append(children, child{fmt.Sprintf("gateway-%d", i+1), []string{filepath.Join(cfg.BinDir, "codename-gateway")}, env})
 	}
 	// -W: master-worker, so that a reload (SIGUSR2) keeps connections;
 	// -db: stay in the foreground, logging to our output.
@@ -328,7 +341,7 @@ func stop(p *Process) error {
 // again on new ports, up to three times.
 func StartOnFreePorts(ctx context.Context, cfg Config, replicas int) (*Stack, error) {
 	for attempt := 1; ; attempt++ {
-		addrs := make([]string, 3+2*replicas)
+		addrs := make([]string, 3+4*replicas)
 		for i := range addrs {
 			a, err := FreeAddr()
 			if err != nil {
@@ -337,7 +350,9 @@ func StartOnFreePorts(ctx context.Context, cfg Config, replicas int) (*Stack, er
 			addrs[i] = a
 		}
 		cfg.HTTPSAddr, cfg.HTTPAddr, cfg.StatsAddr = addrs[0], addrs[1], addrs[2]
-		cfg.GRPCAddrs, cfg.GatewayAddrs = addrs[3:3+replicas], addrs[3+replicas:]
+		rest := addrs[3:]
+		cfg.GRPCAddrs, cfg.GatewayAddrs = rest[:replicas], rest[replicas:2*replicas]
+		cfg.GRPCAdminAddrs, cfg.GatewayAdminAddrs = rest[2*replicas:3*replicas], rest[3*replicas:]
 		out := cfg.Output
 		if out == nil {
 			out = io.Discard
@@ -396,3 +411,20 @@ func dialable(addr string) string {
 func GoMaxProcs(replicas int) int { return coreShare(runtime.NumCPU(), replicas) }
 
 func coreShare(cores, replicas int) int { return max(1, cores/(2*replicas+1)) }
+
+// publicMaxConn lowers haproxy.cfg's default for its public frontend's
+// connections (4000) when this process's file descriptor limit is too low
+// for it: HAProxy sizes its global maxconn from that limit (two
+// descriptors per proxied connection), and the public frontend must stay
+// below it so that the stats listener always has room.
+func publicMaxConn() (int, bool) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return 0, false
+	}
+	n := int(lim.Cur/2) - 200
+	if n >= 4000 {
+		return 0, false
+	}
+	return max(n, 100), true
+}
