@@ -15,7 +15,6 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -38,8 +37,11 @@ type Options struct {
 	MaxBodyBytes int64
 	// Logger receives one line per request. Nil discards them.
 	Logger *slog.Logger
-	// Metrics, if not nil, receives the gateway's request metrics and is
-	// served at GET /metrics (HAProxy keeps that path from the public).
+	// Metrics, if not nil, receives the gateway's request metrics. The
+	// handler does not serve them: whoever scrapes them does so on an
+	// admin listener of its own, which HAProxy never forwards to (a path
+	// rule in front of a public port is one percent-encoding away from
+	// failing: /%6detrics is /metrics to Go's mux).
 	Metrics *prometheus.Registry
 }
 
@@ -126,8 +128,6 @@ func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler
 	}
 	if reg == nil {
 		reg = prometheus.NewRegistry() // counted, but served nowhere
-	} else {
-		root.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	}
 	return observe(root, logger, reg), nil
 }

@@ -43,7 +43,7 @@ func observe(h http.Handler, logger *slog.Logger, reg prometheus.Registerer) htt
 			method := methodLabel(r.Method)
 			requests.WithLabelValues(method, strconv.Itoa(code)).Inc()
 			duration.WithLabelValues(method).Observe(elapsed.Seconds())
-			if r.URL.Path == "/healthz" || r.URL.Path == "/metrics" {
+			if r.URL.Path == "/healthz" {
 				return // checked every few seconds; the metrics count them
 			}
 			logger.Info("request", "method", r.Method, "path", r.URL.Path, "proto", r.Proto,

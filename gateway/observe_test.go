@@ -1,9 +1,12 @@
 package gateway_test
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -11,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -90,8 +94,8 @@ func scrape(t *testing.T, reg *prometheus.Registry) string {
 	return rec.Body.String()
 }
 
-// TestObserveMetrics checks the gateway's own request metrics on GET
-// /metrics, when a registry is given.
+// TestObserveMetrics checks the gateway's own request metrics in the
+// registry it is given.
 func TestObserveMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	h, _ := startGatewayWith(t, gateway.Options{MaxBodyBytes: maxBodyBytes, Metrics: reg})
@@ -105,14 +109,7 @@ func TestObserveMetrics(t *testing.T) {
 		serve(t, h, req.method, req.target, req.body, nil)
 	}
 
-	rec := serve(t, h, "GET", "/metrics", "", nil)
-	if rec.Code != http.StatusOK {
-		t.Fatalf("GET /metrics = %d, want 200", rec.Code)
-	}
-	if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
-		t.Errorf("GET /metrics content type = %q, want text/plain", ct)
-	}
-	body := rec.Body.String()
+	body := scrape(t, reg)
 	tests := []struct {
 		name   string
 		metric string
@@ -131,7 +128,7 @@ func TestObserveMetrics(t *testing.T) {
 			labels: map[string]string{"method": "GET"}, want: 3},
 		{name: "GET durations, largest bucket", metric: "codename_gateway_http_request_duration_seconds_bucket",
 			labels: map[string]string{"method": "GET", "le": "+Inf"}, want: 3},
-		{name: "in flight: this scrape", metric: "codename_gateway_http_requests_in_flight", want: 1},
+		{name: "in flight: none", metric: "codename_gateway_http_requests_in_flight", want: 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -144,11 +141,47 @@ func TestObserveMetrics(t *testing.T) {
 			}
 		})
 	}
+}
 
-	// The scrape counts once it is over.
-	body = serve(t, h, "GET", "/metrics", "", nil).Body.String()
-	if got, _ := promtest.Sum(body, "codename_gateway_http_requests_total", map[string]string{"method": "GET", "code": "200"}); got != 3 {
-		t.Errorf("GET 200 requests after one scrape = %v, want 3", got)
+// TestMetricsAreNotPublic: the handler never serves the metrics, in any
+// spelling of the path, even when it counts into a registry; they belong on
+// an admin listener that HAProxy does not reach.
+func TestMetricsAreNotPublic(t *testing.T) {
+	h, _ := startGatewayWith(t, gateway.Options{MaxBodyBytes: maxBodyBytes, Metrics: prometheus.NewRegistry()})
+	ts := httptest.NewServer(h)
+	t.Cleanup(ts.Close)
+	for _, path := range []string{"/metrics", "/%6detrics", "/%6Detrics", "/metric%73", "/metrics/"} {
+		t.Run(path, func(t *testing.T) {
+			// A raw request line, so that the client sends the path as
+			// written.
+			conn, err := net.Dial("tcp", ts.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			_ = conn.SetDeadline(time.Now().Add(waitTimeout))
+			if _, err := fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: gateway\r\nConnection: close\r\n\r\n", path); err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err := io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != http.StatusNotFound {
+				t.Errorf("GET %s = %d, want 404; body:\n%.200s", path, resp.StatusCode, body)
+			}
+			if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+				t.Errorf("content type = %q, want application/json", ct)
+			}
+			if bytes.Contains(body, []byte("codename_gateway_")) {
+				t.Errorf("GET %s shows metrics:\n%.200s", path, body)
+			}
+		})
 	}
 }
 
@@ -192,8 +225,8 @@ func TestObserveMethodLabelsAreBounded(t *testing.T) {
 	}
 }
 
-// TestObserveLogs checks that each request but health checks and scrapes
-// gets one log line, with who asked for what and how it went.
+// TestObserveLogs checks that each request but health checks gets one log
+// line, with who asked for what and how it went.
 func TestObserveLogs(t *testing.T) {
 	logs := &logRecorder{}
 	h, _ := startGatewayWith(t, gateway.Options{MaxBodyBytes: maxBodyBytes, Logger: slog.New(logs), Metrics: prometheus.NewRegistry()})
@@ -214,7 +247,7 @@ func TestObserveLogs(t *testing.T) {
 		{name: "error", method: "GET", target: "/v1/codename?category=plants", wantLogged: true, wantStatus: 400},
 		{name: "unknown path", method: "GET", target: "/nope", wantLogged: true, wantStatus: 404},
 		{name: "health check", method: "GET", target: "/healthz"},
-		{name: "scrape", method: "GET", target: "/metrics"},
+		{name: "metrics, not served here", method: "GET", target: "/metrics", wantLogged: true, wantStatus: 404},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,13 +1,17 @@
 // Command codename-gateway serves the REST gateway (JSON to gRPC, streaming
 // as newline-delimited JSON), its health endpoint, OpenAPI document and web
-// page, over HTTP/1.1 and h2c, until SIGINT or SIGTERM.
+// page, over HTTP/1.1 and h2c, until SIGINT or SIGTERM; and, on a separate
+// admin listener, its Prometheus metrics and health.
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -17,6 +21,7 @@ import (
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	_ "google.golang.org/grpc/health" // client-side health checking, for healthCheckConfig
@@ -42,6 +47,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 
 	fs := envflag.New(args[0], getenv, stderr)
 	addr := fs.String("addr", "CODENAME_GATEWAY_ADDR", "127.0.0.1:8081", "address to serve HTTP/1.1 and h2c on")
+	adminAddr := fs.String("admin-addr", "CODENAME_GATEWAY_ADMIN_ADDR", "127.0.0.1:8082", "address to serve /metrics and /healthz on, for Prometheus and orchestrators, never through HAProxy (empty: no admin listener)")
 	single := getenv("CODENAME_GRPC_ADDR")
 	if single == "" {
 		single = "127.0.0.1:9090"
@@ -70,12 +76,51 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	lis, err := net.Listen("tcp", *addr)
 	if err != nil {
-		return err
+		return fmt.Errorf("REST listener: %w", err)
+	}
+	defer lis.Close()
+	if *adminAddr != "" {
+		adminLis, err := net.Listen("tcp", *adminAddr)
+		if err != nil {
+			return fmt.Errorf("admin listener: %w", err)
+		}
+		stopAdmin := serveAdmin(adminLis, adminHandler(h, reg), logger)
+		// Stopped last, so that the admin /healthz says NOT_SERVING for as
+		// long as the REST listener drains.
+		defer stopAdmin()
+		logger.Info("serving admin", "addr", adminLis.Addr().String())
 	}
 	logger.Info("serving REST", "addr", lis.Addr().String(), "grpc_addrs", *grpcAddrs)
 	err = gateway.Serve(ctx, lis, h, *drain)
 	logger.Info("stopped")
 	return err
+}
+
+// adminHandler serves the metrics, which the public handler does not (a
+// path rule in front of a shared port is one percent-encoding away from
+// leaking them), and the gateway's own /healthz, for whoever watches the
+// process from inside.
+func adminHandler(gw http.Handler, reg *prometheus.Registry) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /healthz", gw)
+	return mux
+}
+
+// serveAdmin serves h on lis until the returned function is called.
+func serveAdmin(lis net.Listener, h http.Handler, logger *slog.Logger) (stop func()) {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(lis); !errors.Is(err, http.ErrServerClosed) {
+			logger.Warn("admin listener stopped", "err", err)
+		}
+	}()
+	return func() {
+		_ = srv.Close()
+		<-done
+	}
 }
 
 // dial connects to every gRPC replica and balances calls across them, one

@@ -1,0 +1,199 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+)
+
+// waitTimeout bounds every wait in these tests.
+const waitTimeout = 10 * time.Second
+
+// syncBuffer is the stderr that run writes its log to from several
+// goroutines while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// healthServer serves grpc.health.v1, SERVING, on a loopback port.
+func healthServer(t *testing.T) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	healthpb.RegisterHealthServer(gs, health.NewServer())
+	go func() { _ = gs.Serve(lis) }()
+	t.Cleanup(gs.Stop)
+	return lis.Addr().String()
+}
+
+// gatewayRun is run in the background.
+type gatewayRun struct {
+	stderr *syncBuffer
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error // set before done is closed
+}
+
+// startRun calls run with args in the background; it is stopped when the
+// test ends.
+func startRun(t *testing.T, args ...string) *gatewayRun {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	g := &gatewayRun{stderr: &syncBuffer{}, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(g.done)
+		g.err = run(ctx, append([]string{"codename-gateway"}, args...), func(string) string { return "" }, g.stderr)
+	}()
+	t.Cleanup(func() { _ = g.stop(t) })
+	return g
+}
+
+// stop ends run as a signal would, and returns what it returned.
+func (g *gatewayRun) stop(t *testing.T) error {
+	t.Helper()
+	g.cancel()
+	select {
+	case <-g.done:
+	case <-time.After(waitTimeout):
+		t.Fatal("run did not return after its context ended")
+	}
+	return g.err
+}
+
+// addr waits for the log line that says what the listener called what
+// serves on, and returns its address.
+func (g *gatewayRun) addr(t *testing.T, what string) string {
+	t.Helper()
+	re := regexp.MustCompile(`msg="serving ` + what + `".* addr=(\S+)`)
+	deadline := time.Now().Add(waitTimeout)
+	for time.Now().Before(deadline) {
+		if m := re.FindStringSubmatch(g.stderr.String()); m != nil {
+			return m[1]
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("no %q log line within the timeout; stderr:\n%s", "serving "+what, g.stderr)
+	return ""
+}
+
+// rawGet sends a GET with path exactly as written, and returns the status
+// and body.
+func rawGet(t *testing.T, addr, path string) (int, string) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(waitTimeout))
+	if _, err := fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: gateway\r\nConnection: close\r\n\r\n", path); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: read body: %v", path, err)
+	}
+	return resp.StatusCode, string(body)
+}
+
+// TestAdminListener: the metrics are served on the admin listener, with
+// the gateway's health, and nowhere on the REST listener.
+func TestAdminListener(t *testing.T) {
+	g := startRun(t, "-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0", "-grpc-addr", healthServer(t))
+	public, admin := g.addr(t, "REST"), g.addr(t, "admin")
+	tests := []struct {
+		name     string
+		addr     string
+		path     string
+		wantCode int
+		wantBody string
+	}{
+		{name: "admin metrics", addr: admin, path: "/metrics", wantCode: 200, wantBody: "codename_gateway_http_requests_in_flight"},
+		{name: "admin metrics include the process's", addr: admin, path: "/metrics", wantCode: 200, wantBody: "go_goroutines"},
+		{name: "admin health", addr: admin, path: "/healthz", wantCode: 200, wantBody: "SERVING"},
+		{name: "admin has nothing else", addr: admin, path: "/v1/codename", wantCode: 404},
+		{name: "public metrics", addr: public, path: "/metrics", wantCode: 404, wantBody: `"code":5`},
+		{name: "public metrics, encoded", addr: public, path: "/%6detrics", wantCode: 404, wantBody: `"code":5`},
+		{name: "public health", addr: public, path: "/healthz", wantCode: 200, wantBody: "SERVING"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, body := rawGet(t, tt.addr, tt.path)
+			if code != tt.wantCode || !strings.Contains(body, tt.wantBody) {
+				t.Errorf("GET %s on %s = %d, want %d with %q in the body:\n%.300s", tt.path, tt.addr, code, tt.wantCode, tt.wantBody, body)
+			}
+		})
+	}
+	if err := g.stop(t); err != nil {
+		t.Errorf("run: %v", err)
+	}
+}
+
+// TestAdminListenerDisabled: an empty -admin-addr means no admin listener.
+func TestAdminListenerDisabled(t *testing.T) {
+	g := startRun(t, "-addr", "127.0.0.1:0", "-admin-addr", "", "-grpc-addr", healthServer(t))
+	g.addr(t, "REST")
+	if strings.Contains(g.stderr.String(), "serving admin") {
+		t.Errorf("an admin listener started with -admin-addr empty:\n%s", g.stderr)
+	}
+}
+
+// TestPortTaken: a listener whose port is taken fails run with an error
+// that names the address.
+func TestPortTaken(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	addr := taken.Addr().String()
+	for _, tt := range []struct {
+		name string
+		args []string
+	}{
+		{"REST", []string{"-addr", addr, "-admin-addr", "127.0.0.1:0"}},
+		{"admin", []string{"-addr", "127.0.0.1:0", "-admin-addr", addr}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+			defer cancel()
+			err := run(ctx, append([]string{"codename-gateway", "-grpc-addr", "127.0.0.1:1"}, tt.args...), func(string) string { return "" }, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), addr) {
+				t.Errorf("run = %v, want an error naming %s", err, addr)
+			}
+		})
+	}
+}
