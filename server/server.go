@@ -47,6 +47,26 @@ type Config struct {
 	// there to keep a hostile client from pinning memory. Zero or less
 	// means DefaultMaxRecvMsgSize.
 	MaxRecvMsgSize int
+
+	// MaxConcurrentStreams bounds the calls and streams open at once on
+	// one HTTP/2 connection; a client that wants more waits for one to
+	// end. Zero means DefaultMaxConcurrentStreams.
+	MaxConcurrentStreams uint32
+	// MaxConnectionIdle closes a connection that has had no call for that
+	// long. Zero means DefaultMaxConnectionIdle; negative, no limit.
+	MaxConnectionIdle time.Duration
+	// MaxConnectionAge asks a client to reconnect (GOAWAY) once its
+	// connection is that old, give or take 10 %. Zero means
+	// DefaultMaxConnectionAge; negative, no limit.
+	MaxConnectionAge time.Duration
+	// MaxConnectionAgeGrace is how long the calls of a connection past
+	// MaxConnectionAge may go on before it is closed. Zero means
+	// DefaultMaxConnectionAgeGrace; negative, no limit.
+	MaxConnectionAgeGrace time.Duration
+
+	// testMinPingInterval replaces minClientPingInterval when positive,
+	// so that tests need not wait for it.
+	testMinPingInterval time.Duration
 }
 
 // DefaultMaxRecvMsgSize is the largest incoming gRPC message by default:
@@ -95,6 +115,7 @@ func newServer(cfg Config) *grpcServer {
 	if cfg.MaxRecvMsgSize <= 0 {
 		cfg.MaxRecvMsgSize = DefaultMaxRecvMsgSize
 	}
+	cfg = withLimitDefaults(cfg)
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -112,7 +133,7 @@ func newServer(cfg Config) *grpcServer {
 	// panicked reaches the metrics and the call log as the INTERNAL it
 	// answered, like any other failed call.
 	recovered := recovery.WithRecoveryHandlerContext(recoverPanic(logger))
-	gs := grpc.NewServer(
+	gs := grpc.NewServer(append(connectionOptions(cfg),
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgSize),
 		// Calls run on long-lived worker goroutines whose stacks have
 		// already grown, instead of each on a new goroutine that grows its
@@ -132,7 +153,7 @@ func newServer(cfg Config) *grpcServer {
 			callLogger{logger}.stream,
 			recovery.StreamServerInterceptor(recovered),
 		),
-	)
+	)...)
 	draining := make(chan struct{})
 	codenamev1.RegisterCodenameCreatorServer(gs, &service{interval: cfg.StreamInterval, draining: draining, open: openStreams})
 	hs := health.NewServer()

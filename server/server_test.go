@@ -39,6 +39,7 @@ var serviceName = codenamev1.CodenameCreator_ServiceDesc.ServiceName
 // connection to it.
 type testServer struct {
 	server *grpcServer
+	lis    *bufconn.Listener
 	conn   *grpc.ClientConn
 	client codenamev1.CodenameCreatorClient
 	logs   *recorder
@@ -77,6 +78,7 @@ func startServerWith(t *testing.T, cfg Config, register func(grpc.ServiceRegistr
 	t.Cleanup(func() { _ = conn.Close() }) // runs before shutdown, so no call of ours holds up the drain
 	return &testServer{
 		server:   s,
+		lis:      lis,
 		conn:     conn,
 		client:   codenamev1.NewCodenameCreatorClient(conn),
 		logs:     logs,

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"os/signal"
@@ -29,6 +30,34 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	defer stop()
 	envflag.GCPercent(getenv, 200)
 
+	opts, err := parseFlags(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+
+	// One line per call: buffered, the lines cost one write per many
+	// instead of one each.
+	logger, out := logbuf.NewLogger(stderr, "server")
+	defer out.Flush()
+	lis, err := net.Listen("tcp", opts.addr)
+	if err != nil {
+		return err
+	}
+	logger.Info("serving gRPC", "addr", lis.Addr().String(), "stream_interval", opts.cfg.StreamInterval.String())
+	cfg := opts.cfg
+	cfg.Logger = logger
+	err = server.Serve(ctx, lis, cfg)
+	logger.Info("stopped")
+	return err
+}
+
+// options are what the command line and the environment ask for.
+type options struct {
+	addr string
+	cfg  server.Config
+}
+
+func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
 	fs := envflag.New(args[0], getenv, stderr)
 	addr := fs.String("addr", "CODENAME_GRPC_ADDR", "127.0.0.1:9090", "address to serve gRPC on")
 	interval := fs.Duration("stream-interval", "CODENAME_STREAM_INTERVAL", time.Second, "pause between codenames on a stream (0: as fast as the client reads)")
@@ -37,20 +66,31 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	// A bigger message fails its call with RESOURCE_EXHAUSTED; the server
 	// goes on serving everyone else.
 	maxRecv := fs.Int("max-recv-bytes", "CODENAME_MAX_RECV_BYTES", server.DefaultMaxRecvMsgSize, "largest gRPC message the server accepts")
+	// HAProxy opens another connection when it meets the limit; a client
+	// that connects directly waits for one of its streams to end.
+	maxStreams := fs.Int("max-streams-per-conn", "CODENAME_MAX_STREAMS_PER_CONN", server.DefaultMaxConcurrentStreams, "most calls and streams open at once on one HTTP/2 connection")
+	maxIdle := fs.Duration("max-conn-idle", "CODENAME_MAX_CONN_IDLE", server.DefaultMaxConnectionIdle, "close a connection that has had no call for this long (negative: never)")
+	// Clients that find replicas by DNS look them up again when they
+	// reconnect, so that a new replica gets its share.
+	maxAge := fs.Duration("max-conn-age", "CODENAME_MAX_CONN_AGE", server.DefaultMaxConnectionAge, "ask clients to reconnect once their connection is this old (negative: never)")
+	maxAgeGrace := fs.Duration("max-conn-age-grace", "CODENAME_MAX_CONN_AGE_GRACE", server.DefaultMaxConnectionAgeGrace, "how long the calls and streams of a connection past -max-conn-age may go on before it is closed (negative: no limit)")
 	if err := fs.Parse(args[1:]); err != nil {
-		return err
+		return options{}, err
 	}
-
-	// One line per call: buffered, the lines cost one write per many
-	// instead of one each.
-	logger, out := logbuf.NewLogger(stderr, "server")
-	defer out.Flush()
-	lis, err := net.Listen("tcp", *addr)
-	if err != nil {
-		return err
+	if *maxStreams < 1 || int64(*maxStreams) > math.MaxUint32 {
+		return options{}, fmt.Errorf("-max-streams-per-conn %d: want 1 to %d", *maxStreams, uint32(math.MaxUint32))
 	}
-	logger.Info("serving gRPC", "addr", lis.Addr().String(), "stream_interval", interval.String())
-	err = server.Serve(ctx, lis, server.Config{StreamInterval: *interval, DrainDelay: *drainDelay, DrainTimeout: *drain, Logger: logger, MaxRecvMsgSize: *maxRecv})
-	logger.Info("stopped")
-	return err
+	return options{
+		addr: *addr,
+		cfg: server.Config{
+			StreamInterval:        *interval,
+			DrainDelay:            *drainDelay,
+			DrainTimeout:          *drain,
+			MaxRecvMsgSize:        *maxRecv,
+			MaxConcurrentStreams:  uint32(*maxStreams),
+			MaxConnectionIdle:     *maxIdle,
+			MaxConnectionAge:      *maxAge,
+			MaxConnectionAgeGrace: *maxAgeGrace,
+		},
+	}, nil
 }
