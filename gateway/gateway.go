@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,6 +36,10 @@ type Options struct {
 	// MaxBodyBytes bounds a unary request body and each JSON message of a
 	// streaming request body; zero means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// CallTimeout bounds each unary call to the gRPC server, unless the
+	// client asks for less with a Grpc-Timeout header; streams are not
+	// bounded. Zero means DefaultCallTimeout, less than zero no bound.
+	CallTimeout time.Duration
 	// Logger receives one line per request. Nil discards them.
 	Logger *slog.Logger
 	// Metrics, if not nil, receives the gateway's request metrics. The
@@ -55,8 +60,15 @@ func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if opts.CallTimeout == 0 {
+		opts.CallTimeout = DefaultCallTimeout
+	}
+	var cc grpc.ClientConnInterface = conn
+	if opts.CallTimeout > 0 {
+		cc = unaryDeadline{conn, opts.CallTimeout}
+	}
 	g := &gateway{
-		client:       codenamev1.NewCodenameCreatorClient(conn),
+		client:       codenamev1.NewCodenameCreatorClient(cc),
 		maxBodyBytes: opts.MaxBodyBytes,
 	}
 	g.mux = runtime.NewServeMux(

@@ -54,6 +54,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	grpcAddrs := fs.String("grpc-addr", "CODENAME_GRPC_ADDRS", single, "addresses of the gRPC server replicas, comma-separated (default $CODENAME_GRPC_ADDR)")
 	maxBody := fs.Int64("max-body-bytes", "CODENAME_MAX_BODY_BYTES", gateway.DefaultMaxBodyBytes, "largest unary request body, and largest message of a streaming body")
+	callTimeout := fs.Duration("call-timeout", "CODENAME_CALL_TIMEOUT", gateway.DefaultCallTimeout, "longest a unary REST call waits for the gRPC server (keep it below HAProxy's timeout server); a shorter Grpc-Timeout header wins; streams have no such bound")
 	drain := fs.Duration("drain-timeout", "CODENAME_DRAIN_TIMEOUT", 10*time.Second, "how long shutdown waits for requests in flight")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
@@ -70,7 +71,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return fmt.Errorf("gRPC client: %w", err)
 	}
 	defer conn.Close()
-	h, err := gateway.New(ctx, conn, gateway.Options{MaxBodyBytes: *maxBody, Logger: logger, Metrics: reg})
+	h, err := gateway.New(ctx, conn, gateway.Options{MaxBodyBytes: *maxBody, CallTimeout: *callTimeout, Logger: logger, Metrics: reg})
 	if err != nil {
 		return err
 	}

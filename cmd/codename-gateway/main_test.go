@@ -40,14 +40,18 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// healthServer serves grpc.health.v1, SERVING, on a loopback port.
+// healthServer serves grpc.health.v1, SERVING, on a loopback port, and
+// never answers any other call.
 func healthServer(t *testing.T) string {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := grpc.NewServer()
+	gs := grpc.NewServer(grpc.UnknownServiceHandler(func(_ any, stream grpc.ServerStream) error {
+		<-stream.Context().Done()
+		return stream.Context().Err()
+	}))
 	healthpb.RegisterHealthServer(gs, health.NewServer())
 	go func() { _ = gs.Serve(lis) }()
 	t.Cleanup(gs.Stop)
@@ -65,12 +69,18 @@ type gatewayRun struct {
 // startRun calls run with args in the background; it is stopped when the
 // test ends.
 func startRun(t *testing.T, args ...string) *gatewayRun {
+	return startRunEnv(t, nil, args...)
+}
+
+// startRunEnv is startRun with environment variables.
+func startRunEnv(t *testing.T, env map[string]string, args ...string) *gatewayRun {
+	getenv := func(k string) string { return env[k] }
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	g := &gatewayRun{stderr: &syncBuffer{}, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(g.done)
-		g.err = run(ctx, append([]string{"codename-gateway"}, args...), func(string) string { return "" }, g.stderr)
+		g.err = run(ctx, append([]string{"codename-gateway"}, args...), getenv, g.stderr)
 	}()
 	t.Cleanup(func() { _ = g.stop(t) })
 	return g
@@ -159,6 +169,18 @@ func TestAdminListener(t *testing.T) {
 	}
 	if err := g.stop(t); err != nil {
 		t.Errorf("run: %v", err)
+	}
+}
+
+// TestCallTimeoutFromEnv: CODENAME_CALL_TIMEOUT bounds a unary call that
+// the server does not answer.
+func TestCallTimeoutFromEnv(t *testing.T) {
+	g := startRunEnv(t, map[string]string{"CODENAME_CALL_TIMEOUT": "200ms"}, "-addr", "127.0.0.1:0", "-admin-addr", "", "-grpc-addr", healthServer(t))
+	public := g.addr(t, "REST")
+	start := time.Now()
+	code, body := rawGet(t, public, "/v1/codename")
+	if elapsed := time.Since(start); code != http.StatusGatewayTimeout || elapsed > 5*time.Second {
+		t.Errorf("GET /v1/codename = %d after %v, want 504 after about 200ms; body:\n%s", code, elapsed, body)
 	}
 }
 
