@@ -1,7 +1,9 @@
 // Package server is the gRPC side of the project: the CodenameCreator service
-// around the codename generator, grpc.health.v1 and server reflection, with
-// an HTTP/1.1 health endpoint and Prometheus metrics on the same port, served
-// on a listener the caller provides and drained gracefully on shutdown.
+// around the codename generator, grpc.health.v1 and server reflection,
+// served on a listener the caller provides and drained gracefully on
+// shutdown. The same port answers HTTP/1.1 GET /healthz, because HAProxy 2.6
+// cannot send a gRPC health check; Prometheus metrics are served only on an
+// admin listener of their own, which HAProxy never forwards to.
 package server
 
 import (
@@ -11,13 +13,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -47,6 +49,11 @@ type Config struct {
 	// there to keep a hostile client from pinning memory. Zero or less
 	// means DefaultMaxRecvMsgSize.
 	MaxRecvMsgSize int
+	// MetricsListener, if set, serves GET /metrics (Prometheus) and GET
+	// /healthz over plain HTTP, for operators only: the gRPC port is
+	// reachable through HAProxy, so metrics stay off it. Serve closes it
+	// when it returns. Nil serves metrics nowhere.
+	MetricsListener net.Listener
 
 	// MaxConcurrentStreams bounds the calls and streams open at once on
 	// one HTTP/2 connection; a client that wants more waits for one to
@@ -86,11 +93,12 @@ const streamWorkers = 64
 const APIKeyIDHeader = "x-api-key-id"
 
 // Serve serves gRPC on lis until ctx ends. HTTP/1.1 requests on the same
-// listener get GET /healthz (200 while SERVING, 503 otherwise) and GET
-// /metrics (Prometheus). When ctx ends, Serve drains: health turns to
+// listener get GET /healthz (200 while SERVING, 503 otherwise); metrics are
+// on cfg.MetricsListener. When ctx ends, Serve drains: health turns to
 // NOT_SERVING, the server goes on serving for cfg.DrainDelay, then stops
 // accepting, ends open streams with UNAVAILABLE so that clients reconnect
-// elsewhere, lets unary calls in flight finish, and returns nil.
+// elsewhere, lets unary calls in flight finish, closes cfg.MetricsListener
+// and returns nil.
 func Serve(ctx context.Context, lis net.Listener, cfg Config) error {
 	return newServer(cfg).serve(ctx, lis)
 }
@@ -167,15 +175,26 @@ func newServer(cfg Config) *grpcServer {
 // serve is Serve, for a server already built.
 func (s *grpcServer) serve(ctx context.Context, lis net.Listener) error {
 	cfg, logger, gs, hs := s.cfg, s.logger, s.gs, s.health
+	var httpServers sync.WaitGroup
+	defer httpServers.Wait()
+	serveHTTP := func(what string, lis net.Listener, h http.Handler) *http.Server {
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+		httpServers.Go(func() {
+			if err := srv.Serve(lis); !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+				logger.Warn(what+" stopped", "err", err)
+			}
+		})
+		return srv
+	}
+	if cfg.MetricsListener != nil {
+		// Closed last, so that metrics can be scraped for the whole drain.
+		admin := serveHTTP("admin listener", cfg.MetricsListener, adminHandler(hs, s.reg))
+		defer admin.Close()
+	}
 	grpcLis, httpLis := split(lis)
-	hsrv := &http.Server{Handler: adminHandler(hs, s.reg), ReadHeaderTimeout: 5 * time.Second}
-	served := make(chan error, 2)
+	hsrv := serveHTTP("health endpoint", httpLis, healthHandler(hs))
+	served := make(chan error, 1)
 	go func() { served <- gs.Serve(grpcLis) }()
-	go func() {
-		if err := hsrv.Serve(httpLis); !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
-			logger.Warn("health endpoint stopped", "err", err)
-		}
-	}()
 	select {
 	case err := <-served:
 		lis.Close()
@@ -210,20 +229,4 @@ func (s *grpcServer) serve(ctx context.Context, lis net.Listener) error {
 	}
 	<-served
 	return nil
-}
-
-// adminHandler serves what HTTP/1.1 clients of the gRPC port may ask for:
-// the health that HAProxy checks, and the metrics Prometheus scrapes.
-func adminHandler(hs *health.Server, reg *prometheus.Registry) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		res, err := hs.Check(r.Context(), &healthpb.HealthCheckRequest{})
-		if err != nil || res.GetStatus() != healthpb.HealthCheckResponse_SERVING {
-			http.Error(w, "NOT_SERVING", http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = w.Write([]byte("SERVING\n"))
-	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	return mux
 }

@@ -10,10 +10,10 @@ import (
 
 // splitListener divides the connections of one listener by their first
 // bytes: gRPC (the HTTP/2 client preface, "PRI * HTTP/2.0...") and plain
-// HTTP/1.1, which carries health checks and metrics. One port per replica
-// is then enough for HAProxy's traffic, its health checks and Prometheus:
-// HAProxy 2.6 cannot send a gRPC health request, but it can send an
-// HTTP/1.1 GET to the same address.
+// HTTP/1.1, which carries health checks. One port per replica is then
+// enough for HAProxy's traffic and its health checks: HAProxy 2.6 cannot
+// send a gRPC health request, but it can send an HTTP/1.1 GET to the same
+// address.
 type splitListener struct {
 	lis         net.Listener
 	grpc, other *chanListener

@@ -19,25 +19,36 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
-	"github.com/codename-gateway/codename-gateway/internal/promtest"
 )
 
 // tcpServer is a Serve on a real TCP port, which gRPC and HTTP/1.1
 // clients share.
 type tcpServer struct {
-	addr     string
-	logs     *recorder
-	shutdown func() (error, time.Duration)
+	addr      string
+	adminAddr string // where cfg.MetricsListener listens, if set
+	logs      *recorder
+	shutdown  func() (error, time.Duration)
 }
 
 func startTCPServer(t *testing.T, cfg Config) *tcpServer {
+	t.Helper()
+	lis := listenTCP(t)
+	s := &tcpServer{addr: lis.Addr().String()}
+	if cfg.MetricsListener != nil {
+		s.adminAddr = cfg.MetricsListener.Addr().String()
+	}
+	s.logs, s.shutdown = serve(t, lis, cfg)
+	return s
+}
+
+// listenTCP listens on a free loopback port.
+func listenTCP(t *testing.T) net.Listener {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs, shutdown := serve(t, lis, cfg)
-	return &tcpServer{addr: lis.Addr().String(), logs: logs, shutdown: shutdown}
+	return lis
 }
 
 // dialGRPC returns a client on a connection of its own to s, closed when
@@ -52,10 +63,15 @@ func (s *tcpServer) dialGRPC(t *testing.T) codenamev1.CodenameCreatorClient {
 	return codenamev1.NewCodenameCreatorClient(conn)
 }
 
-// get asks s for path over HTTP/1.1, on a new connection each time so
-// that every request goes through the split afresh.
+// get asks s's gRPC port for path over HTTP/1.1, on a new connection
+// each time so that every request goes through the split afresh.
 func (s *tcpServer) get(ctx context.Context, path string) (code int, body string, err error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.addr+path, nil)
+	return httpGet(ctx, s.addr, path)
+}
+
+// httpGet asks addr for path over HTTP/1.1, on a new connection.
+func httpGet(ctx context.Context, addr, path string) (code int, body string, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
 	if err != nil {
 		return 0, "", err
 	}
@@ -75,11 +91,22 @@ func (s *tcpServer) get(ctx context.Context, path string) (code int, body string
 // mustGet is get that fails the test on an error.
 func (s *tcpServer) mustGet(t *testing.T, path string) (code int, body string) {
 	t.Helper()
+	return mustGet(t, s.addr, path)
+}
+
+// mustGetAdmin is mustGet on the admin listener.
+func (s *tcpServer) mustGetAdmin(t *testing.T, path string) (code int, body string) {
+	t.Helper()
+	return mustGet(t, s.adminAddr, path)
+}
+
+func mustGet(t *testing.T, addr, path string) (code int, body string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
 	defer cancel()
-	code, body, err := s.get(ctx, path)
+	code, body, err := httpGet(ctx, addr, path)
 	if err != nil {
-		t.Fatalf("GET %s: %v", path, err)
+		t.Fatalf("GET %s%s: %v", addr, path, err)
 	}
 	return code, body
 }
@@ -126,7 +153,6 @@ func TestSplitServesBothProtocols(t *testing.T) {
 		wantBody string // a prefix of the body
 	}{
 		{name: "healthz", path: "/healthz", wantCode: http.StatusOK, wantBody: "SERVING\n"},
-		{name: "metrics", path: "/metrics", wantCode: http.StatusOK, wantBody: "# HELP "},
 		{name: "unknown path", path: "/nope", wantCode: http.StatusNotFound, wantBody: "404 page not found"},
 	}
 	for _, tt := range tests {
@@ -196,60 +222,22 @@ func TestSplitHealthzDuringDrain(t *testing.T) {
 	}
 }
 
-// TestSplitMetrics checks the Prometheus metrics served on the gRPC port.
-func TestSplitMetrics(t *testing.T) {
-	s := startTCPServer(t, Config{StreamInterval: time.Hour})
-	client := s.dialGRPC(t)
-	if _, err := client.GetCodename(t.Context(), &codenamev1.NameRequest{}); err != nil {
-		t.Fatalf("GetCodename: %v", err)
-	}
-
-	metric := func(name string, labels map[string]string) (float64, string) {
-		t.Helper()
-		code, body := s.mustGet(t, "/metrics")
-		if code != http.StatusOK {
-			t.Fatalf("GET /metrics = %d, want 200", code)
-		}
-		v, ok := promtest.Sum(body, name, labels)
-		if !ok {
-			return -1, fmt.Sprintf("no %s%v in:\n%s", name, labels, body)
-		}
-		return v, fmt.Sprintf("%s%v = %v", name, labels, v)
-	}
-	unary := map[string]string{"grpc_method": "GetCodename", "grpc_service": serviceName, "grpc_type": "unary"}
-	tests := []struct {
-		name   string
-		metric string
-		labels map[string]string
-		want   float64
-	}{
-		{name: "handled", metric: "grpc_server_handled_total",
-			labels: map[string]string{"grpc_method": "GetCodename", "grpc_code": "OK"}, want: 1},
-		{name: "handling time", metric: "grpc_server_handling_seconds_bucket",
-			labels: map[string]string{"grpc_method": "GetCodename", "le": "+Inf"}, want: 1},
-		{name: "started", metric: "grpc_server_started_total", labels: unary, want: 1},
-		{name: "no stream open", metric: "codename_open_streams", want: 0},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got, desc := metric(tt.metric, tt.labels); got != tt.want {
-				t.Errorf("got %s, want %v", desc, tt.want)
+// TestSplitServesNoMetrics checks that the gRPC port, which HAProxy
+// forwards to, keeps the metrics to itself, whether or not they are served
+// on an admin listener.
+func TestSplitServesNoMetrics(t *testing.T) {
+	for _, admin := range []bool{false, true} {
+		t.Run(fmt.Sprintf("admin listener %v", admin), func(t *testing.T) {
+			var cfg Config
+			if admin {
+				cfg.MetricsListener = listenTCP(t)
+			}
+			s := startTCPServer(t, cfg)
+			if code, body := s.mustGet(t, "/metrics"); code != http.StatusNotFound {
+				t.Errorf("GET /metrics on the gRPC port = %d %.100q, want 404", code, body)
 			}
 		})
 	}
-
-	ctx, cancel := context.WithCancel(t.Context())
-	stream := openStream(t, ctx, client, "space")
-	recvCategory(t, stream)
-	eventually(t, "codename_open_streams to be 1 while a stream is open", func() (bool, string) {
-		got, desc := metric("codename_open_streams", nil)
-		return got == 1, desc
-	})
-	cancel()
-	eventually(t, "codename_open_streams to be 0 once the stream ended", func() (bool, string) {
-		got, desc := metric("codename_open_streams", nil)
-		return got == 0, desc
-	})
 }
 
 // TestSplitIdleConnectionsDoNotBlock opens connections that send nothing,

@@ -1,5 +1,7 @@
 // Command codename-server serves the CodenameCreator gRPC service, with
-// grpc.health.v1 and server reflection, until SIGINT or SIGTERM, then drains.
+// grpc.health.v1 and server reflection (and GET /healthz for HAProxy on the
+// same port), until SIGINT or SIGTERM, then drains. Its Prometheus metrics
+// are on a separate admin listener, on loopback by default.
 package main
 
 import (
@@ -39,13 +41,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	// instead of one each.
 	logger, out := logbuf.NewLogger(stderr, "server")
 	defer out.Flush()
-	lis, err := net.Listen("tcp", opts.addr)
-	if err != nil {
-		return err
-	}
-	logger.Info("serving gRPC", "addr", lis.Addr().String(), "stream_interval", opts.cfg.StreamInterval.String())
 	cfg := opts.cfg
 	cfg.Logger = logger
+	lis, err := net.Listen("tcp", opts.addr)
+	if err != nil {
+		return fmt.Errorf("gRPC listener: %w", err)
+	}
+	if opts.adminAddr != "" {
+		admin, err := net.Listen("tcp", opts.adminAddr)
+		if err != nil {
+			lis.Close()
+			return fmt.Errorf("admin listener: %w", err)
+		}
+		cfg.MetricsListener = admin // Serve closes it
+		logger.Info("serving admin", "addr", admin.Addr().String())
+	}
+	logger.Info("serving gRPC", "addr", lis.Addr().String(), "stream_interval", cfg.StreamInterval.String())
 	err = server.Serve(ctx, lis, cfg)
 	logger.Info("stopped")
 	return err
@@ -53,13 +64,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 
 // options are what the command line and the environment ask for.
 type options struct {
-	addr string
-	cfg  server.Config
+	addr      string
+	adminAddr string // "" for no admin listener
+	cfg       server.Config
 }
 
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
 	fs := envflag.New(args[0], getenv, stderr)
-	addr := fs.String("addr", "CODENAME_GRPC_ADDR", "127.0.0.1:9090", "address to serve gRPC on")
+	addr := fs.String("addr", "CODENAME_GRPC_ADDR", "127.0.0.1:9090", "address to serve gRPC on, and GET /healthz for HAProxy's health checks")
+	// Metrics stay off the gRPC port, which HAProxy forwards to: a path
+	// rule in front of it is one spelling away from letting them out.
+	adminAddr := fs.String("admin-addr", "CODENAME_GRPC_ADMIN_ADDR", "127.0.0.1:9091", "address to serve /metrics and /healthz on, for Prometheus and orchestrators, never through HAProxy (empty: no admin listener)")
 	interval := fs.Duration("stream-interval", "CODENAME_STREAM_INTERVAL", time.Second, "pause between codenames on a stream (0: as fast as the client reads)")
 	drainDelay := fs.Duration("drain-delay", "CODENAME_DRAIN_DELAY", 2*time.Second, "on shutdown, how long to keep serving with health NOT_SERVING, so that HAProxy moves traffic away first")
 	drain := fs.Duration("drain-timeout", "CODENAME_DRAIN_TIMEOUT", 10*time.Second, "how long shutdown waits for calls in flight")
@@ -81,7 +96,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 		return options{}, fmt.Errorf("-max-streams-per-conn %d: want 1 to %d", *maxStreams, uint32(math.MaxUint32))
 	}
 	return options{
-		addr: *addr,
+		addr:      *addr,
+		adminAddr: *adminAddr,
 		cfg: server.Config{
 			StreamInterval:        *interval,
 			DrainDelay:            *drainDelay,

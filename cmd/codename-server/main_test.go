@@ -1,16 +1,201 @@
 package main
 
 import (
+	"context"
 	"io"
+	"net"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
 	"github.com/codename-gateway/codename-gateway/server"
 )
 
+// waitTimeout bounds every wait in these tests.
+const waitTimeout = 10 * time.Second
+
+// serverRun is run in the background.
+type serverRun struct {
+	stderr *syncBuffer
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error // set before done is closed
+}
+
+// startRun calls run with args and an empty environment in the
+// background; it is stopped when the test ends.
+func startRun(t *testing.T, args ...string) *serverRun {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	r := &serverRun{stderr: &syncBuffer{}, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		r.err = run(ctx, append([]string{"codename-server", "-drain-delay=0"}, args...), func(string) string { return "" }, r.stderr)
+	}()
+	t.Cleanup(func() { _ = r.stop(t) })
+	return r
+}
+
+// stop ends run as a signal would, and returns what it returned.
+func (r *serverRun) stop(t *testing.T) error {
+	t.Helper()
+	r.cancel()
+	select {
+	case <-r.done:
+	case <-time.After(waitTimeout):
+		t.Fatal("run did not return after its context ended")
+	}
+	return r.err
+}
+
+// addr waits for the log line that says what the listener called what
+// serves on, and returns its address.
+func (r *serverRun) addr(t *testing.T, what string) string {
+	t.Helper()
+	re := regexp.MustCompile(`msg="serving ` + what + `".* addr=(\S+)`)
+	deadline := time.Now().Add(waitTimeout)
+	for time.Now().Before(deadline) {
+		if m := re.FindStringSubmatch(r.stderr.String()); m != nil {
+			return m[1]
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("no %q log line within %v; stderr:\n%s", "serving "+what, waitTimeout, r.stderr)
+	return ""
+}
+
+// syncBuffer is the stderr that run writes its log to while the test
+// reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func get(t *testing.T, addr, path string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true}}).Do(req)
+	if err != nil {
+		t.Fatalf("GET %s%s: %v", addr, path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s%s: read body: %v", addr, path, err)
+	}
+	return resp.StatusCode, string(body)
+}
+
+// TestAdminListener: the metrics are served on the admin listener, with
+// the health, and not on the gRPC port, which serves gRPC and /healthz.
+func TestAdminListener(t *testing.T) {
+	r := startRun(t, "-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0")
+	grpcAddr, admin := r.addr(t, "gRPC"), r.addr(t, "admin")
+
+	conn, err := grpc.NewClient("passthrough:///"+grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := codenamev1.NewCodenameCreatorClient(conn).GetCodename(t.Context(), &codenamev1.NameRequest{}); err != nil {
+		t.Fatalf("GetCodename: %v", err)
+	}
+
+	tests := []struct {
+		name     string
+		addr     string
+		path     string
+		wantCode int
+		wantBody string
+	}{
+		{name: "admin metrics", addr: admin, path: "/metrics", wantCode: 200, wantBody: `grpc_server_handled_total{grpc_code="OK",grpc_method="GetCodename"`},
+		{name: "admin metrics include the process's", addr: admin, path: "/metrics", wantCode: 200, wantBody: "go_goroutines"},
+		{name: "admin health", addr: admin, path: "/healthz", wantCode: 200, wantBody: "SERVING"},
+		{name: "gRPC port metrics", addr: grpcAddr, path: "/metrics", wantCode: 404},
+		{name: "gRPC port health", addr: grpcAddr, path: "/healthz", wantCode: 200, wantBody: "SERVING"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, body := get(t, tt.addr, tt.path)
+			if code != tt.wantCode || !strings.Contains(body, tt.wantBody) {
+				t.Errorf("GET %s on %s = %d, want %d with %q in the body:\n%.300s", tt.path, tt.addr, code, tt.wantCode, tt.wantBody, body)
+			}
+		})
+	}
+	if err := r.stop(t); err != nil {
+		t.Errorf("run: %v", err)
+	}
+	if _, err := net.DialTimeout("tcp", admin, waitTimeout); err == nil {
+		t.Error("admin listener still open after run returned")
+	}
+}
+
+// TestAdminListenerDisabled: an empty -admin-addr means no admin listener.
+func TestAdminListenerDisabled(t *testing.T) {
+	r := startRun(t, "-addr", "127.0.0.1:0", "-admin-addr", "")
+	r.addr(t, "gRPC")
+	if strings.Contains(r.stderr.String(), "serving admin") {
+		t.Errorf("an admin listener started with -admin-addr empty:\n%s", r.stderr)
+	}
+}
+
+// TestPortTaken: a listener whose port is taken fails run with an error
+// that names the listener and the address, which main prints to stderr.
+func TestPortTaken(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	addr := taken.Addr().String()
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{name: "gRPC", args: []string{"-addr", addr, "-admin-addr", "127.0.0.1:0"}, want: "gRPC listener: listen tcp " + addr + ": bind: address already in use"},
+		{name: "admin", args: []string{"-addr", "127.0.0.1:0", "-admin-addr", addr}, want: "admin listener: listen tcp " + addr + ": bind: address already in use"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+			defer cancel()
+			err := run(ctx, append([]string{"codename-server"}, tt.args...), func(string) string { return "" }, io.Discard)
+			if err == nil || err.Error() != tt.want {
+				t.Errorf("run = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
 func TestParseFlags(t *testing.T) {
 	defaults := options{
-		addr: "127.0.0.1:9090",
+		addr:      "127.0.0.1:9090",
+		adminAddr: "127.0.0.1:9091",
 		cfg: server.Config{
 			StreamInterval:        time.Second,
 			DrainDelay:            2 * time.Second,
@@ -57,6 +242,10 @@ func TestParseFlags(t *testing.T) {
 				o.cfg.MaxConnectionAge = -time.Second
 				o.cfg.MaxConnectionAgeGrace = time.Second
 			})},
+		{name: "admin address from the environment", env: map[string]string{"CODENAME_GRPC_ADMIN_ADDR": "127.0.0.1:7000"},
+			want: with(func(o *options) { o.adminAddr = "127.0.0.1:7000" })},
+		{name: "no admin listener", args: []string{"-admin-addr="}, env: map[string]string{"CODENAME_GRPC_ADMIN_ADDR": "127.0.0.1:7000"},
+			want: with(func(o *options) { o.adminAddr = "" })},
 		{name: "no streams per connection", args: []string{"-max-streams-per-conn=0"}, wantErr: true},
 		{name: "negative streams per connection", args: []string{"-max-streams-per-conn=-1"}, wantErr: true},
 		{name: "streams per connection past uint32", args: []string{"-max-streams-per-conn=4294967296"}, wantErr: true},
