@@ -28,7 +28,8 @@ import (
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
 )
 
-// Config tunes the server. The zero value is usable but logs nowhere.
+// Config tunes the server. The zero value is usable, with limits suited to
+// a server anyone may reach, but logs nowhere and serves no metrics.
 type Config struct {
 	// StreamInterval is the pause between codenames on a stream; zero or
 	// less sends as fast as the client reads.
