@@ -69,6 +69,7 @@ func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler
 	}
 	g := &gateway{
 		client:       codenamev1.NewCodenameCreatorClient(cc),
+		health:       newCachedHealth(healthpb.NewHealthClient(conn)),
 		maxBodyBytes: opts.MaxBodyBytes,
 	}
 	g.mux = runtime.NewServeMux(
@@ -81,8 +82,9 @@ func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
 		}),
 		// /healthz asks the gRPC server's grpc.health.v1 service, so it
-		// is healthy only when the whole path to the server is.
-		runtime.WithHealthzEndpoint(healthpb.NewHealthClient(conn)),
+		// is healthy only when the whole path to the server is; through
+		// a cache, so that a flood of /healthz is not a flood of calls.
+		runtime.WithHealthzEndpoint(g.health),
 		// Who called (as HAProxy identified them) and the request ID
 		// travel on to the gRPC server, beside the headers the runtime
 		// forwards by default.
@@ -148,6 +150,7 @@ func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler
 type gateway struct {
 	mux          *runtime.ServeMux
 	client       codenamev1.CodenameCreatorClient
+	health       *cachedHealth
 	maxBodyBytes int64
 }
 
