@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc/codes"
@@ -50,7 +51,24 @@ func (g *gateway) keepGettingCodenames(w http.ResponseWriter, r *http.Request, _
 		runtime.HTTPError(ctx, g.mux, outbound, w, r, err)
 		return
 	}
-	go g.forwardRequests(stream, inbound, r.Body, fail)
+	forwarded := make(chan struct{})
+	go func() {
+		defer close(forwarded)
+		g.forwardRequests(stream, inbound, r.Body, fail)
+	}()
+	// net/http forbids reading the body once the handler has returned, and
+	// forwardRequests may be blocked in a read for as long as the client
+	// keeps the body open: end the call (which ends a Send), unblock the
+	// read, and wait for it before returning.
+	defer func() {
+		fail(nil)
+		if err := http.NewResponseController(w).SetReadDeadline(time.Now()); err != nil {
+			// Not a net/http server (a test's recorder, say): closing the
+			// body is the other way to end a read.
+			_ = r.Body.Close()
+		}
+		<-forwarded
+	}()
 
 	header, err := stream.Header()
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -326,4 +327,85 @@ func TestStreamUnknownFirstCategory(t *testing.T) {
 		t.Errorf("status = %d, want %d", got, want)
 	}
 	s.endsWithError(3, `unknown category "plants"`)
+}
+
+// watchedBody is a request body that notes whether a Read was in progress
+// when the handler returned, and whether one started after.
+type watchedBody struct {
+	io.ReadCloser
+	mu       sync.Mutex
+	reading  int
+	returned bool
+	// What went wrong, if anything.
+	readingAtReturn, readAfterReturn bool
+}
+
+func (b *watchedBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	b.reading++
+	if b.returned {
+		b.readAfterReturn = true
+	}
+	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		b.reading--
+		b.mu.Unlock()
+	}()
+	return b.ReadCloser.Read(p)
+}
+
+// handlerReturned notes that the handler has returned.
+func (b *watchedBody) handlerReturned() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.returned = true
+	b.readingAtReturn = b.reading > 0
+}
+
+// TestStreamBodyNotReadAfterReturn: once the stream handler returns, it no
+// longer reads the request body, which net/http forbids, even while the
+// client keeps the body open. The server ends this stream at its first
+// message, an unknown category.
+func TestStreamBodyNotReadAfterReturn(t *testing.T) {
+	for _, http2 := range []bool{false, true} {
+		t.Run(fmt.Sprintf("http2=%v", http2), func(t *testing.T) {
+			h, _ := startGateway(t)
+			bodies := make(chan *watchedBody, 1)
+			ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				body := &watchedBody{ReadCloser: r.Body}
+				r.Body = body
+				h.ServeHTTP(w, r)
+				body.handlerReturned()
+				bodies <- body
+			}))
+			ts.EnableHTTP2 = http2
+			if http2 {
+				ts.StartTLS()
+			} else {
+				ts.Start()
+			}
+			t.Cleanup(ts.Close)
+
+			s := openRESTStream(t, ts, `{"category":"plants"}`)
+			s.endsWithError(3, `unknown category "plants"`)
+			var body *watchedBody
+			select {
+			case body = <-bodies:
+			case <-time.After(waitTimeout):
+				t.Fatal("the handler did not return")
+			}
+			// A read that would start late starts soon after the
+			// return, if at all.
+			time.Sleep(100 * time.Millisecond)
+			body.mu.Lock()
+			defer body.mu.Unlock()
+			if body.readingAtReturn {
+				t.Error("a read of the body was in progress when the handler returned")
+			}
+			if body.readAfterReturn {
+				t.Error("a read of the body started after the handler returned")
+			}
+		})
+	}
 }
