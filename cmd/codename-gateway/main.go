@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	_ "google.golang.org/grpc/health" // client-side health checking, for healthCheckConfig
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
 
@@ -140,6 +141,7 @@ func dial(addrs []string, reg prometheus.Registerer) (*grpc.ClientConn, error) {
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultServiceConfig(serviceConfig),
+		grpc.WithKeepaliveParams(clientKeepalive),
 		grpc.WithChainUnaryInterceptor(metrics.UnaryClientInterceptor()),
 		grpc.WithChainStreamInterceptor(metrics.StreamClientInterceptor()),
 	}
@@ -153,6 +155,20 @@ func dial(addrs []string, reg prometheus.Registerer) (*grpc.ClientConn, error) {
 	}
 	r.InitialState(state)
 	return grpc.NewClient(r.Scheme()+":///codename-servers", append(opts, grpc.WithResolvers(r))...)
+}
+
+// clientKeepalive pings a replica's connection after 30 s without traffic
+// and drops it if the ping gets no answer within 10 s, streams or not. A
+// replica whose host vanished (power, a partition) sends no FIN: without
+// pings its connection would look open until TCP gave up, minutes later,
+// and the calls balanced onto it would wait in vain. The server closes the
+// connection of a client that pings more often than every 10 s (its
+// enforcement policy's MinTime, GOAWAY too_many_pings), so Time must never
+// go below that.
+var clientKeepalive = keepalive.ClientParameters{
+	Time:                30 * time.Second,
+	Timeout:             10 * time.Second,
+	PermitWithoutStream: true,
 }
 
 // serviceConfig balances per call over healthy replicas and retries the

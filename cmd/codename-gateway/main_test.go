@@ -219,3 +219,19 @@ func TestPortTaken(t *testing.T) {
 		})
 	}
 }
+
+// TestClientKeepalive: the gateway pings its gRPC connections, so that a
+// replica that vanished is noticed, but never more often than the server's
+// enforcement policy allows (every 10 s), or the server would close them.
+func TestClientKeepalive(t *testing.T) {
+	const serverMinTime = 10 * time.Second
+	if clientKeepalive.Time < serverMinTime {
+		t.Errorf("keepalive Time = %v, below the server's MinTime %v", clientKeepalive.Time, serverMinTime)
+	}
+	if clientKeepalive.Time == 0 || clientKeepalive.Time > time.Minute || clientKeepalive.Timeout == 0 || clientKeepalive.Timeout > 30*time.Second {
+		t.Errorf("keepalive = %+v, want a ping at most every minute that fails within 30 s", clientKeepalive)
+	}
+	if !clientKeepalive.PermitWithoutStream {
+		t.Error("keepalive does not ping idle connections")
+	}
+}
