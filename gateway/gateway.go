@@ -56,6 +56,7 @@ const apiKeyIDHeader = "x-api-key-id"
 
 // New returns the gateway's handler, which calls the gRPC server over conn.
 // The caller owns conn; ctx bounds nothing but the registration itself.
+// Serve drains the handler when it shuts down.
 func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler, error) {
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
@@ -70,6 +71,7 @@ func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler
 	g := &gateway{
 		client:       codenamev1.NewCodenameCreatorClient(cc),
 		health:       newCachedHealth(healthpb.NewHealthClient(conn)),
+		streams:      newStreamEnd(),
 		maxBodyBytes: opts.MaxBodyBytes,
 	}
 	g.mux = runtime.NewServeMux(
@@ -143,7 +145,7 @@ func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler
 	if reg == nil {
 		reg = prometheus.NewRegistry() // counted, but served nowhere
 	}
-	return observe(root, logger, reg), nil
+	return &handler{observe(root, logger, reg), g}, nil
 }
 
 // gateway holds what the REST handlers share.
@@ -151,6 +153,7 @@ type gateway struct {
 	mux          *runtime.ServeMux
 	client       codenamev1.CodenameCreatorClient
 	health       *cachedHealth
+	streams      *streamEnd
 	maxBodyBytes int64
 }
 

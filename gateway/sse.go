@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"net/http"
 	"unicode/utf8"
 
@@ -51,25 +52,28 @@ func (g *gateway) serverSentEvents(w http.ResponseWriter, r *http.Request) {
 		}
 		return rc.Flush()
 	}
-	fail := func(err error) { _ = event("error", "error", status.Convert(public(err)).Proto()) }
+	sendError := func(err error) { _ = event("error", "error", status.Convert(public(err)).Proto()) }
 
 	category := r.URL.Query().Get("category")
 	if !utf8.ValidString(category) {
 		// A proto string must be UTF-8: the gRPC client would refuse to
 		// send it, and call that INTERNAL.
-		fail(status.Errorf(codes.InvalidArgument, "category %q is not valid UTF-8", category))
+		sendError(status.Errorf(codes.InvalidArgument, "category %q is not valid UTF-8", category))
 		return
 	}
-	stream, err := g.client.KeepGettingCodenames(ctx)
+	callCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	defer g.streams.onEnd(cancel)()
+	stream, err := g.client.KeepGettingCodenames(callCtx)
 	if err != nil {
-		fail(err)
+		sendError(causeOr(callCtx, err))
 		return
 	}
 	// The whole request is one category; half-closing leaves the stream
 	// running until the client goes away.
 	if err := stream.Send(&codenamev1.NameRequest{Category: category}); err != nil {
-		if _, err = stream.Recv(); err != nil {
-			fail(err)
+		if _, err = stream.Recv(); err != nil && ctx.Err() == nil {
+			sendError(causeOr(callCtx, err))
 		}
 		return
 	}
@@ -77,8 +81,8 @@ func (g *gateway) serverSentEvents(w http.ResponseWriter, r *http.Request) {
 	for {
 		msg, err := stream.Recv()
 		if err != nil {
-			if ctx.Err() == nil {
-				fail(err)
+			if ctx.Err() == nil { // else nobody is listening
+				sendError(causeOr(callCtx, err))
 			}
 			return
 		}

@@ -40,6 +40,7 @@ func (g *gateway) keepGettingCodenames(w http.ResponseWriter, r *http.Request, _
 	}
 	ctx, fail := context.WithCancelCause(r.Context())
 	defer fail(nil)
+	defer g.streams.onEnd(fail)()
 	inbound, outbound := runtime.MarshalerForRequest(g.mux, r)
 	ctx, err := runtime.AnnotateContext(ctx, g.mux, r, codenamev1.CodenameCreator_KeepGettingCodenames_FullMethodName, runtime.WithHTTPPathPattern(streamPattern))
 	if err != nil {
@@ -116,7 +117,8 @@ func (g *gateway) forwardRequests(stream codenamev1.CodenameCreator_KeepGettingC
 }
 
 // causeOr returns the status the call was cancelled with, if it was
-// cancelled by forwardRequests, and err otherwise.
+// cancelled with one (by forwardRequests, or because the gateway shuts
+// down), and err otherwise.
 func causeOr(ctx context.Context, err error) error {
 	if ctx.Err() == nil {
 		return err

@@ -29,6 +29,11 @@ func (g *gateway) webSocket(w http.ResponseWriter, r *http.Request) {
 		g.httpError(w, r, http.StatusBadRequest, err)
 		return
 	}
+	if !g.streams.addSocket() {
+		g.httpError(w, r, http.StatusServiceUnavailable, errRestarting)
+		return
+	}
+	defer g.streams.sockets.Done()
 	conn, err := websocket.Accept(w, r, nil)
 	if err != nil {
 		return // Accept has answered the request
@@ -37,11 +42,14 @@ func (g *gateway) webSocket(w http.ResponseWriter, r *http.Request) {
 	conn.SetReadLimit(g.maxBodyBytes)
 
 	// The call ends early when the page goes away or sends something
-	// invalid (fail). Writes to the page keep the request's context:
-	// coder/websocket drops the connection when a write's context ends, so
-	// a fail during a write would cut the page off before it is told why.
+	// invalid, or the gateway shuts down (fail). Reads from and writes to
+	// the page keep the request's context: coder/websocket drops the
+	// connection when a read's or a write's context ends, so a fail would
+	// cut the page off before it is told why. The read ends when the
+	// handler returns and closes the socket.
 	callCtx, fail := context.WithCancelCause(ctx)
 	defer fail(nil)
+	defer g.streams.onEnd(fail)()
 	stream, err := g.client.KeepGettingCodenames(callCtx)
 	if err != nil {
 		g.closeWithError(ctx, conn, r, err)
@@ -50,7 +58,7 @@ func (g *gateway) webSocket(w http.ResponseWriter, r *http.Request) {
 	_, inbound := runtime.MarshalerForRequest(g.mux, r)
 	go func() {
 		for {
-			_, data, err := conn.Read(callCtx)
+			_, data, err := conn.Read(ctx)
 			if err != nil {
 				// The page closed the socket or went away (or broke the
 				// protocol, which coder/websocket answers itself): the

@@ -56,6 +56,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	grpcAddrs := fs.String("grpc-addr", "CODENAME_GRPC_ADDRS", single, "addresses of the gRPC server replicas, comma-separated (default $CODENAME_GRPC_ADDR)")
 	maxBody := fs.Int64("max-body-bytes", "CODENAME_MAX_BODY_BYTES", gateway.DefaultMaxBodyBytes, "largest unary request body, and largest message of a streaming body")
 	callTimeout := fs.Duration("call-timeout", "CODENAME_CALL_TIMEOUT", gateway.DefaultCallTimeout, "longest a unary REST call waits for the gRPC server (keep it below HAProxy's timeout server); a shorter Grpc-Timeout header wins; streams have no such bound")
+	drainDelay := fs.Duration("drain-delay", "CODENAME_DRAIN_DELAY", 2*time.Second, "on shutdown, how long to keep serving with /healthz NOT_SERVING, so that HAProxy moves traffic away first")
 	drain := fs.Duration("drain-timeout", "CODENAME_DRAIN_TIMEOUT", 10*time.Second, "how long shutdown waits for requests in flight")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
@@ -93,7 +94,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		logger.Info("serving admin", "addr", adminLis.Addr().String())
 	}
 	logger.Info("serving REST", "addr", lis.Addr().String(), "grpc_addrs", *grpcAddrs)
-	err = gateway.Serve(ctx, lis, h, *drain)
+	err = gateway.Serve(ctx, lis, h, gateway.Drain{Delay: *drainDelay, Timeout: *drain})
 	logger.Info("stopped")
 	return err
 }

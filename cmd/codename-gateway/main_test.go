@@ -142,7 +142,7 @@ func rawGet(t *testing.T, addr, path string) (int, string) {
 // TestAdminListener: the metrics are served on the admin listener, with
 // the gateway's health, and nowhere on the REST listener.
 func TestAdminListener(t *testing.T) {
-	g := startRun(t, "-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0", "-grpc-addr", healthServer(t))
+	g := startRun(t, "-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0", "-grpc-addr", healthServer(t), "-drain-delay", "0")
 	public, admin := g.addr(t, "REST"), g.addr(t, "admin")
 	tests := []struct {
 		name     string
@@ -175,7 +175,7 @@ func TestAdminListener(t *testing.T) {
 // TestCallTimeoutFromEnv: CODENAME_CALL_TIMEOUT bounds a unary call that
 // the server does not answer.
 func TestCallTimeoutFromEnv(t *testing.T) {
-	g := startRunEnv(t, map[string]string{"CODENAME_CALL_TIMEOUT": "200ms"}, "-addr", "127.0.0.1:0", "-admin-addr", "", "-grpc-addr", healthServer(t))
+	g := startRunEnv(t, map[string]string{"CODENAME_CALL_TIMEOUT": "200ms"}, "-addr", "127.0.0.1:0", "-admin-addr", "", "-grpc-addr", healthServer(t), "-drain-delay", "0")
 	public := g.addr(t, "REST")
 	start := time.Now()
 	code, body := rawGet(t, public, "/v1/codename")
@@ -184,9 +184,41 @@ func TestCallTimeoutFromEnv(t *testing.T) {
 	}
 }
 
+// TestDrainFromEnv: on a signal, with CODENAME_DRAIN_DELAY set, both
+// /healthz answer 503 for that long before run returns; the admin listener
+// lasts until then.
+func TestDrainFromEnv(t *testing.T) {
+	const delay = time.Second
+	g := startRunEnv(t, map[string]string{"CODENAME_DRAIN_DELAY": delay.String()}, "-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0", "-grpc-addr", healthServer(t))
+	public, admin := g.addr(t, "REST"), g.addr(t, "admin")
+	if code, body := rawGet(t, public, "/healthz"); code != http.StatusOK {
+		t.Fatalf("public /healthz = %d before the drain, want 200:\n%s", code, body)
+	}
+	g.cancel()
+	stopped := time.Now()
+	for _, addr := range []string{admin, public} {
+		for {
+			code, body := rawGet(t, addr, "/healthz")
+			if code == http.StatusServiceUnavailable {
+				break
+			}
+			if time.Since(stopped) > delay/2 {
+				t.Fatalf("/healthz on %s = %d during the drain, want 503:\n%s", addr, code, body)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if err := g.stop(t); err != nil {
+		t.Errorf("run: %v", err)
+	}
+	if elapsed := time.Since(stopped); elapsed < delay {
+		t.Errorf("run returned %v after the signal, before the drain delay of %v", elapsed, delay)
+	}
+}
+
 // TestAdminListenerDisabled: an empty -admin-addr means no admin listener.
 func TestAdminListenerDisabled(t *testing.T) {
-	g := startRun(t, "-addr", "127.0.0.1:0", "-admin-addr", "", "-grpc-addr", healthServer(t))
+	g := startRun(t, "-addr", "127.0.0.1:0", "-admin-addr", "", "-grpc-addr", healthServer(t), "-drain-delay", "0")
 	g.addr(t, "REST")
 	if strings.Contains(g.stderr.String(), "serving admin") {
 		t.Errorf("an admin listener started with -admin-addr empty:\n%s", g.stderr)
