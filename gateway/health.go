@@ -37,8 +37,7 @@ const healthCheckTimeout = 5 * time.Second
 // cannot multiply the calls; and it answers NOT_SERVING without a call once
 // the gateway drains.
 type cachedHealth struct {
-	healthpb.HealthClient // for Watch and List, which /healthz does not use
-	ttl                   time.Duration
+	healthpb.HealthClient                         // for Watch and List, which /healthz does not use
 	services              map[string]*healthEntry // fixed once made
 	draining              atomic.Bool
 }
@@ -58,7 +57,7 @@ type healthCall struct {
 }
 
 func newCachedHealth(client healthpb.HealthClient) *cachedHealth {
-	c := &cachedHealth{HealthClient: client, ttl: healthCacheTTL, services: map[string]*healthEntry{}}
+	c := &cachedHealth{HealthClient: client, services: map[string]*healthEntry{}}
 	// The services the server registers with grpc.health.v1: the server as
 	// a whole, and CodenameCreator.
 	for _, name := range []string{"", codenamev1.CodenameCreator_ServiceDesc.ServiceName} {
@@ -68,7 +67,7 @@ func newCachedHealth(client healthpb.HealthClient) *cachedHealth {
 }
 
 // Check answers from the latest Check of req's service, if it ended less
-// than ttl ago, or else from a new one. The call options are ignored: the
+// than healthCacheTTL ago, or else from a new one. The call options are ignored: the
 // headers and trailers of a shared call belong to no one caller.
 func (c *cachedHealth) Check(ctx context.Context, req *healthpb.HealthCheckRequest, _ ...grpc.CallOption) (*healthpb.HealthCheckResponse, error) {
 	if c.draining.Load() {
@@ -95,7 +94,7 @@ func (c *cachedHealth) latest(e *healthEntry, service string) *healthCall {
 	if last := e.last; last != nil {
 		select {
 		case <-last.done:
-			if time.Since(last.ended) < c.ttl {
+			if time.Since(last.ended) < healthCacheTTL {
 				return last
 			}
 		default:

@@ -49,7 +49,7 @@ func (g *gateway) keepGettingCodenames(w http.ResponseWriter, r *http.Request, _
 	}
 	stream, err := g.client.KeepGettingCodenames(ctx)
 	if err != nil {
-		runtime.HTTPError(ctx, g.mux, outbound, w, r, err)
+		runtime.HTTPError(ctx, g.mux, outbound, w, r, causeOr(ctx, err))
 		return
 	}
 	forwarded := make(chan struct{})

@@ -52,7 +52,7 @@ func (g *gateway) webSocket(w http.ResponseWriter, r *http.Request) {
 	defer g.streams.onEnd(fail)()
 	stream, err := g.client.KeepGettingCodenames(callCtx)
 	if err != nil {
-		g.closeWithError(ctx, conn, r, err)
+		g.closeWithError(ctx, conn, r, causeOr(callCtx, err))
 		return
 	}
 	_, inbound := runtime.MarshalerForRequest(g.mux, r)
