@@ -74,7 +74,7 @@ func stallingServer(_ any, stream grpc.ServerStream) error {
 // 504 after CallTimeout, or sooner if the client's Grpc-Timeout says so;
 // a stream outlives CallTimeout.
 func TestCallTimeout(t *testing.T) {
-	const callTimeout = 300 * time.Millisecond
+	const callTimeout = 500 * time.Millisecond
 	conn := dialFake(t, []grpc.ServerOption{grpc.UnknownServiceHandler(stallingServer)}, nil)
 	h, err := gateway.New(t.Context(), conn, gateway.Options{CallTimeout: callTimeout})
 	if err != nil {
@@ -93,7 +93,7 @@ func TestCallTimeout(t *testing.T) {
 		{name: "post", method: "POST", target: "/v1/codename", atLeast: callTimeout, atMost: callTimeout + 2*time.Second},
 		{name: "list categories", method: "GET", target: "/v1/categories", atLeast: callTimeout, atMost: callTimeout + 2*time.Second},
 		{name: "a shorter Grpc-Timeout wins", method: "GET", target: "/v1/codename", grpcTimeout: "50m",
-			atLeast: 50 * time.Millisecond, atMost: callTimeout - 100*time.Millisecond},
+			atLeast: 50 * time.Millisecond, atMost: callTimeout - 150*time.Millisecond},
 		{name: "a longer Grpc-Timeout does not", method: "GET", target: "/v1/codename", grpcTimeout: "60S",
 			atLeast: callTimeout, atMost: callTimeout + 2*time.Second},
 	}
