@@ -40,6 +40,13 @@ type Options struct {
 	// client asks for less with a Grpc-Timeout header; streams are not
 	// bounded. Zero means DefaultCallTimeout, less than zero no bound.
 	CallTimeout time.Duration
+	// SSEHeartbeat is how long a Server-Sent Events stream may go without
+	// writing before the gateway writes a comment line, which EventSource
+	// ignores. A write is the only way to learn that the client went away
+	// behind HAProxy 2.6, which passes a client's close on only once the
+	// backend writes; and it keeps idle proxies in between from timing the
+	// stream out. Zero means DefaultSSEHeartbeat, less than zero none.
+	SSEHeartbeat time.Duration
 	// Logger receives one line per request. Nil discards them.
 	Logger *slog.Logger
 	// Metrics, if not nil, receives the gateway's request metrics. The
@@ -64,6 +71,9 @@ func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler
 	if opts.CallTimeout == 0 {
 		opts.CallTimeout = DefaultCallTimeout
 	}
+	if opts.SSEHeartbeat == 0 {
+		opts.SSEHeartbeat = DefaultSSEHeartbeat
+	}
 	var cc grpc.ClientConnInterface = conn
 	if opts.CallTimeout > 0 {
 		cc = unaryDeadline{conn, opts.CallTimeout}
@@ -73,6 +83,7 @@ func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler
 		health:       newCachedHealth(healthpb.NewHealthClient(conn)),
 		streams:      newStreamEnd(),
 		maxBodyBytes: opts.MaxBodyBytes,
+		sseHeartbeat: opts.SSEHeartbeat,
 	}
 	g.mux = runtime.NewServeMux(
 		// One JSON dialect for every content type: field names as in the
@@ -155,6 +166,7 @@ type gateway struct {
 	health       *cachedHealth
 	streams      *streamEnd
 	maxBodyBytes int64
+	sseHeartbeat time.Duration // none if not positive
 }
 
 // streamForBrowsers picks the stream's browser transport from the headers.

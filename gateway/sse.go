@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net/http"
+	"time"
 	"unicode/utf8"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -13,6 +14,14 @@ import (
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
 )
+
+// DefaultSSEHeartbeat is how long a Server-Sent Events stream goes without
+// a write before the gateway writes a comment. It bounds how long the
+// gateway holds the stream of a client that has gone (HAProxy 2.6 tells it
+// only when it writes), at some 20 bytes per stream each time, and stays
+// well below the 60 s idle timeout common to proxies and load balancers,
+// let alone HAProxy's 5 minutes.
+const DefaultSSEHeartbeat = 15 * time.Second
 
 // serverSentEvents serves KeepGettingCodenames as text/event-stream for
 // EventSource and `curl -N`: the category comes from the query, each
@@ -78,16 +87,76 @@ func (g *gateway) serverSentEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_ = stream.CloseSend()
-	for {
-		msg, err := stream.Recv()
-		if err != nil {
-			if ctx.Err() == nil { // else nobody is listening
-				sendError(causeOr(callCtx, err))
+
+	// Recv may wait an hour for the next codename while the handler has
+	// heartbeats to write, so it runs in a goroutine of its own and the
+	// handler stays the only writer to w. quit, not callCtx, releases it:
+	// it must still hand over the error of a call cancelled because the
+	// gateway shuts down, which the handler turns into an error event.
+	type received struct {
+		msg *codenamev1.NameResult
+		err error
+	}
+	results := make(chan received)
+	quit := make(chan struct{})
+	recvDone := make(chan struct{})
+	go func() {
+		defer close(recvDone)
+		for {
+			msg, err := stream.Recv()
+			select {
+			case results <- received{msg, err}:
+			case <-quit:
+				return
 			}
-			return
+			if err != nil {
+				return
+			}
 		}
-		if err := event("", "result", msg); err != nil {
-			return
+	}()
+	// The goroutine ends before the handler does, so that a departed
+	// client leaves nothing behind: cancelling ends a Recv in progress, quit
+	// a hand-over nobody will take.
+	defer func() {
+		cancel(nil)
+		close(quit)
+		<-recvDone
+	}()
+
+	var idle *time.Timer
+	var beat <-chan time.Time // nil, which never fires, without a heartbeat
+	if g.sseHeartbeat > 0 {
+		idle = time.NewTimer(g.sseHeartbeat)
+		defer idle.Stop()
+		beat = idle.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return // nobody is listening
+		case <-beat:
+			// A comment: EventSource ignores it, but a client that has
+			// gone makes the write fail, or makes HAProxy reset the
+			// connection, which ends ctx.
+			if _, err := w.Write([]byte(": keep-alive\n\n")); err != nil {
+				return
+			}
+			if err := rc.Flush(); err != nil {
+				return
+			}
+		case res := <-results:
+			if res.err != nil {
+				if ctx.Err() == nil { // else nobody is listening
+					sendError(causeOr(callCtx, res.err))
+				}
+				return
+			}
+			if err := event("", "result", res.msg); err != nil {
+				return
+			}
+		}
+		if idle != nil {
+			idle.Reset(g.sseHeartbeat)
 		}
 	}
 }

@@ -7,10 +7,20 @@ import (
 	"errors"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/test/bufconn"
+
+	"github.com/codename-gateway/codename-gateway/gateway"
+	"github.com/codename-gateway/codename-gateway/server"
 )
 
 // sseEvent is one event of a text/event-stream.
@@ -31,14 +41,20 @@ type sseStream struct {
 // the test, or after waitTimeout.
 func openSSE(t *testing.T, ts *httptest.Server, query string) *sseStream {
 	t.Helper()
+	return openSSEAt(t, ts.Client(), ts.URL, query)
+}
+
+// openSSEAt is openSSE through c to the server at base, a proxy say.
+func openSSEAt(t *testing.T, c *http.Client, base, query string) *sseStream {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
 	t.Cleanup(cancel)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, ts.URL+"/v1/codenames:stream?"+query, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/codenames:stream?"+query, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.Header.Set("Accept", "text/event-stream")
-	resp, err := ts.Client().Do(req)
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatalf("GET: %v", err)
 	}
@@ -47,7 +63,8 @@ func openSSE(t *testing.T, ts *httptest.Server, query string) *sseStream {
 }
 
 // next reads the next event, or returns ok false if the response ends
-// before one starts. Reads are bounded by the request's timeout.
+// before one starts; it skips comments, as EventSource does. Reads are
+// bounded by the request's timeout.
 func (s *sseStream) next() (ev sseEvent, ok bool) {
 	s.t.Helper()
 	started := false
@@ -64,6 +81,9 @@ func (s *sseStream) next() (ev sseEvent, ok bool) {
 			if started {
 				return ev, true
 			}
+			continue
+		}
+		if strings.HasPrefix(line, ":") {
 			continue
 		}
 		started = true
@@ -124,6 +144,24 @@ func (s *sseStream) endsWithError(wantCode int, wantMessage string) {
 	}
 	if ev, ok := s.next(); ok {
 		s.t.Errorf("got event %+v after the error event, want the response to end", ev)
+	}
+}
+
+// nextComment reads up to the next comment line, and fails the test if an
+// event or the end of the response comes first.
+func (s *sseStream) nextComment() {
+	s.t.Helper()
+	for {
+		line, err := s.r.ReadString('\n')
+		if err != nil {
+			s.t.Fatalf("read comment: %v (line so far %q)", err, line)
+		}
+		switch {
+		case strings.HasPrefix(line, ":"):
+			return
+		case line != "\n":
+			s.t.Fatalf("got line %q, want a comment", line)
+		}
 	}
 }
 
@@ -197,4 +235,153 @@ func TestServerSentEventsErrors(t *testing.T) {
 		shutdown()
 		s.endsWithError(14, "server is shutting down")
 	})
+}
+
+// startQuietGateway is startGatewayWith over a server whose streams send
+// their first codename at once and the next an hour later, as with
+// CODENAME_STREAM_INTERVAL=1h: in between the gateway has nothing to write
+// but heartbeats.
+func startQuietGateway(t *testing.T, opts gateway.Options) http.Handler {
+	t.Helper()
+	lis := bufconn.Listen(1 << 20)
+	ctx, cancel := context.WithCancel(t.Context())
+	served := make(chan error, 1)
+	go func() {
+		served <- server.Serve(ctx, lis, server.Config{StreamInterval: time.Hour, DrainTimeout: time.Second})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-served:
+			if err != nil {
+				t.Errorf("server.Serve: %v", err)
+			}
+		case <-time.After(waitTimeout):
+			t.Error("server.Serve did not return after its context ended")
+		}
+	})
+	conn, err := grpc.NewClient("passthrough:///bufnet",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+	)
+	if err != nil {
+		t.Fatalf("NewClient: %v", err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	h, err := gateway.New(t.Context(), conn, opts)
+	if err != nil {
+		t.Fatalf("gateway.New: %v", err)
+	}
+	return h
+}
+
+// holdingProxy relays TCP connections to addr as HAProxy 2.6 relays an
+// event stream: when a client closes its connection, the one to addr stays
+// open until addr sends something that can no longer be delivered. It
+// returns the address to connect to. Every connection ends with the test.
+func holdingProxy(t *testing.T, addr string) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu     sync.Mutex
+		conns  []net.Conn
+		closed bool
+		relays sync.WaitGroup
+	)
+	track := func(c net.Conn) {
+		mu.Lock()
+		defer mu.Unlock()
+		if closed {
+			_ = c.Close()
+		}
+		conns = append(conns, c)
+	}
+	relays.Go(func() {
+		for {
+			client, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			track(client)
+			backend, err := net.Dial("tcp", addr)
+			if err != nil {
+				_ = client.Close()
+				continue
+			}
+			track(backend)
+			// Plain reads and writes (no splice through ReadFrom), so
+			// that closing client fails the next write to it at once.
+			relays.Go(func() {
+				_, _ = io.Copy(struct{ io.Writer }{backend}, struct{ io.Reader }{client})
+				_ = client.Close() // and not backend: that is the point
+			})
+			relays.Go(func() {
+				_, _ = io.Copy(struct{ io.Writer }{client}, struct{ io.Reader }{backend})
+				_ = backend.Close()
+				_ = client.Close()
+			})
+		}
+	})
+	t.Cleanup(func() {
+		_ = lis.Close()
+		mu.Lock()
+		closed = true
+		for _, c := range conns {
+			_ = c.Close()
+		}
+		mu.Unlock()
+		relays.Wait()
+	})
+	return lis.Addr().String()
+}
+
+// TestServerSentEventsHeartbeat: while no codename is due, the stream
+// carries a comment every SSEHeartbeat, which EventSource ignores and
+// proxies count as traffic.
+func TestServerSentEventsHeartbeat(t *testing.T) {
+	h := startQuietGateway(t, gateway.Options{SSEHeartbeat: 50 * time.Millisecond})
+	ts := httptest.NewServer(h)
+	t.Cleanup(ts.Close)
+	s := openSSE(t, ts, "category=space")
+	s.checkStart()
+	if got := s.nextCategory(); got != "space" {
+		t.Fatalf("got a name from %q, want space", got)
+	}
+	for range 3 {
+		s.nextComment()
+	}
+}
+
+// TestServerSentEventsClientGone: behind a proxy that keeps a departed
+// client's close to itself, as HAProxy 2.6 does, the heartbeat is what
+// ends the handler, and with it the gRPC stream, long before the next
+// codename is due.
+func TestServerSentEventsClientGone(t *testing.T) {
+	const heartbeat = 50 * time.Millisecond
+	h := startQuietGateway(t, gateway.Options{SSEHeartbeat: heartbeat})
+	returned := make(chan struct{}, 1) // one request
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() { returned <- struct{}{} }()
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(ts.Close)
+	proxy := holdingProxy(t, ts.Listener.Addr().String())
+
+	s := openSSEAt(t, ts.Client(), "http://"+proxy, "category=space")
+	s.checkStart()
+	if got := s.nextCategory(); got != "space" {
+		t.Fatalf("got a name from %q, want space", got)
+	}
+	// Closing a body not read to its end closes the connection.
+	_ = s.resp.Body.Close()
+	left := time.Now()
+	select {
+	case <-returned:
+		t.Logf("handler returned %v after the client left", time.Since(left))
+	case <-time.After(waitTimeout):
+		t.Fatalf("handler still running %v after the client left, with a heartbeat every %v", waitTimeout, heartbeat)
+	}
 }

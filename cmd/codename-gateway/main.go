@@ -56,6 +56,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	grpcAddrs := fs.String("grpc-addr", "CODENAME_GRPC_ADDRS", single, "addresses of the gRPC server replicas, comma-separated (default $CODENAME_GRPC_ADDR)")
 	maxBody := fs.Int64("max-body-bytes", "CODENAME_MAX_BODY_BYTES", gateway.DefaultMaxBodyBytes, "largest unary request body, and largest message of a streaming body")
 	callTimeout := fs.Duration("call-timeout", "CODENAME_CALL_TIMEOUT", gateway.DefaultCallTimeout, "longest a unary REST call waits for the gRPC server (keep it below HAProxy's timeout server); a shorter Grpc-Timeout header wins; streams have no such bound")
+	sseHeartbeat := fs.Duration("sse-heartbeat", "CODENAME_SSE_HEARTBEAT", gateway.DefaultSSEHeartbeat, "longest a Server-Sent Events stream goes without a write before a comment line goes out, so that a client gone behind HAProxy is noticed and idle proxies see traffic (negative: never)")
 	drainDelay := fs.Duration("drain-delay", "CODENAME_DRAIN_DELAY", 2*time.Second, "on shutdown, how long to keep serving with /healthz NOT_SERVING, so that HAProxy moves traffic away first")
 	drain := fs.Duration("drain-timeout", "CODENAME_DRAIN_TIMEOUT", 10*time.Second, "how long shutdown waits for requests in flight")
 	if err := fs.Parse(args[1:]); err != nil {
@@ -73,7 +74,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return fmt.Errorf("gRPC client: %w", err)
 	}
 	defer conn.Close()
-	h, err := gateway.New(ctx, conn, gateway.Options{MaxBodyBytes: *maxBody, CallTimeout: *callTimeout, Logger: logger, Metrics: reg})
+	h, err := gateway.New(ctx, conn, gateway.Options{MaxBodyBytes: *maxBody, CallTimeout: *callTimeout, SSEHeartbeat: *sseHeartbeat, Logger: logger, Metrics: reg})
 	if err != nil {
 		return err
 	}

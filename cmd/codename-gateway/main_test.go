@@ -184,6 +184,51 @@ func TestCallTimeoutFromEnv(t *testing.T) {
 	}
 }
 
+// TestSSEHeartbeat: -sse-heartbeat, or CODENAME_SSE_HEARTBEAT, sets how
+// soon an idle Server-Sent Events stream carries a comment; the server here
+// never sends a codename, and the default heartbeat is longer than the wait.
+func TestSSEHeartbeat(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+	}{
+		{name: "flag", args: []string{"-sse-heartbeat", "50ms"}},
+		{name: "environment", env: map[string]string{"CODENAME_SSE_HEARTBEAT": "50ms"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"-addr", "127.0.0.1:0", "-admin-addr", "", "-grpc-addr", healthServer(t), "-drain-delay", "0"}, tt.args...)
+			g := startRunEnv(t, tt.env, args...)
+			conn, err := net.Dial("tcp", g.addr(t, "REST"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			_ = conn.SetDeadline(time.Now().Add(waitTimeout))
+			if _, err := io.WriteString(conn, "GET /v1/codenames:stream HTTP/1.1\r\nHost: gateway\r\nAccept: text/event-stream\r\n\r\n"); err != nil {
+				t.Fatal(err)
+			}
+			// The body is left unclosed: closing it would read on to the
+			// end of a stream that has none; closing conn ends both.
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatalf("GET: %v", err)
+			}
+			body := bufio.NewReader(resp.Body)
+			for {
+				line, err := body.ReadString('\n')
+				if err != nil {
+					t.Fatalf("no comment line before %v: %v", waitTimeout, err)
+				}
+				if strings.HasPrefix(line, ":") {
+					break
+				}
+			}
+		})
+	}
+}
+
 // TestDrainFromEnv: on a signal, with CODENAME_DRAIN_DELAY set, both
 // /healthz answer 503 for that long before run returns; the admin listener
 // lasts until then.
