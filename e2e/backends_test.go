@@ -31,7 +31,7 @@ import (
 // srv of backend proxy in state (UP, DOWN, ...).
 func (s *system) serverState(t *testing.T, proxy, srv, state string) bool {
 	t.Helper()
-	return metricValue(s.get(t, "http://"+s.cfg.StatsAddr+"/metrics"), "haproxy_server_status",
+	return metricValue(t, s.get(t, "http://"+s.cfg.StatsAddr+"/metrics"), "haproxy_server_status",
 		map[string]string{"proxy": proxy, "server": srv, "state": state}) == 1
 }
 

@@ -26,6 +26,7 @@ import (
 // over a connection of its own that stays open, so that polling it adds no
 // goroutines of its own to the counts it reads.
 type metricsProbe struct {
+	t   testing.TB
 	url string
 	c   *http.Client
 }
@@ -33,7 +34,7 @@ type metricsProbe struct {
 func newMetricsProbe(t testing.TB, addr string) *metricsProbe {
 	tr := &http.Transport{MaxIdleConnsPerHost: 1}
 	t.Cleanup(tr.CloseIdleConnections)
-	return &metricsProbe{url: "http://" + addr + "/metrics", c: &http.Client{Transport: tr, Timeout: 5 * time.Second}}
+	return &metricsProbe{t: t, url: "http://" + addr + "/metrics", c: &http.Client{Transport: tr, Timeout: 5 * time.Second}}
 }
 
 func (p *metricsProbe) text() (string, error) {
@@ -59,7 +60,7 @@ func (p *metricsProbe) value(name string) float64 {
 	if err != nil {
 		return -1
 	}
-	return metricValue(text, name, nil)
+	return metricValue(p.t, text, name, nil)
 }
 
 // pollWithin polls cond every 10 ms for at most limit and says how long it
@@ -170,7 +171,7 @@ func (p *metricsProbe) goroutineLoad() (goroutineLoad, bool) {
 	if err != nil {
 		return goroutineLoad{}, false
 	}
-	return goroutineLoad{metricValue(text, "go_goroutines", nil), metricValue(text, "process_open_fds", nil)}, true
+	return goroutineLoad{metricValue(p.t, text, "go_goroutines", nil), metricValue(p.t, text, "process_open_fds", nil)}, true
 }
 
 // beyond is how many goroutines l has that neither base nor the files

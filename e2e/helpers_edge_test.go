@@ -65,8 +65,22 @@ func (s *system) get(t *testing.T, url string) string {
 }
 
 // metricValue sums the samples of the counter or gauge name whose labels
-// include labels (nil: all), in one scrape; 0 if there are none.
-func metricValue(text, name string, labels map[string]string) float64 {
+// include labels (nil: all), in one scrape. A series that is not there
+// fails the test: it means the process, the name or the labels are not
+// what the test assumes, not that the value is zero.
+func metricValue(t testing.TB, text, name string, labels map[string]string) float64 {
+	t.Helper()
+	v, ok := promtest.Sum(text, name, labels)
+	if !ok {
+		t.Errorf("no sample of %s%v in the scrape", name, labels)
+	}
+	return v
+}
+
+// countSoFar is metricValue for a labelled counter that a process creates
+// at its first increment (gRPC client metrics, per-method request
+// counts): before that, it has counted zero.
+func countSoFar(text, name string, labels map[string]string) float64 {
 	v, _ := promtest.Sum(text, name, labels)
 	return v
 }

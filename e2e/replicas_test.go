@@ -22,7 +22,7 @@ func (s *system) handled(t *testing.T) []float64 {
 	t.Helper()
 	var n []float64
 	for _, a := range s.cfg.GRPCAdminAddrs {
-		n = append(n, metricValue(s.get(t, "http://"+a+"/metrics"), "grpc_server_handled_total", map[string]string{"grpc_code": "OK", "grpc_method": "GetCodename"}))
+		n = append(n, metricValue(t, s.get(t, "http://"+a+"/metrics"), "grpc_server_handled_total", map[string]string{"grpc_code": "OK", "grpc_method": "GetCodename"}))
 	}
 	return n
 }
@@ -56,7 +56,7 @@ func TestReplicasSpreadPerRequest(t *testing.T) {
 	gatewayCalls := func() []float64 {
 		var n []float64
 		for _, a := range s.cfg.GatewayAdminAddrs {
-			n = append(n, metricValue(s.get(t, "http://"+a+"/metrics"), "grpc_client_handled_total", map[string]string{"grpc_method": "GetCodename"}))
+			n = append(n, countSoFar(s.get(t, "http://"+a+"/metrics"), "grpc_client_handled_total", map[string]string{"grpc_method": "GetCodename"}))
 		}
 		return n
 	}
@@ -177,7 +177,7 @@ func TestReplicaDrainsOnSIGTERM(t *testing.T) {
 		}
 		streams = append(streams, st)
 	}
-	if got := metricValue(s.get(t, "http://"+s.cfg.GRPCAdminAddrs[0]+"/metrics"), "codename_open_streams", nil); got != 1 {
+	if got := metricValue(t, s.get(t, "http://"+s.cfg.GRPCAdminAddrs[0]+"/metrics"), "codename_open_streams", nil); got != 1 {
 		t.Fatalf("server-1 holds %v streams, want 1", got)
 	}
 

@@ -80,6 +80,9 @@ type Stack struct {
 	procs []*Process
 	// exited receives the first child that exits on its own.
 	exited chan *Process
+	// loaded notes HAProxy's "Loading success.": until then a 200 on
+	// its port may come from another program that holds the port.
+	loaded *noticeWriter
 }
 
 // Process is one child of the stack.
@@ -129,6 +132,7 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 		return nil, fmt.Errorf("want 1 to %d replicas, as many gateways as servers; got %d and %d", MaxReplicas, n, len(cfg.GatewayAddrs))
 	}
 	s := &Stack{cfg: cfg, TLS: files, exited: make(chan *Process, 2*n+1)}
+	s.loaded = &noticeWriter{w: cfg.Output, needle: []byte("Loading success.")}
 	var common []string
 	for _, kv := range append(os.Environ(), cfg.Env...) {
 		// The key is HAProxy's alone, and the replica addresses are set
@@ -205,7 +209,11 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 func (s *Stack) start(name string, argv, env []string) (*Process, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = env
-	out := newPrefixWriter(s.cfg.Output, name)
+	dst := s.cfg.Output
+	if name == "haproxy" {
+		dst = s.loaded
+	}
+	out := newPrefixWriter(dst, name)
 	cmd.Stdout, cmd.Stderr = out, out
 	// Pdeathsig: the children die with us even if we are killed without a
 	// chance to stop them. Setpgid: a Ctrl-C in the terminal reaches only
@@ -244,6 +252,10 @@ func (s *Stack) waitReady(ctx context.Context) error {
 		case <-ctx.Done():
 			return fmt.Errorf("not ready after %v: %v", s.cfg.ReadyTimeout, last)
 		case <-tick.C:
+		}
+		if !s.loaded.seen.Load() {
+			last = errors.New("HAProxy has not loaded its configuration")
+			continue
 		}
 		resp, err := client.Get(url)
 		if err != nil {
@@ -357,11 +369,11 @@ func StartOnFreePorts(ctx context.Context, cfg Config, replicas int) (*Stack, er
 		if out == nil {
 			out = io.Discard
 		}
-		w := &portTakenWriter{w: out}
+		w := &noticeWriter{w: out, needle: portTaken}
 		try := cfg
 		try.Output = w
 		s, err := Start(ctx, try)
-		if err == nil || attempt == 3 || !w.taken.Load() {
+		if err == nil || attempt == 3 || !w.seen.Load() {
 			return s, err
 		}
 	}
@@ -370,18 +382,22 @@ func StartOnFreePorts(ctx context.Context, cfg Config, replicas int) (*Stack, er
 // Config returns the configuration the stack runs with.
 func (s *Stack) Config() Config { return s.cfg }
 
-// portTakenWriter passes output on and notes whether a child reported an
-// address already in use (HAProxy says "Address", Go "address").
-type portTakenWriter struct {
-	w     io.Writer
-	taken atomic.Bool
+// portTaken is in what a child says when its port is taken: HAProxy
+// says "Address", Go "address".
+var portTaken = []byte("ddress already in use")
+
+// noticeWriter passes output on and notes whether it has held needle.
+type noticeWriter struct {
+	w      io.Writer
+	needle []byte
+	seen   atomic.Bool
 }
 
-func (p *portTakenWriter) Write(b []byte) (int, error) {
-	if bytes.Contains(b, []byte("ddress already in use")) {
-		p.taken.Store(true)
+func (n *noticeWriter) Write(b []byte) (int, error) {
+	if bytes.Contains(b, n.needle) {
+		n.seen.Store(true)
 	}
-	return p.w.Write(b)
+	return n.w.Write(b)
 }
 
 // FreeAddr returns a loopback address with a port that was free a moment
