@@ -167,20 +167,30 @@ func TestHeldStreamMemory(t *testing.T) {
 	const n = 200
 	// GOGC=5: the heap in use then stays within a few percent of the live
 	// heap, so that the garbage collector's timing does not pass for the
-	// streams' cost. The limits per client address are raised to hold
-	// 200 streams, one connection each, from one address.
-	s := startSystem(t, "CODENAME_STREAM_INTERVAL=1h", "GOGC=5", "CODENAME_STREAMS_PER_SOURCE=1000", "CODENAME_CONN_PER_SOURCE=1000")
+	// streams' cost. A codename every 2 s: HAProxy 2.6 tells a server that
+	// a client has gone only when it next writes, so the streams of one
+	// kind must end before the next kind is measured. The limits per
+	// client address are raised to hold 200 streams, one connection
+	// each, from one address.
+	s := startSystem(t, "CODENAME_STREAM_INTERVAL=2s", "GOGC=5", "CODENAME_STREAMS_PER_SOURCE=1000", "CODENAME_CONN_PER_SOURCE=1000")
 	server := newMetricsProbe(t, s.cfg.GRPCAdminAddrs[0])
 	gateway := newMetricsProbe(t, s.cfg.GatewayAdminAddrs[0])
 	inUse := func(p *metricsProbe) float64 {
 		return p.value("go_memstats_heap_inuse_bytes") + p.value("go_memstats_stack_inuse_bytes")
 	}
-	client := s.grpcClient(t, false)
+	// HAProxy allows 100 streams on one client connection
+	// (CODENAME_STREAMS_PER_CONN): a new connection for every 50.
+	var client codenamev1.CodenameCreatorClient
+	grpcStreams := 0
 	kinds := []struct {
 		name string
 		open func(ctx context.Context) (close func())
 	}{
 		{"gRPC bidi", func(ctx context.Context) func() {
+			if grpcStreams%50 == 0 {
+				client = s.grpcClient(t, false)
+			}
+			grpcStreams++
 			ctx, cancel := context.WithCancel(ctx)
 			stream := openCodenames(t, ctx, client, "space")
 			if _, err := stream.Recv(); err != nil {
@@ -217,6 +227,9 @@ func TestHeldStreamMemory(t *testing.T) {
 		}},
 	}
 	for _, k := range kinds {
+		if _, ok := pollWithin(15*time.Second, func() bool { return server.value("codename_open_streams") == 0 }); !ok {
+			t.Fatalf("before %s: the server still holds %.0f streams", k.name, server.value("codename_open_streams"))
+		}
 		baseServer, baseGateway := inUse(server), inUse(gateway)
 		goBase, _ := gateway.goroutineLoad()
 		var closers []func()
