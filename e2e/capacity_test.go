@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
+	"github.com/codename-gateway/codename-gateway/internal/stack"
 )
 
 // grpcConnFrom dials HAProxy's cleartext port with gRPC from the loopback
@@ -110,7 +111,7 @@ func TestFloodFromOtherAddresses(t *testing.T) {
 				continue
 			}
 			health := healthpb.NewHealthClient(grpcConnFrom(t, s, from))
-			for range 3 {
+			for range 6 {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
@@ -227,7 +228,7 @@ func TestHeldStreamMemory(t *testing.T) {
 		}},
 	}
 	for _, k := range kinds {
-		if _, ok := pollWithin(15*time.Second, func() bool { return server.value("codename_open_streams") == 0 }); !ok {
+		if _, ok := stack.PollUntil(15*time.Second, func() bool { return server.value("codename_open_streams") == 0 }); !ok {
 			t.Fatalf("before %s: the server still holds %.0f streams", k.name, server.value("codename_open_streams"))
 		}
 		baseServer, baseGateway := inUse(server), inUse(gateway)
@@ -246,7 +247,7 @@ func TestHeldStreamMemory(t *testing.T) {
 		for _, c := range closers {
 			c()
 		}
-		if _, ok := pollWithin(15*time.Second, func() bool {
+		if _, ok := stack.PollUntil(15*time.Second, func() bool {
 			l, ok := gateway.goroutineLoad()
 			return ok && l.beyond(goBase) < n/10
 		}); !ok {

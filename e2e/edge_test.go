@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
+	"github.com/codename-gateway/codename-gateway/internal/stack"
 )
 
 const testKey = "k3y-Of-The-Test-0123456789"
@@ -158,16 +159,12 @@ func TestAPIKey(t *testing.T) {
 	}
 }
 
-// waitFor polls cond for up to 10 seconds.
+// waitFor polls cond for up to 10 seconds and fails the test if it never
+// holds.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		tick := time.NewTimer(50 * time.Millisecond)
-		<-tick.C
+	if _, ok := stack.PollUntil(10*time.Second, cond); !ok {
+		t.Fatalf("timed out waiting for %s", what)
 	}
 }
 

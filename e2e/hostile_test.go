@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
+	"github.com/codename-gateway/codename-gateway/internal/stack"
 )
 
 // frontendSessions is how many client connections HAProxy's fe_main holds
@@ -76,11 +77,11 @@ func TestHostileSlowClients(t *testing.T) {
 	if _, err := exec.LookPath("slowhttptest"); err != nil {
 		t.Fatal("slowhttptest is not installed (scripts/setup.sh test installs it)")
 	}
-	// slowhttptest and its probe connect from one address; this test is
-	// about HAProxy's timeouts, so that address may hold more than the
-	// public share of connections (TestFloodFromOtherAddresses tests the
-	// share).
-	s := startWith(t, 1, "", "CODENAME_CONN_PER_SOURCE=2000")
+	// slowhttptest, its probe and the well-behaved callers connect from
+	// one address; this test is about HAProxy's timeouts, so that address
+	// may hold more than the public share of connections and requests
+	// (TestFloodFromOtherAddresses tests the share).
+	s := startWith(t, 1, "", "CODENAME_CONN_PER_SOURCE=2000", "CODENAME_STREAMS_PER_SOURCE=2000")
 	ctx, cancel := context.WithTimeout(t.Context(), 40*time.Second)
 	defer cancel()
 
@@ -408,7 +409,7 @@ func TestHostileHalfOpenStreams(t *testing.T) {
 	}
 
 	cancel()
-	took, ok := pollWithin(time.Second, func() bool { return server.value("codename_open_streams") == 0 })
+	took, ok := stack.PollUntil(time.Second, func() bool { return server.value("codename_open_streams") == 0 })
 	t.Logf("%d half-open streams ended on the server %v after their clients gave up", 2*n, took.Round(time.Millisecond))
 	if !ok {
 		t.Errorf("codename_open_streams still %v a second after the clients gave up", server.value("codename_open_streams"))
@@ -454,7 +455,7 @@ func TestHostileHalfOpenStreamsTimeOut(t *testing.T) {
 			t.Errorf("%s half-open stream still open %v after it opened, with 2 s timeouts", h.name, time.Since(opened).Round(time.Millisecond))
 		}
 	}
-	took, ok := pollWithin(time.Second, func() bool { return server.value("codename_open_streams") == 0 })
+	took, ok := stack.PollUntil(time.Second, func() bool { return server.value("codename_open_streams") == 0 })
 	t.Logf("the server let go of them %v later", took.Round(time.Millisecond))
 	if !ok {
 		t.Errorf("codename_open_streams still %v", server.value("codename_open_streams"))
@@ -584,7 +585,7 @@ func TestHostileClientStopsReading(t *testing.T) {
 
 	cancel()
 	conn.Close()
-	if _, ok := pollWithin(time.Second, func() bool { return server.value("codename_open_streams") == 0 }); !ok {
+	if _, ok := stack.PollUntil(time.Second, func() bool { return server.value("codename_open_streams") == 0 }); !ok {
 		t.Errorf("the stalled streams are still open a second after their clients left")
 	}
 }

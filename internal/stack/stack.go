@@ -83,6 +83,9 @@ type Stack struct {
 	// loaded notes HAProxy's "Loading success.": until then a 200 on
 	// its port may come from another program that holds the port.
 	loaded *noticeWriter
+	// reloads counts HAProxy's "Reloading HAProxy", its acknowledgement
+	// of SIGUSR2.
+	reloads *noticeWriter
 }
 
 // Process is one child of the stack.
@@ -132,7 +135,8 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 		return nil, fmt.Errorf("want 1 to %d replicas, as many gateways as servers; got %d and %d", MaxReplicas, n, len(cfg.GatewayAddrs))
 	}
 	s := &Stack{cfg: cfg, TLS: files, exited: make(chan *Process, 2*n+1)}
-	s.loaded = &noticeWriter{w: cfg.Output, needle: []byte("Loading success.")}
+	s.reloads = &noticeWriter{w: cfg.Output, needle: []byte("Reloading HAProxy")}
+	s.loaded = &noticeWriter{w: s.reloads, needle: []byte("Loading success.")}
 	var common []string
 	for _, kv := range append(os.Environ(), cfg.Env...) {
 		// The key is HAProxy's alone, and the replica addresses are set
@@ -253,7 +257,7 @@ func (s *Stack) waitReady(ctx context.Context) error {
 			return fmt.Errorf("not ready after %v: %v", s.cfg.ReadyTimeout, last)
 		case <-tick.C:
 		}
-		if !s.loaded.seen.Load() {
+		if s.loaded.seen.Load() == 0 {
 			last = errors.New("HAProxy has not loaded its configuration")
 			continue
 		}
@@ -272,9 +276,38 @@ func (s *Stack) waitReady(ctx context.Context) error {
 }
 
 // Reload makes HAProxy reload its configuration and certificates: the
-// master starts new workers, and the old ones finish what they hold.
+// master starts new workers, and the old ones finish what they hold. It
+// returns once the master has acknowledged the signal ("Reloading
+// HAProxy"); it does not wait for the new workers. HAProxy 2.6's master
+// now and then drops a SIGUSR2 that arrives soon after a reload on a busy
+// machine (seen in TestHitlessReloads with the cores saturated), so an
+// unacknowledged signal is sent again, as an operator would.
 func (s *Stack) Reload() error {
-	return s.Process("haproxy").Signal(syscall.SIGUSR2)
+	want := s.reloads.seen.Load() + 1
+	for range 3 {
+		if err := s.Process("haproxy").Signal(syscall.SIGUSR2); err != nil {
+			return err
+		}
+		if _, ok := PollUntil(2*time.Second, func() bool { return s.reloads.seen.Load() >= want }); ok {
+			return nil
+		}
+	}
+	return errors.New("HAProxy did not acknowledge three SIGUSR2 in 6 s")
+}
+
+// PollUntil calls cond every 10 ms until it holds or limit passes, and
+// says how long it took and whether it held.
+func PollUntil(limit time.Duration, cond func() bool) (time.Duration, bool) {
+	start := time.Now()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Since(start) > limit {
+			return time.Since(start), false
+		}
+		<-tick.C
+	}
+	return time.Since(start), true
 }
 
 // Process returns the child called name ("server-1", "gateway-1", ...,
@@ -373,7 +406,7 @@ func StartOnFreePorts(ctx context.Context, cfg Config, replicas int) (*Stack, er
 		try := cfg
 		try.Output = w
 		s, err := Start(ctx, try)
-		if err == nil || attempt == 3 || !w.seen.Load() {
+		if err == nil || attempt == 3 || w.seen.Load() == 0 {
 			return s, err
 		}
 	}
@@ -386,16 +419,16 @@ func (s *Stack) Config() Config { return s.cfg }
 // says "Address", Go "address".
 var portTaken = []byte("ddress already in use")
 
-// noticeWriter passes output on and notes whether it has held needle.
+// noticeWriter passes output on and counts the writes that held needle.
 type noticeWriter struct {
 	w      io.Writer
 	needle []byte
-	seen   atomic.Bool
+	seen   atomic.Int64
 }
 
 func (n *noticeWriter) Write(b []byte) (int, error) {
 	if bytes.Contains(b, n.needle) {
-		n.seen.Store(true)
+		n.seen.Add(1)
 	}
 	return n.w.Write(b)
 }

@@ -34,7 +34,7 @@ func TestNoticeWriterSpotsBothWordingsOfATakenPort(t *testing.T) {
 		if _, err := w.Write([]byte(line)); err != nil {
 			t.Fatal(err)
 		}
-		if !w.seen.Load() {
+		if w.seen.Load() != 1 {
 			t.Errorf("%q: not seen as a taken port", line)
 		}
 		if out.String() != line {
@@ -43,7 +43,7 @@ func TestNoticeWriterSpotsBothWordingsOfATakenPort(t *testing.T) {
 	}
 	w := &noticeWriter{w: io.Discard, needle: portTaken}
 	_, _ = w.Write([]byte("gateway-1 | level=INFO msg=\"serving REST\"\n"))
-	if w.seen.Load() {
+	if w.seen.Load() != 0 {
 		t.Error("an ordinary line was seen as a taken port")
 	}
 }
