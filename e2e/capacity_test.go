@@ -256,3 +256,64 @@ func TestHeldStreamMemory(t *testing.T) {
 		}
 	}
 }
+
+// TestBackPressureQueues: a replica is sent at most
+// CODENAME_SERVER_MAXSTREAMS streams at once; the next ones wait in
+// HAProxy's queue and start as soon as a stream ends, and one that waits
+// longer than `timeout queue` (5 s) is refused as UNAVAILABLE instead of
+// piling onto the server.
+func TestBackPressureQueues(t *testing.T) {
+	s := startSystem(t, "CODENAME_SERVER_MAXSTREAMS=3")
+	client := s.grpcClient(t, false)
+	var cancels []context.CancelFunc
+	for range 3 {
+		ctx, cancel := context.WithCancel(t.Context())
+		cancels = append(cancels, cancel)
+		expectCategory(t, openCodenames(t, ctx, client, "space"), "space", 1)
+	}
+	server := newMetricsProbe(t, s.cfg.GRPCAdminAddrs[0])
+
+	// The fourth waits in the queue: the server never sees it.
+	queued := make(chan error, 1)
+	go func() {
+		stream, err := client.KeepGettingCodenames(t.Context())
+		if err == nil {
+			err = stream.Send(&codenamev1.NameRequest{Category: "science"})
+		}
+		if err == nil {
+			_, err = stream.Recv()
+		}
+		queued <- err
+	}()
+	select {
+	case err := <-queued:
+		t.Fatalf("a fourth stream was served at once (%v), want it queued", err)
+	case <-time.After(time.Second):
+	}
+	if n := server.value("codename_open_streams"); n != 3 {
+		t.Errorf("the server holds %.0f streams, want 3", n)
+	}
+	// One stream ends: the queued one starts.
+	cancels[0]()
+	select {
+	case err := <-queued:
+		if err != nil {
+			t.Fatalf("the queued stream: %v, want its first codename", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the queued stream did not start after another one ended")
+	}
+
+	// A stream that waits longer than the queue's timeout is refused.
+	start := time.Now()
+	stream, err := client.KeepGettingCodenames(t.Context())
+	if err == nil {
+		err = stream.Send(&codenamev1.NameRequest{Category: "science"})
+	}
+	if err == nil {
+		_, err = stream.Recv()
+	}
+	if status.Code(err) != codes.Unavailable || time.Since(start) < 4*time.Second {
+		t.Errorf("a stream over the limit for %v: %v, want UNAVAILABLE after about 5 s in the queue", time.Since(start).Round(time.Millisecond), err)
+	}
+}
