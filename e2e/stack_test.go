@@ -70,7 +70,7 @@ func TestHAProxyConfigIsValid(t *testing.T) {
 // must print where to go, serve through HAProxy, and leave nothing running.
 func TestRunCommandStartsAndStopsEverything(t *testing.T) {
 	addrs := map[string]string{}
-	for _, k := range []string{"CODENAME_HTTPS_ADDR", "CODENAME_HTTP_ADDR", "CODENAME_STATS_ADDR", "CODENAME_GRPC_ADDR", "CODENAME_GATEWAY_ADDR"} {
+	for _, k := range []string{"CODENAME_HTTPS_ADDR", "CODENAME_HTTP_ADDR", "CODENAME_STATS_ADDR", "CODENAME_GRPC_ADDR", "CODENAME_GATEWAY_ADDR", "CODENAME_GRPC_ADMIN_ADDR", "CODENAME_GATEWAY_ADMIN_ADDR"} {
 		a, err := stack.FreeAddr()
 		if err != nil {
 			t.Fatal(err)
