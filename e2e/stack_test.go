@@ -43,6 +43,9 @@ func TestHAProxyConfigIsValid(t *testing.T) {
 			"CODENAME_GATEWAY_ADDR_2=127.0.0.1:4", "CODENAME_GATEWAY_ADDR_3=127.0.0.1:5", "CODENAME_GATEWAY_ADDR_4=127.0.0.1:6"}},
 		{"replicas found through DNS", []string{"CODENAME_GRPC_DNS=codename-server:9090", "CODENAME_GATEWAY_DNS=codename-gateway:8081"}},
 		{"a key and a rate limit", []string{"CODENAME_API_KEY=secret", "CODENAME_RATE_LIMIT=100"}},
+		{"stats behind a password", []string{"CODENAME_STATS_USER=ops", "CODENAME_STATS_PASSWORD=secret"}},
+		{"TLS to the backends", []string{"CODENAME_BACKEND_TLS_CA=" + s.TLS.CA}},
+		{"mutual TLS to the backends", []string{"CODENAME_BACKEND_TLS_CA=" + s.TLS.CA, "CODENAME_BACKEND_CLIENT_CERT=" + s.TLS.Server}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cmd := exec.CommandContext(t.Context(), "haproxy", "-c", "-f", cfg)

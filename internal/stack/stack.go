@@ -156,12 +156,17 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	if !slices.ContainsFunc(common, func(kv string) bool { return strings.HasPrefix(kv, "GOMAXPROCS=") }) {
 		common = append(common, fmt.Sprintf("GOMAXPROCS=%d", GoMaxProcs(n)))
 	}
+	secure, err := backendTLS(lastValue(common, "CODENAME_BACKEND_TLS"), filepath.Join(cfg.StateDir, "tls"), files.CA, cfg.GRPCAddrs, cfg.GatewayAddrs)
+	if err != nil {
+		return nil, err
+	}
 	hapEnv := append(slices.Clone(common),
 		"CODENAME_HTTPS_ADDR="+cfg.HTTPSAddr,
 		"CODENAME_HTTP_ADDR="+cfg.HTTPAddr,
 		"CODENAME_STATS_ADDR="+cfg.StatsAddr,
 		"CODENAME_TLS_CERT="+files.Server,
 	)
+	hapEnv = append(hapEnv, secure.haproxy...)
 	if cfg.APIKey != "" {
 		hapEnv = append(hapEnv, "CODENAME_API_KEY="+cfg.APIKey)
 	}
@@ -177,6 +182,7 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	for i, addr := range cfg.GRPCAddrs {
 		hapEnv = append(hapEnv, ReplicaEnv("CODENAME_GRPC_ADDR", i+1)+"="+addr)
 		env := append(slices.Clone(common), "CODENAME_GRPC_ADDR="+addr)
+		env = append(env, secure.server...)
 		if i < len(cfg.GRPCAdminAddrs) {
 			env = append(env, "CODENAME_GRPC_ADMIN_ADDR="+cfg.GRPCAdminAddrs[i])
 		}
@@ -185,6 +191,7 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	for i, addr := range cfg.GatewayAddrs {
 		hapEnv = append(hapEnv, ReplicaEnv("CODENAME_GATEWAY_ADDR", i+1)+"="+addr)
 		env := append(slices.Clone(common), "CODENAME_GATEWAY_ADDR="+addr, "CODENAME_GRPC_ADDRS="+strings.Join(cfg.GRPCAddrs, ","))
+		env = append(env, secure.gateway...)
 		if i < len(cfg.GatewayAdminAddrs) {
 			env = append(env, "CODENAME_GATEWAY_ADMIN_ADDR="+cfg.GatewayAdminAddrs[i])
 		}
