@@ -1,0 +1,342 @@
+package tlsreload
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"net"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/codename-gateway/codename-gateway/internal/tlsreload/tlstest"
+)
+
+// handshake runs one TLS handshake over loopback TCP (a net.Pipe would
+// block on the session tickets that nobody reads) and returns the
+// certificate each side saw from the other (nil if none) and the first
+// error of either side.
+func handshake(t *testing.T, server, client *tls.Config) (serverSaw, clientSaw *x509.Certificate, err error) {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lis.Close()
+	cc, err := net.Dial("tcp", lis.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := lis.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	defer cc.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	_ = sc.SetDeadline(deadline)
+	_ = cc.SetDeadline(deadline)
+	srv := tls.Server(sc, server)
+	cli := tls.Client(cc, client)
+	serverErr := make(chan error, 1)
+	go func() {
+		err := srv.Handshake()
+		if err != nil {
+			sc.Close() // so that the client does not wait for an answer
+		}
+		serverErr <- err
+	}()
+	cerr := cli.Handshake()
+	if cerr != nil {
+		cc.Close()
+	}
+	if serr := <-serverErr; serr != nil {
+		return nil, nil, serr
+	}
+	if cerr != nil {
+		return nil, nil, cerr
+	}
+	if p := srv.ConnectionState().PeerCertificates; len(p) > 0 {
+		serverSaw = p[0]
+	}
+	return serverSaw, cli.ConnectionState().PeerCertificates[0], nil
+}
+
+func mustLoad(t *testing.T, f Files) *Source {
+	t.Helper()
+	s, err := Load(f, nil)
+	if err != nil {
+		t.Fatalf("Load(%+v): %v", f, err)
+	}
+	return s
+}
+
+// setup makes a CA, a server certificate for "codename-server" and a
+// client certificate, and a server and client Source over them.
+func setup(t *testing.T) (ca *tlstest.CA, srv, cli *Source, srvPair tlstest.Pair) {
+	ca = tlstest.NewCA(t, "test")
+	srvPair = ca.Issue(t, "server", "codename-server")
+	cliPair := ca.Issue(t, "client", "codename-gateway")
+	srv = mustLoad(t, Files{Cert: srvPair.CertFile, Key: srvPair.KeyFile, CA: ca.CertFile})
+	cli = mustLoad(t, Files{Cert: cliPair.CertFile, Key: cliPair.KeyFile, CA: ca.CertFile})
+	return ca, srv, cli, srvPair
+}
+
+func sameCert(a, b *x509.Certificate) bool { return a != nil && b != nil && a.Equal(b) }
+
+func TestMutualTLS(t *testing.T) {
+	_, srv, cli, pair := setup(t)
+	serverSaw, clientSaw, err := handshake(t, srv.ServerConfig(), cli.ClientConfig("codename-server"))
+	if err != nil {
+		t.Fatalf("handshake: %v", err)
+	}
+	if !sameCert(clientSaw, pair.Cert) {
+		t.Errorf("client saw %v, want the server certificate", clientSaw.Subject)
+	}
+	if serverSaw == nil || serverSaw.Subject.CommonName != "codename-gateway" {
+		t.Errorf("server saw client certificate %v, want codename-gateway", serverSaw)
+	}
+}
+
+func TestClientRefuses(t *testing.T) {
+	ca, srv, _, _ := setup(t)
+	other := tlstest.NewCA(t, "other")
+	for _, tc := range []struct {
+		name       string
+		serverName string
+		ca         string
+	}{
+		{"wrong name", "elsewhere", ca.CertFile},
+		{"unknown CA", "codename-server", other.CertFile},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cli := mustLoad(t, Files{CA: tc.ca})
+			if _, _, err := handshake(t, srv.ServerConfig(), cli.ClientConfig(tc.serverName)); err == nil {
+				t.Fatal("handshake succeeded, want an error")
+			}
+		})
+	}
+}
+
+func TestServerRefusesClient(t *testing.T) {
+	ca, srv, _, _ := setup(t)
+	other := tlstest.NewCA(t, "other")
+	stranger := other.Issue(t, "stranger", "stranger")
+	for _, tc := range []struct {
+		name  string
+		files Files
+	}{
+		{"no certificate", Files{CA: ca.CertFile}},
+		{"certificate of another CA", Files{Cert: stranger.CertFile, Key: stranger.KeyFile, CA: ca.CertFile}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cli := mustLoad(t, tc.files)
+			if _, _, err := handshake(t, srv.ServerConfig(), cli.ClientConfig("codename-server")); err == nil {
+				t.Fatal("handshake succeeded, want an error")
+			}
+		})
+	}
+}
+
+func TestReloadOnSIGHUP(t *testing.T) {
+	ca, srv, cli, _ := setup(t)
+	srv.checkEvery = time.Hour // only the signal may reload
+	ReloadOnSIGHUP(t.Context(), srv)
+	rotated := ca.Issue(t, "server", "codename-server")
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, func() bool {
+		_, saw, err := handshake(t, srv.ServerConfig(), cli.ClientConfig("codename-server"))
+		return err == nil && sameCert(saw, rotated.Cert)
+	})
+}
+
+func TestReloadOnChange(t *testing.T) {
+	ca, srv, cli, old := setup(t)
+	srv.checkEvery = 10 * time.Millisecond
+	rotated := ca.Issue(t, "server", "codename-server")
+	// Another modification time for sure, even on a coarse clock.
+	later := time.Now().Add(time.Minute)
+	for _, f := range []string{rotated.CertFile, rotated.KeyFile} {
+		if err := os.Chtimes(f, later, later); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, saw, err := handshake(t, srv.ServerConfig(), cli.ClientConfig("codename-server"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sameCert(saw, old.Cert) && !sameCert(saw, rotated.Cert) {
+		t.Fatal("server presented neither certificate")
+	}
+	eventually(t, func() bool {
+		_, saw, err := handshake(t, srv.ServerConfig(), cli.ClientConfig("codename-server"))
+		return err == nil && sameCert(saw, rotated.Cert)
+	})
+}
+
+func TestChangeCheckedAtMostEveryInterval(t *testing.T) {
+	ca, srv, cli, old := setup(t)
+	srv.checkEvery = time.Hour
+	ca.Issue(t, "server", "codename-server")
+	_, saw, err := handshake(t, srv.ServerConfig(), cli.ClientConfig("codename-server"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sameCert(saw, old.Cert) {
+		t.Error("the files were read again before the interval passed")
+	}
+}
+
+func TestBadFileKeepsPrevious(t *testing.T) {
+	ca, srv, cli, _ := setup(t)
+	var log strings.Builder
+	srv.logger = newTextLogger(&log)
+	for _, tc := range []struct {
+		name    string
+		breakIt func(t *testing.T)
+	}{
+		{"garbage certificate", func(t *testing.T) { writeFile(t, srv.files.Cert, "not a certificate") }},
+		{"missing key", func(t *testing.T) { _ = os.Remove(srv.files.Key) }},
+		{"key of another certificate", func(t *testing.T) {
+			other := ca.Issue(t, "other", "codename-server")
+			b, err := os.ReadFile(other.KeyFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			writeFile(t, srv.files.Key, string(b))
+		}},
+		{"garbage CA", func(t *testing.T) { writeFile(t, srv.files.CA, "junk") }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ca.Issue(t, "server", "codename-server") // a sound pair first
+			srv.Reload()
+			want := srv.cert.Leaf
+			tc.breakIt(t)
+			srv.Reload()
+			serverSaw, saw, err := handshake(t, srv.ServerConfig(), cli.ClientConfig("codename-server"))
+			if err != nil {
+				t.Fatalf("handshake after a bad reload: %v", err)
+			}
+			if !sameCert(saw, want) {
+				t.Error("server certificate changed after a bad reload")
+			}
+			if serverSaw == nil {
+				t.Error("client certificate not checked after a bad reload")
+			}
+			if !strings.Contains(log.String(), "keeping the previous") {
+				t.Errorf("no warning logged; log:\n%s", log.String())
+			}
+			writeFile(t, srv.files.CA, string(mustRead(t, ca.CertFile)))
+		})
+	}
+}
+
+func TestClientCARotation(t *testing.T) {
+	_, srv, cli, _ := setup(t)
+	srv.checkEvery = time.Hour
+	clientCfg := cli.ClientConfig("codename-server")
+	if _, _, err := handshake(t, srv.ServerConfig(), clientCfg); err != nil {
+		t.Fatal(err)
+	}
+	// The servers now trust only a new CA: the old client must go.
+	other := tlstest.NewCA(t, "other")
+	writeFile(t, srv.files.CA, string(mustRead(t, other.CertFile)))
+	srv.Reload()
+	if _, _, err := handshake(t, srv.ServerConfig(), clientCfg); err == nil {
+		t.Error("a client of the old CA was accepted after the CA rotated")
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	ca := tlstest.NewCA(t, "test")
+	pair := ca.Issue(t, "server", "codename-server")
+	for _, tc := range []struct {
+		name  string
+		files Files
+	}{
+		{"cert without key", Files{Cert: pair.CertFile}},
+		{"missing cert", Files{Cert: pair.CertFile + ".missing", Key: pair.KeyFile}},
+		{"missing CA", Files{CA: ca.CertFile + ".missing"}},
+		{"CA not PEM", Files{CA: pair.KeyFile}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := Load(tc.files, nil); err == nil {
+				t.Error("Load succeeded, want an error")
+			}
+		})
+	}
+}
+
+func TestExistingConnectionsUntouched(t *testing.T) {
+	ca, srv, cli, old := setup(t)
+	lis, err := tls.Listen("tcp", "127.0.0.1:0", srv.ServerConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lis.Close()
+	go func() {
+		for {
+			c, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 1)
+				for {
+					if _, err := c.Read(buf); err != nil {
+						return
+					}
+					_, _ = c.Write(buf)
+				}
+			}()
+		}
+	}()
+	conn, err := tls.Dial("tcp", lis.Addr().String(), cli.ClientConfig("codename-server"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ca.Issue(t, "server", "codename-server")
+	srv.Reload()
+	if _, err := conn.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1)
+	if _, err := conn.Read(buf); err != nil {
+		t.Fatalf("open connection broken by a reload: %v", err)
+	}
+	if !sameCert(conn.ConnectionState().PeerCertificates[0], old.Cert) {
+		t.Error("open connection changed certificate")
+	}
+}
+
+func eventually(t *testing.T, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatal("the new certificate was never presented")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func writeFile(t *testing.T, name, content string) {
+	t.Helper()
+	if err := os.WriteFile(name, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustRead(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
