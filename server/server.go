@@ -8,6 +8,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -55,6 +56,15 @@ type Config struct {
 	// reachable through HAProxy, so metrics stay off it. Serve closes it
 	// when it returns. Nil serves metrics nowhere.
 	MetricsListener net.Listener
+
+	// TLS, if set, makes the gRPC port serve TLS only, gRPC and GET
+	// /healthz alike: the hop from HAProxy or the gateway then crosses a
+	// shared network unread. It should offer ALPN h2 and http/1.1 (HAProxy
+	// checks health with check-alpn http/1.1), and may require client
+	// certificates; tlsreload builds such a config, rotation included. The
+	// admin listener stays cleartext, for operators on the host only. Nil
+	// serves cleartext.
+	TLS *tls.Config
 
 	// MaxConcurrentStreams bounds the calls and streams open at once on
 	// one HTTP/2 connection; a client that wants more waits for one to
@@ -191,6 +201,12 @@ func (s *grpcServer) serve(ctx context.Context, lis net.Listener) error {
 		// Closed last, so that metrics can be scraped for the whole drain.
 		admin := serveHTTP("admin listener", cfg.MetricsListener, adminHandler(hs, s.reg))
 		defer admin.Close()
+	}
+	if cfg.TLS != nil {
+		// Decrypted before the split, which then tells gRPC from HTTP/1.1
+		// by the same first bytes as in cleartext; sniffTimeout bounds the
+		// handshake too, since the first Read performs it.
+		lis = tls.NewListener(lis, cfg.TLS)
 	}
 	grpcLis, httpLis := split(lis)
 	hsrv := serveHTTP("health endpoint", httpLis, healthHandler(hs))

@@ -1,0 +1,154 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net/http"
+	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+
+	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
+	"github.com/codename-gateway/codename-gateway/internal/tlsreload"
+	"github.com/codename-gateway/codename-gateway/internal/tlsreload/tlstest"
+)
+
+// tlsFixture is a CA, a server TLS config for "codename-server", and a
+// client certificate of the same CA.
+type tlsFixture struct {
+	ca     *tlstest.CA
+	client tlstest.Pair
+}
+
+func newTLSFixture(t *testing.T, clientCA bool) (tlsFixture, *tls.Config) {
+	t.Helper()
+	ca := tlstest.NewCA(t, "test")
+	srv := ca.Issue(t, "server", "codename-server")
+	files := tlsreload.Files{Cert: srv.CertFile, Key: srv.KeyFile}
+	if clientCA {
+		files.CA = ca.CertFile
+	}
+	src, err := tlsreload.Load(files, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tlsFixture{ca: ca, client: ca.Issue(t, "client", "codename-gateway")}, src.ServerConfig()
+}
+
+// clientConfig verifies the server as "codename-server" and presents the
+// client certificate if withCert.
+func (f tlsFixture) clientConfig(t *testing.T, withCert bool) *tls.Config {
+	t.Helper()
+	files := tlsreload.Files{CA: f.ca.CertFile}
+	if withCert {
+		files.Cert, files.Key = f.client.CertFile, f.client.KeyFile
+	}
+	src, err := tlsreload.Load(files, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src.ClientConfig("codename-server")
+}
+
+// getCodename makes one call on a new connection with creds.
+func getCodename(t *testing.T, addr string, creds credentials.TransportCredentials) error {
+	t.Helper()
+	conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(creds))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+	defer cancel()
+	_, err = codenamev1.NewCodenameCreatorClient(conn).GetCodename(ctx, &codenamev1.NameRequest{Category: "science"})
+	return err
+}
+
+// getHealthzTLS asks for /healthz over TLS offering only http/1.1, as
+// HAProxy's check-alpn http/1.1 does.
+func getHealthzTLS(ctx context.Context, addr string, cfg *tls.Config) (code int, body string, err error) {
+	cfg = cfg.Clone()
+	cfg.NextProtos = []string{"http/1.1"}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+addr+"/healthz", nil)
+	if err != nil {
+		return 0, "", err
+	}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: cfg, DisableKeepAlives: true}}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	if p := resp.TLS.NegotiatedProtocol; p != "http/1.1" {
+		return 0, "", fmt.Errorf("negotiated %q, want http/1.1", p)
+	}
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+// TestTLSServesGRPCAndHealthz checks that with Config.TLS the one port
+// answers gRPC over TLS (ALPN h2) and /healthz over TLS with http/1.1, and
+// nothing in cleartext.
+func TestTLSServesGRPCAndHealthz(t *testing.T) {
+	f, serverTLS := newTLSFixture(t, false)
+	s := startTCPServer(t, Config{TLS: serverTLS})
+	clientTLS := f.clientConfig(t, false)
+
+	if err := getCodename(t, s.addr, credentials.NewTLS(clientTLS)); err != nil {
+		t.Errorf("GetCodename over TLS: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+	defer cancel()
+	code, body, err := getHealthzTLS(ctx, s.addr, clientTLS)
+	if err != nil || code != http.StatusOK || body != "SERVING\n" {
+		t.Errorf("GET /healthz over TLS = %d %q, %v; want 200 SERVING", code, body, err)
+	}
+
+	if err := getCodename(t, s.addr, insecure.NewCredentials()); err == nil {
+		t.Error("GetCodename in cleartext succeeded on a TLS port")
+	}
+	if _, _, err := httpGet(ctx, s.addr, "/healthz"); err == nil {
+		t.Error("GET /healthz in cleartext succeeded on a TLS port")
+	}
+}
+
+// TestTLSClientCertificates checks that with a client CA only clients with
+// a certificate from it are answered, on gRPC and on /healthz.
+func TestTLSClientCertificates(t *testing.T) {
+	f, serverTLS := newTLSFixture(t, true)
+	s := startTCPServer(t, Config{TLS: serverTLS})
+	stranger := tlstest.NewCA(t, "stranger").Issue(t, "stranger", "codename-gateway")
+	strangerTLS := f.clientConfig(t, false)
+	strangerCert, err := tls.LoadX509KeyPair(stranger.CertFile, stranger.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	strangerTLS.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &strangerCert, nil }
+
+	for _, tc := range []struct {
+		name   string
+		cfg    *tls.Config
+		wantOK bool
+	}{
+		{"with certificate", f.clientConfig(t, true), true},
+		{"without certificate", f.clientConfig(t, false), false},
+		{"certificate of another CA", strangerTLS, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := getCodename(t, s.addr, credentials.NewTLS(tc.cfg))
+			if (err == nil) != tc.wantOK {
+				t.Errorf("GetCodename: err = %v, want success %v", err, tc.wantOK)
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+			defer cancel()
+			code, _, err := getHealthzTLS(ctx, s.addr, tc.cfg)
+			if ok := err == nil && code == http.StatusOK; ok != tc.wantOK {
+				t.Errorf("GET /healthz = %d, %v; want success %v", code, err, tc.wantOK)
+			}
+		})
+	}
+}
