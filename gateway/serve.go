@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -35,9 +36,26 @@ func Serve(ctx context.Context, lis net.Listener, h http.Handler, d Drain) error
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true)
+	return serve(ctx, lis, h, d, &protocols)
+}
+
+// ServeTLS is Serve over TLS only: HTTP/2 and HTTP/1.1 as the client's
+// ALPN chooses, and no cleartext at all. HAProxy reaches the gateway with
+// h2 for REST (full-duplex bidi, as with h2c) and with http/1.1 for
+// WebSockets, so cfg should offer both, as tlsreload's server configs do;
+// it may require client certificates. The handshake has the headers'
+// time limit.
+func ServeTLS(ctx context.Context, lis net.Listener, h http.Handler, d Drain, cfg *tls.Config) error {
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetHTTP2(true)
+	return serve(ctx, tls.NewListener(lis, cfg), h, d, &protocols)
+}
+
+func serve(ctx context.Context, lis net.Listener, h http.Handler, d Drain, protocols *http.Protocols) error {
 	srv := &http.Server{
 		Handler:   h,
-		Protocols: &protocols,
+		Protocols: protocols,
 		// Headers must arrive promptly; bodies may not, since a stream's
 		// body stays open for as long as the stream lives.
 		ReadHeaderTimeout: 10 * time.Second,
