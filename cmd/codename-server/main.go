@@ -1,7 +1,9 @@
 // Command codename-server serves the CodenameCreator gRPC service, with
 // grpc.health.v1 and server reflection (and GET /healthz for HAProxy on the
 // same port), until SIGINT or SIGTERM, then drains. Its Prometheus metrics
-// are on a separate admin listener, on loopback by default.
+// are on a separate admin listener, on loopback by default. Given a
+// certificate, the gRPC port serves TLS only, and SIGHUP reads the TLS
+// files again.
 package main
 
 import (
@@ -17,6 +19,7 @@ import (
 
 	"github.com/codename-gateway/codename-gateway/internal/envflag"
 	"github.com/codename-gateway/codename-gateway/internal/logbuf"
+	"github.com/codename-gateway/codename-gateway/internal/tlsreload"
 	"github.com/codename-gateway/codename-gateway/server"
 )
 
@@ -43,6 +46,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	defer out.Flush()
 	cfg := opts.cfg
 	cfg.Logger = logger
+	if opts.tls.Cert != "" {
+		src, err := tlsreload.Load(opts.tls, logger)
+		if err != nil {
+			return fmt.Errorf("TLS: %w", err)
+		}
+		cfg.TLS = src.ServerConfig()
+		tlsreload.ReloadOnSIGHUP(ctx, src)
+	}
 	lis, err := net.Listen("tcp", opts.addr)
 	if err != nil {
 		return fmt.Errorf("gRPC listener: %w", err)
@@ -56,7 +67,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		cfg.MetricsListener = admin // Serve closes it
 		logger.Info("serving admin", "addr", admin.Addr().String())
 	}
-	logger.Info("serving gRPC", "addr", lis.Addr().String(), "stream_interval", cfg.StreamInterval.String())
+	logger.Info("serving gRPC", "addr", lis.Addr().String(), "stream_interval", cfg.StreamInterval.String(), "tls", cfg.TLS != nil, "client_ca", opts.tls.CA != "")
 	err = server.Serve(ctx, lis, cfg)
 	logger.Info("stopped")
 	return err
@@ -66,6 +77,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 type options struct {
 	addr      string
 	adminAddr string // "" for no admin listener
+	tls       tlsreload.Files
 	cfg       server.Config
 }
 
@@ -89,8 +101,19 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	// reconnect, so that a new replica gets its share.
 	maxAge := fs.Duration("max-conn-age", "CODENAME_MAX_CONN_AGE", server.DefaultMaxConnectionAge, "ask clients to reconnect once their connection is this old (negative: never)")
 	maxAgeGrace := fs.Duration("max-conn-age-grace", "CODENAME_MAX_CONN_AGE_GRACE", server.DefaultMaxConnectionAgeGrace, "how long the calls and streams of a connection past -max-conn-age may go on before it is closed (negative: no limit)")
+	// Read again on SIGHUP and whenever they change, so that rotating
+	// them needs no restart.
+	tlsCert := fs.String("tls-cert", "CODENAME_GRPC_TLS_CERT", "", "PEM certificate chain: serve the gRPC port (gRPC and /healthz) over TLS only, ALPN h2 and http/1.1 (empty: cleartext)")
+	tlsKey := fs.String("tls-key", "CODENAME_GRPC_TLS_KEY", "", "PEM private key of -tls-cert")
+	tlsClientCA := fs.String("tls-client-ca", "CODENAME_GRPC_TLS_CLIENT_CA", "", "PEM CA certificates: with -tls-cert, accept only clients whose certificate chains to them (mutual TLS)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return options{}, err
+	}
+	if (*tlsCert == "") != (*tlsKey == "") {
+		return options{}, fmt.Errorf("-tls-cert %q and -tls-key %q: give both or neither", *tlsCert, *tlsKey)
+	}
+	if *tlsClientCA != "" && *tlsCert == "" {
+		return options{}, fmt.Errorf("-tls-client-ca needs -tls-cert and -tls-key")
 	}
 	if *maxStreams < 1 || int64(*maxStreams) > math.MaxUint32 {
 		return options{}, fmt.Errorf("-max-streams-per-conn %d: want 1 to %d", *maxStreams, uint32(math.MaxUint32))
@@ -98,6 +121,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	return options{
 		addr:      *addr,
 		adminAddr: *adminAddr,
+		tls:       tlsreload.Files{Cert: *tlsCert, Key: *tlsKey, CA: *tlsClientCA},
 		cfg: server.Config{
 			StreamInterval:        *interval,
 			DrainDelay:            *drainDelay,

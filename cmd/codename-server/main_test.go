@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
+	"github.com/codename-gateway/codename-gateway/internal/tlsreload"
 	"github.com/codename-gateway/codename-gateway/server"
 )
 
@@ -33,11 +34,17 @@ type serverRun struct {
 // background; it is stopped when the test ends.
 func startRun(t *testing.T, args ...string) *serverRun {
 	t.Helper()
+	return startRunEnv(t, nil, args...)
+}
+
+// startRunEnv is startRun with env as the environment.
+func startRunEnv(t *testing.T, env map[string]string, args ...string) *serverRun {
+	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	r := &serverRun{stderr: &syncBuffer{}, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(r.done)
-		r.err = run(ctx, append([]string{"codename-server", "-drain-delay=0"}, args...), func(string) string { return "" }, r.stderr)
+		r.err = run(ctx, append([]string{"codename-server", "-drain-delay=0"}, args...), func(k string) string { return env[k] }, r.stderr)
 	}()
 	t.Cleanup(func() { _ = r.stop(t) })
 	return r
@@ -246,6 +253,16 @@ func TestParseFlags(t *testing.T) {
 			want: with(func(o *options) { o.adminAddr = "127.0.0.1:7000" })},
 		{name: "no admin listener", args: []string{"-admin-addr="}, env: map[string]string{"CODENAME_GRPC_ADMIN_ADDR": "127.0.0.1:7000"},
 			want: with(func(o *options) { o.adminAddr = "" })},
+		{name: "TLS from the environment",
+			env:  map[string]string{"CODENAME_GRPC_TLS_CERT": "c.pem", "CODENAME_GRPC_TLS_KEY": "k.pem", "CODENAME_GRPC_TLS_CLIENT_CA": "ca.pem"},
+			want: with(func(o *options) { o.tls = tlsreload.Files{Cert: "c.pem", Key: "k.pem", CA: "ca.pem"} })},
+		{name: "TLS from flags, which win",
+			args: []string{"-tls-cert=c2.pem", "-tls-key=k2.pem", "-tls-client-ca="},
+			env:  map[string]string{"CODENAME_GRPC_TLS_CERT": "c.pem", "CODENAME_GRPC_TLS_KEY": "k.pem", "CODENAME_GRPC_TLS_CLIENT_CA": "ca.pem"},
+			want: with(func(o *options) { o.tls = tlsreload.Files{Cert: "c2.pem", Key: "k2.pem"} })},
+		{name: "TLS certificate without key", env: map[string]string{"CODENAME_GRPC_TLS_CERT": "c.pem"}, wantErr: true},
+		{name: "TLS key without certificate", args: []string{"-tls-key=k.pem"}, wantErr: true},
+		{name: "client CA without certificate", env: map[string]string{"CODENAME_GRPC_TLS_CLIENT_CA": "ca.pem"}, wantErr: true},
 		{name: "no streams per connection", args: []string{"-max-streams-per-conn=0"}, wantErr: true},
 		{name: "negative streams per connection", args: []string{"-max-streams-per-conn=-1"}, wantErr: true},
 		{name: "streams per connection past uint32", args: []string{"-max-streams-per-conn=4294967296"}, wantErr: true},
