@@ -1,7 +1,9 @@
 // Command codename-gateway serves the REST gateway (JSON to gRPC, streaming
 // as newline-delimited JSON), its health endpoint, OpenAPI document and web
-// page, over HTTP/1.1 and h2c, until SIGINT or SIGTERM; and, on a separate
-// admin listener, its Prometheus metrics and health.
+// page, over HTTP/1.1 and h2c (or, given a certificate, HTTPS with h2 and
+// http/1.1), until SIGINT or SIGTERM; and, on a separate admin listener,
+// its Prometheus metrics and health. Its hop to the gRPC servers is TLS
+// when given a CA for them; SIGHUP reads every TLS file again.
 package main
 
 import (
@@ -23,7 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/credentials"
 	_ "google.golang.org/grpc/health" // client-side health checking, for healthCheckConfig
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/resolver"
@@ -59,7 +61,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	sseHeartbeat := fs.Duration("sse-heartbeat", "CODENAME_SSE_HEARTBEAT", gateway.DefaultSSEHeartbeat, "longest a Server-Sent Events stream goes without a write before a comment line goes out, so that a client gone behind HAProxy is noticed and idle proxies see traffic (negative: never)")
 	drainDelay := fs.Duration("drain-delay", "CODENAME_DRAIN_DELAY", 2*time.Second, "on shutdown, how long to keep serving with /healthz NOT_SERVING, so that HAProxy moves traffic away first")
 	drain := fs.Duration("drain-timeout", "CODENAME_DRAIN_TIMEOUT", 10*time.Second, "how long shutdown waits for requests in flight")
+	tlsFlags := defineTLSFlags(fs)
 	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	tlsFiles, err := tlsFlags.files()
+	if err != nil {
 		return err
 	}
 
@@ -69,7 +76,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	defer out.Flush()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	conn, err := dial(strings.Split(*grpcAddrs, ","), reg)
+	serveTLS, grpcCreds, err := tlsFiles.load(ctx, logger)
+	if err != nil {
+		return err
+	}
+	conn, err := dial(strings.Split(*grpcAddrs, ","), reg, grpcCreds)
 	if err != nil {
 		return fmt.Errorf("gRPC client: %w", err)
 	}
@@ -94,8 +105,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		defer stopAdmin()
 		logger.Info("serving admin", "addr", adminLis.Addr().String())
 	}
-	logger.Info("serving REST", "addr", lis.Addr().String(), "grpc_addrs", *grpcAddrs)
-	err = gateway.Serve(ctx, lis, h, gateway.Drain{Delay: *drainDelay, Timeout: *drain})
+	logger.Info("serving REST", "addr", lis.Addr().String(), "grpc_addrs", *grpcAddrs,
+		"tls", serveTLS != nil, "client_ca", tlsFiles.serve.CA != "", "grpc_tls", tlsFiles.grpc.CA != "", "grpc_client_cert", tlsFiles.grpc.Cert != "")
+	d := gateway.Drain{Delay: *drainDelay, Timeout: *drain}
+	if serveTLS != nil {
+		err = gateway.ServeTLS(ctx, lis, h, d, serveTLS)
+	} else {
+		err = gateway.Serve(ctx, lis, h, d)
+	}
 	logger.Info("stopped")
 	return err
 }
@@ -131,17 +148,16 @@ func serveAdmin(lis net.Listener, h http.Handler, logger *slog.Logger) (stop fun
 // call at a time. Each replica's grpc.health.v1 status is watched, so a
 // replica that starts draining (NOT_SERVING) gets no new calls, and a unary
 // call that fails with UNAVAILABLE on a lost replica is tried again on
-// another (the unary calls change nothing, so that is safe). The hop is
-// cleartext HTTP/2: the servers run beside the gateway on a trusted
-// network, and TLS ends at HAProxy.
+// another (the unary calls change nothing, so that is safe). creds secure
+// the hop, health checks included, since they share the connections.
 //
 // addrs is a list of host:port, or one gRPC target such as
 // dns:///codename-server:9090 whose records list the replicas.
-func dial(addrs []string, reg prometheus.Registerer) (*grpc.ClientConn, error) {
+func dial(addrs []string, reg prometheus.Registerer, creds credentials.TransportCredentials) (*grpc.ClientConn, error) {
 	metrics := grpcprom.NewClientMetrics(grpcprom.WithClientHandlingTimeHistogram())
 	reg.MustRegister(metrics)
 	opts := []grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultServiceConfig(serviceConfig),
 		grpc.WithKeepaliveParams(clientKeepalive),
 		grpc.WithChainUnaryInterceptor(metrics.UnaryClientInterceptor()),
