@@ -155,7 +155,7 @@ func (wb *wellBehaved) check(t *testing.T) {
 			kept++
 		}
 	}
-	t.Logf("%d of %d well-behaved streams kept through the hostile battery", kept, len(wb.streams))
+	t.Logf("%d of %d well-behaved streams kept to the end", kept, len(wb.streams))
 }
 
 // hostileH1 are requests that clients get wrong or send on purpose: every
