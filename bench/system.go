@@ -58,10 +58,13 @@ func startSystem(ctx context.Context, binDir, stateDir, haproxyConfig string, en
 		StateDir:      stateDir,
 		// Stopping between figures should not wait for the 2 s drain
 		// meant for production.
+		// The hops behind HAProxy stay cleartext, as in the recorded
+		// results; TLS against cleartext side by side is issue 11's
+		// point 7, still to do.
 		// The edge's per-client limits are sized for a public deployment;
 		// the load here comes from one address and holds up to 50k
 		// streams, so they are raised (not switched off) to fit it.
-		Env: append([]string{"CODENAME_DRAIN_DELAY=0s", "CODENAME_DRAIN_TIMEOUT=2s",
+		Env: append([]string{"CODENAME_DRAIN_DELAY=0s", "CODENAME_DRAIN_TIMEOUT=2s", "CODENAME_BACKEND_TLS=off",
 			"CODENAME_STREAMS_PER_SOURCE=1000000", "CODENAME_CONN_PER_SOURCE=100000", "CODENAME_SERVER_MAXSTREAMS=1000000",
 			"CODENAME_SERVER_MAXCONN=10000", "CODENAME_MAX_STREAMS_PER_CONN=100000"}, env...),
 		Output: log,

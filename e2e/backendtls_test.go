@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/csv"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -52,6 +54,9 @@ func TestTLSOnEveryHop(t *testing.T) {
 			if a, err := h1Raw(s.cfg.HTTPAddr, "GET /v1/codename?category=space HTTP/1.1\r\nHost: localhost\r\n\r\n"); err != nil || a.status != 200 {
 				t.Errorf("unary REST through the edge: %+v %v", a, err)
 			}
+			// HAProxy takes a server for UP until checks fail: each check
+			// must have passed over TLS, with the same verification.
+			waitFor(t, "every health check to pass over TLS", func() bool { return s.checksPassed(t) })
 			cancel()
 			wb.wg.Wait()
 			wb.check(t)
@@ -153,4 +158,31 @@ func servedCertificate(t *testing.T, s *system) *x509.Certificate {
 	}
 	defer conn.Close()
 	return conn.ConnectionState().PeerCertificates[0]
+}
+
+// checksPassed says whether HAProxy's last health check of every server
+// line succeeded at layer 7 (the stats page's check_status L7OK).
+func (s *system) checksPassed(t *testing.T) bool {
+	t.Helper()
+	body := s.get(t, "http://"+s.cfg.StatsAddr+"/stats;csv")
+	rows, err := csv.NewReader(strings.NewReader(strings.TrimPrefix(body, "# "))).ReadAll()
+	if err != nil {
+		t.Fatalf("stats CSV: %v", err)
+	}
+	col := map[string]int{}
+	for i, name := range rows[0] {
+		col[name] = i
+	}
+	checked := 0
+	for _, r := range rows[1:] {
+		for _, b := range allBackends {
+			if r[col["pxname"]] == b[0] && r[col["svname"]] == b[1] {
+				if r[col["check_status"]] != "L7OK" {
+					return false
+				}
+				checked++
+			}
+		}
+	}
+	return checked == len(allBackends)
 }

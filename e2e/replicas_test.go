@@ -191,7 +191,7 @@ func TestReplicaDrainsOnSIGTERM(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "server-1 to report NOT_SERVING", func() bool {
-		resp, err := http.Get("http://" + s.cfg.GRPCAddrs[0] + "/healthz")
+		resp, err := http.Get("http://" + s.cfg.GRPCAdminAddrs[0] + "/healthz")
 		if err != nil {
 			return false
 		}

@@ -20,16 +20,19 @@ const (
 // TLS on the hops behind HAProxy.
 type tlsEnv struct{ server, gateway, haproxy []string }
 
-// backendTLS reads CODENAME_BACKEND_TLS ("off" or unset: cleartext; "on":
-// TLS on every hop, each certificate verified; "mutual": also client
-// certificates, so that the backends accept calls only from the edge and
-// the gateways) and issues, from the development CA in tlsDir, the
+// backendTLS reads CODENAME_BACKEND_TLS ("mutual", the default: TLS on
+// every hop, each certificate verified, and client certificates, so that
+// the backends accept calls only from the edge and the gateways; "on":
+// TLS without client certificates; "off": cleartext, for a setup on
+// loopback only) and issues, from the development CA in tlsDir, the
 // certificates that mode needs.
 func backendTLS(mode, tlsDir string, ca string, grpcAddrs, gatewayAddrs []string) (tlsEnv, error) {
 	var env tlsEnv
 	switch mode {
-	case "", "off":
+	case "off":
 		return env, nil
+	case "":
+		mode = "mutual"
 	case "on", "mutual":
 	default:
 		return env, fmt.Errorf("CODENAME_BACKEND_TLS=%q: want off, on or mutual", mode)
