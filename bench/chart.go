@@ -11,8 +11,8 @@ import (
 // is toward its target (measured ÷ target for "at least" targets, target ÷
 // measured for "at most" ones), with a line at 1 where the target is met.
 // One scale for every figure lets ratios, microseconds and kilobytes share
-// a chart. Figures with no score (not measured, or a target of zero) are
-// listed without a bar.
+// a chart. Figures with no score (not measured, no target, or a target of
+// zero) are listed without a bar.
 func chart(figs []figure) string {
 	const (
 		width, labelW, barW = 1150, 430, 380
@@ -39,6 +39,9 @@ func chart(figs []figure) string {
 			label := "not measured"
 			if f.measured {
 				label = f.formatValue(f.value) + " (target " + f.formatTarget() + ")"
+				if f.target.none {
+					label = f.formatValue(f.value) + " (no target)"
+				}
 				if f.met() {
 					label += " ✓"
 				}

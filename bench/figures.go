@@ -25,6 +25,19 @@ const (
 	figLatencyP99Add = "p99 latency HAProxy adds, 50 calls in flight"
 )
 
+// Issue 11 point 7: the same unary calls through a second stack whose hops
+// behind HAProxy are mutual TLS, in the same rounds as the cleartext one
+// (the reference of every other figure); the table lists them after
+// figRESTCPU.
+const (
+	figTLSGRPCRatio   = "gRPC unary throughput through HAProxy, TLS backends / cleartext backends"
+	figTLSRESTRatio   = "REST unary throughput through HAProxy and gateway, TLS backends / cleartext backends"
+	figTLSHAProxyCPU  = "HAProxy CPU per gRPC request, TLS backends"
+	figTLSHAProxyCost = "HAProxy CPU per gRPC request, TLS backends − cleartext backends"
+	figTLSRESTCPU     = "CPU of the Go processes per REST request, TLS backends"
+	figTLSRESTCost    = "CPU of the Go processes per REST request, TLS backends − cleartext backends"
+)
+
 // specs gives each figure of the table, in order, its target (the issue's)
 // and how it is printed.
 var specs = []figure{
@@ -32,6 +45,16 @@ var specs = []figure{
 	{name: figHAProxyCPU, unit: " µs", digits: 1, target: atMost(5)},
 	{name: figRESTRatio, digits: 2, target: atLeast(0.40)},
 	{name: figRESTCPU, unit: " µs", digits: 1, target: atMost(35)},
+	// The issue asks only that TLS behind the edge stay cheap and that the
+	// figures be stated, with no number to meet: these rows report, they
+	// do not judge (a target made up here would be a claim the issue does
+	// not make).
+	{name: figTLSGRPCRatio, digits: 2, target: noTarget()},
+	{name: figTLSRESTRatio, digits: 2, target: noTarget()},
+	{name: figTLSHAProxyCPU, unit: " µs", digits: 1, target: noTarget()},
+	{name: figTLSHAProxyCost, unit: " µs", digits: 1, target: noTarget()},
+	{name: figTLSRESTCPU, unit: " µs", digits: 1, target: noTarget()},
+	{name: figTLSRESTCost, unit: " µs", digits: 1, target: noTarget()},
 	{name: figVanguard, digits: 2, target: atLeast(1)},
 	{name: figStreamRate, unit: " msg/s", target: atLeast(200000)},
 	{name: figStreamRatio, digits: 2, target: atLeast(0.8)},
@@ -78,14 +101,17 @@ func notMeasured(name, why string) figure {
 	return f
 }
 
-// target is the value a figure must reach: at least limit, or at most.
+// target is the value a figure must reach: at least limit, or at most; or
+// none, for a figure that is only reported.
 type target struct {
 	atLeast bool
 	limit   float64
+	none    bool
 }
 
-func atLeast(v float64) target { return target{true, v} }
-func atMost(v float64) target  { return target{false, v} }
+func atLeast(v float64) target { return target{atLeast: true, limit: v} }
+func atMost(v float64) target  { return target{limit: v} }
+func noTarget() target         { return target{none: true} }
 
 // figure is one row of the results table.
 type figure struct {
@@ -105,7 +131,7 @@ type figure struct {
 
 // met reports whether a measured figure reaches its target.
 func (f figure) met() bool {
-	if !f.measured || math.IsNaN(f.value) {
+	if !f.measured || f.target.none || math.IsNaN(f.value) {
 		return false
 	}
 	if f.target.atLeast {
@@ -115,11 +141,11 @@ func (f figure) met() bool {
 }
 
 // score is how far the figure is toward its target, 1 being exactly on it
-// and more being better, for the chart. Figures whose target is zero (no
-// errors) have no meaningful score and return NaN.
+// and more being better, for the chart. Figures with no target, or whose
+// target is zero (no errors), have no meaningful score and return NaN.
 func (f figure) score() float64 {
 	switch {
-	case !f.measured || f.target.limit == 0:
+	case !f.measured || f.target.none || f.target.limit == 0:
 		return math.NaN()
 	case f.target.atLeast:
 		return f.value / f.target.limit
@@ -135,6 +161,9 @@ func (f figure) formatValue(v float64) string {
 }
 
 func (f figure) formatTarget() string {
+	if f.target.none {
+		return "none"
+	}
 	op := "≤"
 	if f.target.atLeast {
 		op = "≥"

@@ -174,8 +174,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		figures   []string
 		f         func() ([]figure, []string, error)
 	}{
-		{"unary", "unary throughput and CPU", []string{figGRPCRatio, figHAProxyCPU, figRESTRatio, figRESTCPU}, func() ([]figure, []string, error) {
-			return measureUnary(ctx, sys, unaryLoad{o.conns, o.inFlight}, p, work)
+		{"unary", "unary throughput and CPU", []string{figGRPCRatio, figHAProxyCPU, figRESTRatio, figRESTCPU,
+			figTLSGRPCRatio, figTLSRESTRatio, figTLSHAProxyCPU, figTLSHAProxyCost, figTLSRESTCPU, figTLSRESTCost}, func() (figs []figure, details []string, err error) {
+			// A second stack, with TLS on the hops behind HAProxy, runs
+			// only for this step, so that it weighs on no other figure.
+			// Its state folder is its own: it issues certificates of its
+			// own for its own ports.
+			tlsSys, err := startSystem(ctx, binDir, filepath.Join(work, "state-tls"), haproxyConfig,
+				append(slices.Clone(o.env), "CODENAME_STREAM_INTERVAL=0", "CODENAME_BACKEND_TLS=mutual")...)
+			if err != nil {
+				return nil, nil, fmt.Errorf("TLS backends: %w", err)
+			}
+			defer func() {
+				if stopErr := tlsSys.stop(); stopErr != nil && err == nil {
+					err = fmt.Errorf("stop the stack with TLS backends: %w", stopErr)
+				}
+			}()
+			return measureUnary(ctx, sys, tlsSys, unaryLoad{o.conns, o.inFlight}, p, work)
 		}},
 		{"vanguard", "REST transcoders: grpc-gateway against vanguard-go", []string{figVanguard}, func() ([]figure, []string, error) {
 			if vanguardErr != nil {

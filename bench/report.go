@@ -57,9 +57,13 @@ the sum over its workers (the master's children).
 		value, met := "not measured", "–"
 		if f.measured {
 			value = f.formatValue(f.value)
-			met = "no"
-			if f.met() {
+			switch {
+			case f.target.none:
+				// Reported only: nothing to meet.
+			case f.met():
 				met = "yes"
+			default:
+				met = "no"
 			}
 		}
 		if f.note != "" {

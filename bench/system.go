@@ -58,9 +58,10 @@ func startSystem(ctx context.Context, binDir, stateDir, haproxyConfig string, en
 		StateDir:      stateDir,
 		// Stopping between figures should not wait for the 2 s drain
 		// meant for production.
-		// The hops behind HAProxy stay cleartext, as in the recorded
-		// results; TLS against cleartext side by side is issue 11's
-		// point 7, still to do.
+		// The hops behind HAProxy are cleartext unless env says
+		// otherwise, as in the recorded results; the unary step starts a
+		// second stack with CODENAME_BACKEND_TLS=mutual to set TLS
+		// beside it.
 		// The edge's per-client limits are sized for a public deployment;
 		// the load here comes from one address and holds up to 50k
 		// streams, so they are raised (not switched off) to fit it.

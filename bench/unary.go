@@ -30,8 +30,12 @@ type unaryLoad struct {
 // measureUnary measures unary GetCodename three ways, in alternating
 // rounds, with the same h2load settings: gRPC direct to the server, gRPC
 // through HAProxy, and REST (GET /v1/codename) through HAProxy and the
-// gateway.
-func measureUnary(ctx context.Context, sys *system, load unaryLoad, p plan, workDir string) ([]figure, []string, error) {
+// gateway. sys's hops behind HAProxy are cleartext; tlsSys is a second
+// stack whose hops are TLS, and the same gRPC and REST calls through its
+// HAProxy run in the same rounds, so that TLS is weighed against cleartext
+// side by side (issue 11 point 7). sys alone stays the reference of the
+// figures that do not name TLS.
+func measureUnary(ctx context.Context, sys, tlsSys *system, load unaryLoad, p plan, workDir string) ([]figure, []string, error) {
 	req := &codenamev1.NameRequest{Category: "science"}
 	body, err := writeGRPCRequest(workDir, req)
 	if err != nil {
@@ -46,27 +50,39 @@ func measureUnary(ctx context.Context, sys *system, load unaryLoad, p plan, work
 	if err := checkGRPC(ctx, sys.proxyAddr(), req); err != nil {
 		return nil, nil, fmt.Errorf("through HAProxy: %w", err)
 	}
-	restURL := "http://" + sys.proxyAddr() + "/v1/codename?category=science"
+	if err := checkGRPC(ctx, tlsSys.proxyAddr(), req); err != nil {
+		return nil, nil, fmt.Errorf("through HAProxy, TLS backends: %w", err)
+	}
+	restPath := "/v1/codename?category=science"
+	restURL := "http://" + sys.proxyAddr() + restPath
 	if err := checkREST(ctx, restURL); err != nil {
 		return nil, nil, err
 	}
+	tlsRESTURL := "http://" + tlsSys.proxyAddr() + restPath
+	if err := checkREST(ctx, tlsRESTURL); err != nil {
+		return nil, nil, fmt.Errorf("TLS backends: %w", err)
+	}
 
 	grpcPath := "/codename.v1.CodenameCreator/GetCodename"
-	run := func(url string, headers []string, bodyFile string) func(context.Context, time.Duration) (unarySample, error) {
+	run := func(sys *system, url string, headers []string, bodyFile string) func(context.Context, time.Duration) (unarySample, error) {
 		return func(ctx context.Context, d time.Duration) (unarySample, error) {
 			job := h2loadJob{url: url, conns: load.conns, streams: load.streams, duration: d, headers: headers, bodyFile: bodyFile}
 			return measureH2load(ctx, sys, job)
 		}
 	}
+	// HAProxy's listener is cleartext in both stacks (h2load speaks h2c to
+	// it); only the hops behind it differ.
 	samples, err := alternate(ctx, p.rounds, p.duration, p.warmUp,
-		config[unarySample]{"gRPC direct", run("http://"+sys.grpcAddr()+grpcPath, grpcHeaders, body)},
-		config[unarySample]{"gRPC through HAProxy", run("http://"+sys.proxyAddr()+grpcPath, grpcHeaders, body)},
-		config[unarySample]{"REST through HAProxy and gateway", run(restURL, nil, "")},
+		config[unarySample]{"gRPC direct", run(sys, "http://"+sys.grpcAddr()+grpcPath, grpcHeaders, body)},
+		config[unarySample]{"gRPC through HAProxy", run(sys, "http://"+sys.proxyAddr()+grpcPath, grpcHeaders, body)},
+		config[unarySample]{"REST through HAProxy and gateway", run(sys, restURL, nil, "")},
+		config[unarySample]{"gRPC through HAProxy, TLS backends", run(tlsSys, "http://"+tlsSys.proxyAddr()+grpcPath, grpcHeaders, body)},
+		config[unarySample]{"REST through HAProxy and gateway, TLS backends", run(tlsSys, tlsRESTURL, nil, "")},
 	)
 	if err != nil {
 		return nil, nil, err
 	}
-	direct, proxied, rest := samples[0], samples[1], samples[2]
+	direct, proxied, rest, tlsProxied, tlsRest := samples[0], samples[1], samples[2], samples[3], samples[4]
 	rate := func(s unarySample) float64 { return s.rate }
 	cpu := func(names ...string) func(unarySample) float64 {
 		return func(s unarySample) float64 {
@@ -81,11 +97,19 @@ func measureUnary(ctx context.Context, sys *system, load unaryLoad, p plan, work
 	restRatio := pairedRatio(each(rest, rate), each(direct, rate))
 	hapCPU := each(proxied, cpu(procHAProxy))
 	goCPU := each(rest, cpu(procGateway, procServer))
+	tlsHAPCPU := each(tlsProxied, cpu(procHAProxy))
+	tlsGoCPU := each(tlsRest, cpu(procGateway, procServer))
 	figs := []figure{
 		measured(figGRPCRatio, grpcRatio, ""),
 		measured(figHAProxyCPU, hapCPU, ""),
 		measured(figRESTRatio, restRatio, ""),
 		measured(figRESTCPU, goCPU, ""),
+		measured(figTLSGRPCRatio, pairedRatio(each(tlsProxied, rate), each(proxied, rate)), ""),
+		measured(figTLSRESTRatio, pairedRatio(each(tlsRest, rate), each(rest, rate)), ""),
+		measured(figTLSHAProxyCPU, tlsHAPCPU, ""),
+		measured(figTLSHAProxyCost, pairedDiff(tlsHAPCPU, hapCPU), ""),
+		measured(figTLSRESTCPU, tlsGoCPU, ""),
+		measured(figTLSRESTCost, pairedDiff(tlsGoCPU, goCPU), ""),
 	}
 	details := []string{
 		fmt.Sprintf("Unary load: h2load, 1 thread, %d connections × %d streams in flight, %v per run, GetCodename{category: science}.", load.conns, load.streams, p.duration),
@@ -98,6 +122,13 @@ func measureUnary(ctx context.Context, sys *system, load unaryLoad, p plan, work
 			median(hapCPU), median(each(proxied, cpu(procServer)))),
 		fmt.Sprintf("CPU µs per REST call (median): HAProxy %.1f, gateway %.1f, server %.1f.",
 			median(each(rest, cpu(procHAProxy))), median(each(rest, cpu(procGateway))), median(each(rest, cpu(procServer)))),
+		"TLS backends: a second stack, started with CODENAME_BACKEND_TLS=mutual (TLS with client certificates from HAProxy to the servers and the gateways, and from the gateways to the servers), measured in the same rounds as the cleartext one; HAProxy's listener is cleartext in both.",
+		fmt.Sprintf("Unary calls/s with TLS backends (median): gRPC through HAProxy %.0f, REST through HAProxy and gateway %.0f.",
+			median(each(tlsProxied, rate)), median(each(tlsRest, rate))),
+		fmt.Sprintf("CPU µs per gRPC call through HAProxy, TLS backends (median): HAProxy %.1f, server %.1f.",
+			median(tlsHAPCPU), median(each(tlsProxied, cpu(procServer)))),
+		fmt.Sprintf("CPU µs per REST call, TLS backends (median): HAProxy %.1f, gateway %.1f, server %.1f.",
+			median(each(tlsRest, cpu(procHAProxy))), median(each(tlsRest, cpu(procGateway))), median(each(tlsRest, cpu(procServer)))),
 	}
 	return figs, details, nil
 }
