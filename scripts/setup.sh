@@ -21,6 +21,7 @@ if [[ $mode == test ]]; then
   command -v slowhttptest >/dev/null || packages+=(slowhttptest)
   command -v openssl >/dev/null || packages+=(openssl)
   command -v h2load >/dev/null || packages+=(nghttp2-client)
+  command -v tcpdump >/dev/null || packages+=(tcpdump)
 fi
 if ((${#packages[@]})); then
   sudo=()

@@ -1,0 +1,153 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
+)
+
+// captureLoopback runs tcpdump on the loopback interface for the TCP ports
+// of addrs until stop is called, which returns what it captured (the raw
+// pcap file: enough to look for bytes in the clear).
+func captureLoopback(t *testing.T, addrs ...string) (stop func() []byte) {
+	t.Helper()
+	tcpdump, err := exec.LookPath("tcpdump")
+	if err != nil {
+		t.Fatal("tcpdump is not installed (scripts/setup.sh test installs it)")
+	}
+	var filter []string
+	for _, a := range addrs {
+		_, port, err := net.SplitHostPort(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		filter = append(filter, "tcp port "+port)
+	}
+	file := filepath.Join(t.TempDir(), "capture.pcap")
+	// -Z root: tcpdump would otherwise drop to its own user, which cannot
+	// write into the test's private temporary folder.
+	cmd := exec.Command(tcpdump, "-i", "lo", "-U", "-s", "0", "-Z", "root", "-w", file, strings.Join(filter, " or "))
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	// A connection to one of the ports is captured once tcpdump really
+	// captures, and once it has written all before it: wait for it to
+	// show in the file, at the start and before stopping.
+	probe := func() {
+		before := fileSize(file)
+		if c, err := net.DialTimeout("tcp", addrs[0], time.Second); err == nil {
+			c.Close()
+		}
+		waitFor(t, "tcpdump to write what it captured", func() bool { return fileSize(file) > before })
+	}
+	stopped := false
+	stop = func() []byte {
+		if !stopped {
+			probe()
+			stopped = true
+			_ = cmd.Process.Signal(syscall.SIGINT)
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				_ = cmd.Process.Kill()
+				<-done
+			}
+		}
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatalf("tcpdump: %v\n%s", err, out.String())
+		}
+		return b
+	}
+	t.Cleanup(func() { stop() })
+	waitFor(t, "tcpdump to start", func() bool { return fileSize(file) > 0 })
+	probe()
+	return stop
+}
+
+// wireCalls makes gRPC and REST calls through the edge and returns the
+// codenames they got, which then crossed every hop behind it.
+func wireCalls(t *testing.T, s *system) []string {
+	t.Helper()
+	var names []string
+	client := s.grpcClient(t, true)
+	for range 5 {
+		res, err := client.GetCodename(t.Context(), &codenamev1.NameRequest{Category: "science"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, res.GetName())
+	}
+	c := transports[0].client(t, s)
+	for range 5 {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		req, _ := http.NewRequestWithContext(ctx, "GET", s.httpsURL("/v1/codename?category=science"), nil)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		cancel()
+		var name string
+		if _, err := fmt.Sscanf(string(b), `{"name":%q}`, &name); err != nil {
+			t.Fatalf("answer %q: %v", b, err)
+		}
+		names = append(names, name)
+	}
+	return names
+}
+
+// TestNoCleartextBehindTheEdge captures the traffic to the gRPC server and
+// the gateway while calls go through the edge over TLS: with TLS behind
+// the edge (the default) no codename crosses those hops in the clear; with
+// CODENAME_BACKEND_TLS=off every one does, which shows that the capture
+// sees the traffic it looks through.
+func TestNoCleartextBehindTheEdge(t *testing.T) {
+	for _, mode := range []string{"mutual", "off"} {
+		t.Run(mode, func(t *testing.T) {
+			s := startSystem(t, "CODENAME_BACKEND_TLS="+mode)
+			stop := captureLoopback(t, s.cfg.GRPCAddrs[0], s.cfg.GatewayAddrs[0])
+			names := wireCalls(t, s)
+			captured := stop()
+			seen := 0
+			for _, n := range names {
+				if bytes.Contains(captured, []byte(n)) {
+					seen++
+				}
+			}
+			t.Logf("%s: %d of %d codenames seen in %d bytes captured behind the edge", mode, seen, len(names), len(captured))
+			switch {
+			case mode == "off" && seen != len(names):
+				t.Errorf("with cleartext backends the capture found %d of %d codenames, want all: it does not see the traffic", seen, len(names))
+			case mode != "off" && seen != 0:
+				t.Errorf("with TLS behind the edge, %d codenames crossed in the clear", seen)
+			}
+		})
+	}
+}
+
+// fileSize is the size of the file at path, 0 if it is not there yet.
+func fileSize(path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
