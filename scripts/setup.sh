@@ -4,7 +4,8 @@
 # usage: scripts/setup.sh run    what the run command needs (HAProxy, grpcurl)
 #        scripts/setup.sh test   that, plus what the tests drive (curl,
 #                                headless Chromium, and NSS's certutil, with
-#                                which the browser tests trust the dev CA)
+#                                which the browser tests trust the dev CA;
+#                                dnsmasq, the DNS server of the host tests)
 #
 # Debian packages come from apt-get; Go tools are pinned and installed into
 # bin/ of this repository, so nothing global changes but the packages.
@@ -22,6 +23,7 @@ if [[ $mode == test ]]; then
   command -v openssl >/dev/null || packages+=(openssl)
   command -v h2load >/dev/null || packages+=(nghttp2-client)
   command -v tcpdump >/dev/null || packages+=(tcpdump)
+  command -v dnsmasq >/dev/null || packages+=(dnsmasq-base)
 fi
 if ((${#packages[@]})); then
   sudo=()

@@ -58,6 +58,14 @@ type Config struct {
 	// ReadyTimeout bounds the wait for the whole system to answer; zero
 	// means 30 seconds.
 	ReadyTimeout time.Duration
+	// GatewayTarget is the gRPC target the gateways dial, such as
+	// dns:///codename-server:9090; empty means the servers' addresses.
+	GatewayTarget string
+	// Netns, if set, names the network namespace each child ("server-1",
+	// "gateway-2", "haproxy") runs in, empty for this one's: the child is
+	// started as `ip netns exec NS argv...`, which execs argv, so that the
+	// child's PID is the one the stack signals. See Network.
+	Netns func(child string) string
 }
 
 // MaxReplicas is how many replicas of each kind haproxy.cfg can address.
@@ -190,7 +198,11 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	}
 	for i, addr := range cfg.GatewayAddrs {
 		hapEnv = append(hapEnv, ReplicaEnv("CODENAME_GATEWAY_ADDR", i+1)+"="+addr)
-		env := append(slices.Clone(common), "CODENAME_GATEWAY_ADDR="+addr, "CODENAME_GRPC_ADDRS="+strings.Join(cfg.GRPCAddrs, ","))
+		target := cfg.GatewayTarget
+		if target == "" {
+			target = strings.Join(cfg.GRPCAddrs, ",")
+		}
+		env := append(slices.Clone(common), "CODENAME_GATEWAY_ADDR="+addr, "CODENAME_GRPC_ADDRS="+target)
 		env = append(env, secure.gateway...)
 		if i < len(cfg.GatewayAdminAddrs) {
 			env = append(env, "CODENAME_GATEWAY_ADMIN_ADDR="+cfg.GatewayAdminAddrs[i])
@@ -218,7 +230,13 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 }
 
 func (s *Stack) start(name string, argv, env []string) (*Process, error) {
-	cmd := exec.Command(argv[0], argv[1:]...)
+	run := argv
+	if s.cfg.Netns != nil {
+		if ns := s.cfg.Netns(name); ns != "" {
+			run = append([]string{"ip", "netns", "exec", ns}, argv...)
+		}
+	}
+	cmd := exec.Command(run[0], run[1:]...)
 	cmd.Env = env
 	dst := s.cfg.Output
 	if name == "haproxy" {

@@ -1,0 +1,400 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
+	"github.com/codename-gateway/codename-gateway/internal/stack"
+)
+
+// The DNS names the host tests serve: haproxy.cfg's server-templates and
+// the gateways' dns:/// target read the replicas from them.
+const (
+	serverDNSName  = "codename-server.test"
+	gatewayDNSName = "codename-gateway.test"
+)
+
+// hostNet is the system started on a private network of hosts, each in a
+// network namespace of its own, with a DNS server (dnsmasq) that lists
+// the replicas.
+type hostNet struct {
+	net    *stack.Network
+	st     *stack.Stack
+	log    *syncBuffer
+	dns    *exec.Cmd
+	hosts  string // dnsmasq's addn-hosts file
+	grpcOf map[string]string
+	admin  map[string]string // admin (metrics) address per server host
+}
+
+// startHosts makes the network (edge, dns, server1, server2, gateway1,
+// gateway2, client), starts dnsmasq with records for servers, and starts
+// the system through stack.Start with every child on its own host:
+// HAProxy finds the servers and gateways by DNS (CODENAME_GRPC_DNS,
+// CODENAME_GATEWAY_DNS), the gateways find the servers by DNS
+// (dns:///codename-server.test:9090). Everything is removed in Cleanup.
+func startHosts(t *testing.T, servers []string, env ...string) *hostNet {
+	t.Helper()
+	n, err := stack.NewNetwork("edge", "dns", "server1", "server2", "gateway1", "gateway2", "client")
+	if err != nil {
+		t.Fatalf("cannot make the test network of hosts (network namespaces need root and iproute2's `ip netns`): %v", err)
+	}
+	t.Cleanup(func() {
+		if err := n.Close(); err != nil {
+			t.Errorf("remove the network: %v", err)
+		}
+	})
+	h := &hostNet{net: n, log: new(syncBuffer), grpcOf: map[string]string{}, admin: map[string]string{}}
+	for _, s := range []string{"server1", "server2"} {
+		h.grpcOf[s] = n.Host(s).Addr + ":9090"
+		h.admin[s] = n.Host(s).Addr + ":9091"
+	}
+	h.startDNS(t, servers)
+	for _, host := range []string{"edge", "gateway1", "gateway2"} {
+		if err := n.SetResolver(host, n.Host("dns").Addr); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	edge := n.Host("edge").Addr
+	placement := map[string]string{"haproxy": "edge", "server-1": "server1", "server-2": "server2", "gateway-1": "gateway1", "gateway-2": "gateway2"}
+	cfg := stack.Config{
+		BinDir:            binDir,
+		GatewayTarget:     "dns:///" + serverDNSName + ":9090",
+		HAProxyConfig:     defaultHAProxyConfig(),
+		StateDir:          t.TempDir(),
+		HTTPSAddr:         edge + ":8443",
+		HTTPAddr:          edge + ":8080",
+		StatsAddr:         edge + ":8404",
+		GRPCAddrs:         []string{h.grpcOf["server1"], h.grpcOf["server2"]},
+		GRPCAdminAddrs:    []string{h.admin["server1"], h.admin["server2"]},
+		GatewayAddrs:      []string{n.Host("gateway1").Addr + ":8081", n.Host("gateway2").Addr + ":8081"},
+		GatewayAdminAddrs: []string{n.Host("gateway1").Addr + ":8082", n.Host("gateway2").Addr + ":8082"},
+		Env: append([]string{
+			"CODENAME_STREAM_INTERVAL=" + streamInterval.String(), "CODENAME_DRAIN_DELAY=200ms",
+			"CODENAME_GRPC_DNS=" + serverDNSName + ":9090",
+			"CODENAME_GATEWAY_DNS=" + gatewayDNSName + ":8081",
+		}, env...),
+		Output: h.log,
+		Netns:  func(child string) string { return n.Host(placement[child]).Netns },
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	st, err := stack.Start(ctx, cfg)
+	if err != nil {
+		t.Fatalf("start the stack on the hosts: %v\n%s", err, h.log.String())
+	}
+	h.st = st
+	t.Cleanup(func() {
+		if err := st.Stop(); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("output of the stack:\n%s", h.log.String())
+		}
+	})
+	return h
+}
+
+// startDNS runs dnsmasq on the dns host, answering for the .test names
+// from a hosts file that setDNS rewrites, and nothing else.
+func (h *hostNet) startDNS(t *testing.T, servers []string) {
+	t.Helper()
+	h.hosts = filepath.Join(t.TempDir(), "hosts")
+	h.writeHosts(t, servers)
+	addr := h.net.Host("dns").Addr
+	h.dns = exec.Command("ip", "netns", "exec", h.net.Host("dns").Netns, "dnsmasq",
+		"--no-daemon", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--addn-hosts="+h.hosts,
+		"--listen-address="+addr, "--bind-interfaces", "--local=/test/", "--user=root", "--pid-file",
+		"--log-facility=-")
+	h.dns.Stdout, h.dns.Stderr = h.log, h.log
+	h.dns.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	if err := h.dns.Start(); err != nil {
+		t.Fatalf("start dnsmasq (apt-get install dnsmasq-base; scripts/setup.sh test): %v", err)
+	}
+	done := make(chan struct{})
+	go func() { h.dns.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = h.dns.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = h.dns.Process.Kill()
+			<-done
+		}
+	})
+	if d, ok := stack.PollUntil(10*time.Second, func() bool {
+		got := h.lookup()
+		return len(got) == len(servers)
+	}); !ok {
+		t.Fatalf("dnsmasq does not answer for %s after %v:\n%s", serverDNSName, d, h.log.String())
+	}
+}
+
+// writeHosts writes the records: the given server hosts under
+// serverDNSName, both gateways under gatewayDNSName.
+func (h *hostNet) writeHosts(t *testing.T, servers []string) {
+	t.Helper()
+	var b strings.Builder
+	for _, s := range servers {
+		fmt.Fprintf(&b, "%s %s\n", h.net.Host(s).Addr, serverDNSName)
+	}
+	for _, g := range []string{"gateway1", "gateway2"} {
+		fmt.Fprintf(&b, "%s %s\n", h.net.Host(g).Addr, gatewayDNSName)
+	}
+	if err := os.WriteFile(h.hosts, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// setDNS makes the servers' record list exactly servers, and returns once
+// dnsmasq answers so.
+func (h *hostNet) setDNS(t *testing.T, servers ...string) {
+	t.Helper()
+	h.writeHosts(t, servers)
+	if err := h.dns.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	want := make([]string, len(servers))
+	for i, s := range servers {
+		want[i] = h.net.Host(s).Addr
+	}
+	if _, ok := stack.PollUntil(5*time.Second, func() bool {
+		got := h.lookup()
+		return len(got) == len(want) && containsAll(got, want)
+	}); !ok {
+		t.Fatalf("dnsmasq does not answer %v for %s after SIGHUP", want, serverDNSName)
+	}
+}
+
+// lookup asks dnsmasq directly for the servers' addresses.
+func (h *hostNet) lookup() []string {
+	r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, h.net.Host("dns").Addr+":53")
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	got, _ := r.LookupHost(ctx, serverDNSName)
+	return got
+}
+
+func containsAll(got, want []string) bool {
+	for _, w := range want {
+		found := false
+		for _, g := range got {
+			found = found || g == w
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// handled reads GetCodename calls finished OK by each server host.
+func (h *hostNet) handled(t *testing.T) map[string]float64 {
+	t.Helper()
+	n := map[string]float64{}
+	client := &http.Client{Timeout: 5 * time.Second}
+	for s, a := range h.admin {
+		resp, err := client.Get("http://" + a + "/metrics")
+		if err != nil {
+			t.Fatalf("metrics of %s: %v", s, err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n[s] = countSoFar(string(b), "grpc_server_handled_total", map[string]string{"grpc_code": "OK", "grpc_method": "GetCodename"})
+	}
+	return n
+}
+
+// checkStatus returns the check_status of server sv in backend be from
+// HAProxy's stats ("L7OK", "* L7TOUT", ...).
+func (h *hostNet) checkStatus(t *testing.T, be, sv string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + h.st.Config().StatsAddr + "/stats;csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(b), "\n")
+	col := slices.Index(strings.Split(lines[0], ","), "check_status")
+	for _, l := range lines[1:] {
+		if f := strings.Split(l, ","); len(f) > col && col >= 0 && f[0] == be && f[1] == sv {
+			return f[col]
+		}
+	}
+	return ""
+}
+
+// hostCalls makes calls through the edge and counts the failures.
+type hostCalls struct {
+	grpc   codenamev1.CodenameCreatorClient
+	rest   *http.Client
+	url    string
+	ok     int
+	failed int
+	errs   []string
+}
+
+func (c *hostCalls) note(err error) {
+	if err == nil {
+		c.ok++
+		return
+	}
+	c.failed++
+	if len(c.errs) < 5 {
+		c.errs = append(c.errs, err.Error())
+	}
+}
+
+func (c *hostCalls) grpcBatch(ctx context.Context, n int) {
+	for range n {
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := c.grpc.GetCodename(ctx, &codenamev1.NameRequest{})
+		cancel()
+		c.note(err)
+	}
+}
+
+func (c *hostCalls) restBatch(ctx context.Context, n int) {
+	for range n {
+		c.note(func() error {
+			req, err := http.NewRequestWithContext(ctx, "GET", c.url, nil)
+			if err != nil {
+				return err
+			}
+			resp, err := c.rest.Do(req)
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("REST: %s %s", resp.Status, b)
+			}
+			return nil
+		}())
+	}
+}
+
+// delta runs batch and returns how many calls each server finished in it.
+func (h *hostNet) delta(t *testing.T, batch func()) map[string]float64 {
+	before := h.handled(t)
+	batch()
+	after := h.handled(t)
+	d := map[string]float64{}
+	for s := range after {
+		d[s] = after[s] - before[s]
+	}
+	return d
+}
+
+// TestHostsDiscoverReplicasByDNS: on separate hosts, HAProxy and the
+// gateways find the servers through a real DNS server, follow a replica
+// added and one removed by changing the records, and no call fails.
+func TestHostsDiscoverReplicasByDNS(t *testing.T) {
+	start := time.Now()
+	// The servers ask clients to reconnect every 3 s: the gateways' gRPC
+	// DNS resolver looks the name up again only when a connection ends
+	// (and at most every 30 s, grpc-go's minimum).
+	h := startHosts(t, []string{"server1"}, "CODENAME_MAX_CONN_AGE=3s")
+	t.Logf("network %s.0/24 and stack up in %v", h.net.Prefix, time.Since(start).Round(time.Millisecond))
+
+	conn, err := grpc.NewClient("passthrough:///"+h.st.Config().HTTPAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	c := &hostCalls{
+		grpc: codenamev1.NewCodenameCreatorClient(conn),
+		rest: &http.Client{Transport: tr, Timeout: 10 * time.Second},
+		url:  "http://" + h.st.Config().HTTPAddr + "/v1/codename",
+	}
+	ctx := t.Context()
+
+	// Only server1 is in DNS: every call lands there.
+	d := h.delta(t, func() { c.grpcBatch(ctx, 50); c.restBatch(ctx, 50) })
+	if d["server1"] != 100 || d["server2"] != 0 {
+		t.Fatalf("with only server1 in DNS, 50 gRPC and 50 REST calls landed %v, want all 100 on server1 (failures: %d %v)", d, c.failed, c.errs)
+	}
+
+	// server2 joins: HAProxy and then the gateways send to it too.
+	h.setDNS(t, "server1", "server2")
+	added := time.Now()
+	haproxyAdd, ok := stack.PollUntil(20*time.Second, func() bool {
+		return h.delta(t, func() { c.grpcBatch(ctx, 20) })["server2"] > 0
+	})
+	if !ok {
+		t.Fatalf("gRPC through HAProxy did not reach server2 within %v of its record", haproxyAdd)
+	}
+	// Requests pass while a new server's first checks run (servers start
+	// UP): its checks must pass too, or it is out within a second.
+	for _, be := range []string{"be_grpc", "be_grpc_stream"} {
+		for _, sv := range []string{"grpc1", "grpc2"} {
+			if _, ok := stack.PollUntil(5*time.Second, func() bool { return h.checkStatus(t, be, sv) == "L7OK" }); !ok {
+				t.Fatalf("HAProxy's health check of %s/%s is %q, want L7OK, with both servers in DNS", be, sv, h.checkStatus(t, be, sv))
+			}
+		}
+	}
+	gatewayAdd, ok := stack.PollUntil(45*time.Second, func() bool {
+		return h.delta(t, func() { c.restBatch(ctx, 20) })["server2"] > 0
+	})
+	if !ok {
+		t.Fatalf("REST through the gateways did not reach server2 within %v of its record", time.Since(added))
+	}
+	gatewayAdd = time.Since(added)
+	t.Logf("server2 added to DNS: gRPC through HAProxy reached it after %v, REST through the gateways after %v",
+		haproxyAdd.Round(10*time.Millisecond), gatewayAdd.Round(10*time.Millisecond))
+
+	// server1 leaves DNS (still running): new calls reach only server2.
+	h.setDNS(t, "server2")
+	removed := time.Now()
+	haproxyRemove, ok := stack.PollUntil(30*time.Second, func() bool {
+		return h.delta(t, func() { c.grpcBatch(ctx, 20) })["server1"] == 0
+	})
+	if !ok {
+		t.Fatalf("gRPC through HAProxy still reached server1 %v after its record went", haproxyRemove)
+	}
+	_, ok = stack.PollUntil(45*time.Second, func() bool {
+		return h.delta(t, func() { c.restBatch(ctx, 20) })["server1"] == 0
+	})
+	gatewayRemove := time.Since(removed)
+	if !ok {
+		t.Fatalf("REST through the gateways still reached server1 %v after its record went", gatewayRemove)
+	}
+	// And it stays so, for both paths.
+	if d := h.delta(t, func() { c.grpcBatch(ctx, 50); c.restBatch(ctx, 50) }); d["server1"] != 0 || d["server2"] != 100 {
+		t.Errorf("after server1's record went, 50 gRPC and 50 REST calls landed %v, want all 100 on server2", d)
+	}
+	t.Logf("server1 removed from DNS: gRPC through HAProxy left it after %v, REST through the gateways after %v",
+		haproxyRemove.Round(10*time.Millisecond), gatewayRemove.Round(10*time.Millisecond))
+	t.Logf("calls: %d OK, %d failed %v; test took %v", c.ok, c.failed, c.errs, time.Since(start).Round(time.Millisecond))
+	if c.failed != 0 {
+		t.Errorf("%d calls failed while the records changed, want 0: %v", c.failed, c.errs)
+	}
+}

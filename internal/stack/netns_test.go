@@ -1,0 +1,75 @@
+package stack
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestNetwork: the hosts of a Network reach this namespace over the
+// bridge, `ip netns exec` execs the command (so the stack's PID is the
+// child's), and Close leaves nothing behind.
+func TestNetwork(t *testing.T) {
+	n, err := NewNetwork("a", "b")
+	if err != nil {
+		t.Fatalf("cannot make a network of hosts (needs root and iproute2's ip netns): %v", err)
+	}
+	t.Cleanup(func() { n.Close() })
+	if got, want := n.Host("b").Addr, n.Prefix+".3"; got != want {
+		t.Errorf("b's address: got %s, want %s", got, want)
+	}
+
+	l, err := net.Listen("tcp", n.Prefix+".1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	for _, h := range []string{"a", "b"} {
+		cmd := exec.Command("ip", "netns", "exec", n.Host(h).Netns, "bash", "-c", fmt.Sprintf("exec 3<>/dev/tcp/%s.1/%s", n.Prefix, port))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("host %s cannot reach the bridge: %v %s", h, err, out)
+			continue
+		}
+		c, err := l.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _, _ := net.SplitHostPort(c.RemoteAddr().String()); got != n.Host(h).Addr {
+			t.Errorf("connection from %s, want %s", got, n.Host(h).Addr)
+		}
+		c.Close()
+	}
+
+	cmd := exec.Command("ip", "netns", "exec", n.Host("a").Netns, "sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	comm := func() string {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", cmd.Process.Pid))
+		return strings.TrimSpace(string(b))
+	}
+	if d, ok := PollUntil(5*time.Second, func() bool { return comm() == "sleep" }); !ok {
+		t.Errorf("PID %d is %q after %v, want the command itself (sleep)", cmd.Process.Pid, comm(), d)
+	}
+
+	ns := n.Host("a").Netns
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("ip", "netns", "list").CombinedOutput()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), ns) {
+		t.Errorf("namespace left after Close:\n%s", out)
+	}
+	if _, err := net.InterfaceByName(n.Bridge); err == nil {
+		t.Errorf("bridge %s left after Close", n.Bridge)
+	}
+}
