@@ -4,9 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/csv"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -164,20 +162,11 @@ func servedCertificate(t *testing.T, s *system) *x509.Certificate {
 // line succeeded at layer 7 (the stats page's check_status L7OK).
 func (s *system) checksPassed(t *testing.T) bool {
 	t.Helper()
-	body := s.get(t, "http://"+s.cfg.StatsAddr+"/stats;csv")
-	rows, err := csv.NewReader(strings.NewReader(strings.TrimPrefix(body, "# "))).ReadAll()
-	if err != nil {
-		t.Fatalf("stats CSV: %v", err)
-	}
-	col := map[string]int{}
-	for i, name := range rows[0] {
-		col[name] = i
-	}
 	checked := 0
-	for _, r := range rows[1:] {
+	for _, r := range s.statsRows(t) {
 		for _, b := range allBackends {
-			if r[col["pxname"]] == b[0] && r[col["svname"]] == b[1] {
-				if r[col["check_status"]] != "L7OK" {
+			if r["pxname"] == b[0] && r["svname"] == b[1] {
+				if r["check_status"] != "L7OK" {
 					return false
 				}
 				checked++

@@ -20,24 +20,37 @@ import (
 	"github.com/codename-gateway/codename-gateway/internal/promtest"
 )
 
+// statsRows reads HAProxy's stats page as CSV: one map of column name to
+// value per proxy and server line.
+func (s *system) statsRows(t *testing.T) []map[string]string {
+	t.Helper()
+	body := s.get(t, "http://"+s.cfg.StatsAddr+"/stats;csv")
+	rows, err := csv.NewReader(strings.NewReader(strings.TrimPrefix(body, "# "))).ReadAll()
+	if err != nil || len(rows) < 2 {
+		t.Fatalf("stats CSV: %v\n%s", err, body)
+	}
+	var out []map[string]string
+	for _, r := range rows[1:] {
+		m := map[string]string{}
+		for i, name := range rows[0] {
+			if i < len(r) {
+				m[name] = r[i]
+			}
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
 // backendSessions returns how many requests each HAProxy backend has been
 // given (the stats page's stot), to tell whether a request reached one.
 func (s *system) backendSessions(t *testing.T) map[string]int {
 	t.Helper()
-	body := s.get(t, "http://"+s.cfg.StatsAddr+"/stats;csv")
-	rows, err := csv.NewReader(strings.NewReader(strings.TrimPrefix(body, "# "))).ReadAll()
-	if err != nil {
-		t.Fatalf("stats CSV: %v", err)
-	}
-	col := map[string]int{}
-	for i, name := range rows[0] {
-		col[name] = i
-	}
 	got := map[string]int{}
-	for _, r := range rows[1:] {
-		if len(r) > col["stot"] && r[col["svname"]] == "BACKEND" && strings.HasPrefix(r[col["pxname"]], "be_") {
-			n, _ := strconv.Atoi(r[col["stot"]])
-			got[r[col["pxname"]]] = n
+	for _, r := range s.statsRows(t) {
+		if r["svname"] == "BACKEND" && strings.HasPrefix(r["pxname"], "be_") {
+			n, _ := strconv.Atoi(r["stot"])
+			got[r["pxname"]] = n
 		}
 	}
 	return got
