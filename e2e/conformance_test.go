@@ -653,20 +653,17 @@ func waitCheckedUp(t *testing.T, hap *toolProc, statsAddr string, servers ...str
 // errProcExited ends pollUntil at once.
 var errProcExited = errors.New("the process exited")
 
-// pollUntil calls f every 50 ms until it returns nil or errProcExited, or until
-// limit has passed; it returns f's last error.
+// pollUntil calls f every 10 ms (stack.PollUntil) until it returns nil or
+// errProcExited, or until limit has passed; it returns f's last error.
 func pollUntil(limit time.Duration, f func() error) error {
-	deadline := time.Now().Add(limit)
-	for {
-		err := f()
-		if err == nil || errors.Is(err, errProcExited) {
-			return err
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("after %v: %w", limit, err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	var err error
+	if _, ok := stack.PollUntil(limit, func() bool {
+		err = f()
+		return err == nil || errors.Is(err, errProcExited)
+	}); !ok {
+		return fmt.Errorf("after %v: %w", limit, err)
 	}
+	return err
 }
 
 // lookTool finds a conformance tool on PATH.

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/codename-gateway/codename-gateway/gateway"
+	"github.com/codename-gateway/codename-gateway/internal/stack"
 	"github.com/codename-gateway/codename-gateway/server"
 	"github.com/codename-gateway/codename-gateway/server/codename"
 )
@@ -295,16 +296,12 @@ func TestHealthzFollowsServer(t *testing.T) {
 		t.Fatalf("healthz = %d while serving, want 200", got)
 	}
 	shutdown()
-	start := time.Now()
-	for {
-		got := get()
-		if got == http.StatusServiceUnavailable {
-			break
-		}
-		if time.Since(start) > time.Second {
-			t.Fatalf("healthz = %d a second after the server shut down, want 503", got)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var got int
+	if _, ok := stack.PollUntil(time.Second, func() bool {
+		got = get()
+		return got == http.StatusServiceUnavailable
+	}); !ok {
+		t.Fatalf("healthz = %d a second after the server shut down, want 503", got)
 	}
 }
 

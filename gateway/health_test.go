@@ -30,6 +30,8 @@ func (h *countingHealth) Check(_ context.Context, req *healthpb.HealthCheckReque
 	h.mu.Lock()
 	h.checks[req.GetService()]++
 	h.mu.Unlock()
+	// Not a poll: the Check takes a while on purpose, as one across a
+	// network would, so that concurrent /healthz requests overlap it.
 	time.Sleep(20 * time.Millisecond)
 	switch req.GetService() {
 	case "", "codename.v1.CodenameCreator":

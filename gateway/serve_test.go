@@ -16,6 +16,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/codename-gateway/codename-gateway/gateway"
+	"github.com/codename-gateway/codename-gateway/internal/stack"
 )
 
 // startServe runs gateway.Serve with h and d on a loopback port, and
@@ -122,16 +123,13 @@ func TestServeDrains(t *testing.T) {
 	stopped := time.Now()
 
 	// Health says NOT_SERVING at once; the rest is served as before.
-	deadline := stopped.Add(delay / 2)
-	for {
-		code, body := getStatus(t, c, base+"/healthz")
-		if code == http.StatusServiceUnavailable && strings.Contains(body, "NOT_SERVING") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/healthz = %d during the drain delay, want 503 NOT_SERVING:\n%s", code, body)
-		}
-		time.Sleep(10 * time.Millisecond)
+	var healthCode int
+	var healthBody string
+	if _, ok := stack.PollUntil(time.Until(stopped.Add(delay/2)), func() bool {
+		healthCode, healthBody = getStatus(t, c, base+"/healthz")
+		return healthCode == http.StatusServiceUnavailable && strings.Contains(healthBody, "NOT_SERVING")
+	}); !ok {
+		t.Fatalf("/healthz = %d during the drain delay, want 503 NOT_SERVING:\n%s", healthCode, healthBody)
 	}
 	if code, body := getStatus(t, c, base+"/v1/codename?category=space"); code != http.StatusOK {
 		t.Errorf("GET /v1/codename = %d during the drain delay, want 200:\n%s", code, body)

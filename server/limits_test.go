@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
+	"github.com/codename-gateway/codename-gateway/internal/stack"
 )
 
 // TestMaxConcurrentStreams checks that a connection carries no more than
@@ -91,6 +92,8 @@ func TestKeepaliveEnforcement(t *testing.T) {
 	raw.settings()
 
 	for i := range 4 {
+		// Not a poll: the pings must be spaced beyond the minimum interval,
+		// which is the behaviour under test.
 		time.Sleep(minPing + minPing/2)
 		raw.ping(uint64(i))
 		if f := raw.readUntil(func(f h2frame) bool { return f.typ == frameGoAway || f.isPingAck(uint64(i)) }); f.typ == frameGoAway {
@@ -119,15 +122,16 @@ func TestMaxConnectionAge(t *testing.T) {
 	s := startServer(t, Config{MaxConnectionAge: 200 * time.Millisecond, MaxConnectionAgeGrace: time.Second})
 	conns := &dialer{lis: s.lis}
 	client := codenamev1.NewCodenameCreatorClient(conns.client(t))
-	deadline := time.Now().Add(waitTimeout)
-	for conns.dialed() < 3 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d connections within %v, want a new one every MaxConnectionAge", conns.dialed(), waitTimeout)
+	if _, ok := stack.PollUntil(waitTimeout, func() bool {
+		if conns.dialed() >= 3 {
+			return true
 		}
 		if _, err := client.GetCodename(t.Context(), &codenamev1.NameRequest{}); err != nil {
 			t.Fatalf("GetCodename on connection %d: %v", conns.dialed(), err)
 		}
-		time.Sleep(10 * time.Millisecond)
+		return false
+	}); !ok {
+		t.Fatalf("%d connections within %v, want a new one every MaxConnectionAge", conns.dialed(), waitTimeout)
 	}
 }
 

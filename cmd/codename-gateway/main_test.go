@@ -16,6 +16,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/codename-gateway/codename-gateway/internal/stack"
 )
 
 // waitTimeout bounds every wait in these tests.
@@ -103,15 +105,14 @@ func (g *gatewayRun) stop(t *testing.T) error {
 func (g *gatewayRun) addr(t *testing.T, what string) string {
 	t.Helper()
 	re := regexp.MustCompile(`msg="serving ` + what + `".* addr=(\S+)`)
-	deadline := time.Now().Add(waitTimeout)
-	for time.Now().Before(deadline) {
-		if m := re.FindStringSubmatch(g.stderr.String()); m != nil {
-			return m[1]
-		}
-		time.Sleep(10 * time.Millisecond)
+	var m []string
+	if _, ok := stack.PollUntil(waitTimeout, func() bool {
+		m = re.FindStringSubmatch(g.stderr.String())
+		return m != nil
+	}); !ok {
+		t.Fatalf("no %q log line within the timeout; stderr:\n%s", "serving "+what, g.stderr)
 	}
-	t.Fatalf("no %q log line within the timeout; stderr:\n%s", "serving "+what, g.stderr)
-	return ""
+	return m[1]
 }
 
 // rawGet sends a GET with path exactly as written, and returns the status
@@ -242,15 +243,13 @@ func TestDrainFromEnv(t *testing.T) {
 	g.cancel()
 	stopped := time.Now()
 	for _, addr := range []string{admin, public} {
-		for {
-			code, body := rawGet(t, addr, "/healthz")
-			if code == http.StatusServiceUnavailable {
-				break
-			}
-			if time.Since(stopped) > delay/2 {
-				t.Fatalf("/healthz on %s = %d during the drain, want 503:\n%s", addr, code, body)
-			}
-			time.Sleep(10 * time.Millisecond)
+		var code int
+		var body string
+		if _, ok := stack.PollUntil(delay/2-time.Since(stopped), func() bool {
+			code, body = rawGet(t, addr, "/healthz")
+			return code == http.StatusServiceUnavailable
+		}); !ok {
+			t.Fatalf("/healthz on %s = %d during the drain, want 503:\n%s", addr, code, body)
 		}
 	}
 	if err := g.stop(t); err != nil {

@@ -15,6 +15,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/codename-gateway/codename-gateway/internal/envflag"
+	"github.com/codename-gateway/codename-gateway/internal/stack"
 	"github.com/codename-gateway/codename-gateway/internal/tlsreload"
 	"github.com/codename-gateway/codename-gateway/internal/tlsreload/tlstest"
 )
@@ -177,23 +178,20 @@ func TestRunTLS(t *testing.T) {
 	for _, alpn := range []string{"h2", "http/1.1"} {
 		t.Run(alpn, func(t *testing.T) {
 			c := edgeTLS(t, tlsreload.Files{Cert: edge.CertFile, Key: edge.KeyFile, CA: ca.CertFile}, alpn)
-			deadline := time.Now().Add(waitTimeout)
-			for {
-				resp, err := c.Get("https://" + addr + "/healthz")
+			var resp *http.Response
+			if _, ok := stack.PollUntil(waitTimeout, func() bool {
+				var err error
+				resp, err = c.Get("https://" + addr + "/healthz")
 				if err != nil {
 					t.Fatalf("GET /healthz: %v", err)
 				}
 				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					if resp.TLS == nil || resp.TLS.NegotiatedProtocol != alpn {
-						t.Errorf("negotiated %v, want %s", resp.TLS, alpn)
-					}
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("GET /healthz = %d, want 200 once the servers are reached; stderr:\n%s", resp.StatusCode, g.stderr)
-				}
-				time.Sleep(20 * time.Millisecond)
+				return resp.StatusCode == http.StatusOK
+			}); !ok {
+				t.Fatalf("GET /healthz = %d, want 200 once the servers are reached; stderr:\n%s", resp.StatusCode, g.stderr)
+			}
+			if resp.TLS == nil || resp.TLS.NegotiatedProtocol != alpn {
+				t.Errorf("negotiated %v, want %s", resp.TLS, alpn)
 			}
 			if resp, err := edgeTLS(t, tlsreload.Files{CA: ca.CertFile}, alpn).Get("https://" + addr + "/healthz"); err == nil {
 				resp.Body.Close()

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
+	"github.com/codename-gateway/codename-gateway/internal/stack"
 	"github.com/codename-gateway/codename-gateway/internal/tlsreload"
 	"github.com/codename-gateway/codename-gateway/server"
 )
@@ -67,15 +68,14 @@ func (r *serverRun) stop(t *testing.T) error {
 func (r *serverRun) addr(t *testing.T, what string) string {
 	t.Helper()
 	re := regexp.MustCompile(`msg="serving ` + what + `".* addr=(\S+)`)
-	deadline := time.Now().Add(waitTimeout)
-	for time.Now().Before(deadline) {
-		if m := re.FindStringSubmatch(r.stderr.String()); m != nil {
-			return m[1]
-		}
-		time.Sleep(10 * time.Millisecond)
+	var m []string
+	if _, ok := stack.PollUntil(waitTimeout, func() bool {
+		m = re.FindStringSubmatch(r.stderr.String())
+		return m != nil
+	}); !ok {
+		t.Fatalf("no %q log line within %v; stderr:\n%s", "serving "+what, waitTimeout, r.stderr)
 	}
-	t.Fatalf("no %q log line within %v; stderr:\n%s", "serving "+what, waitTimeout, r.stderr)
-	return ""
+	return m[1]
 }
 
 // syncBuffer is the stderr that run writes its log to while the test

@@ -8,12 +8,12 @@ import (
 	"os"
 	"syscall"
 	"testing"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
+	"github.com/codename-gateway/codename-gateway/internal/stack"
 	"github.com/codename-gateway/codename-gateway/internal/tlsreload"
 	"github.com/codename-gateway/codename-gateway/internal/tlsreload/tlstest"
 )
@@ -105,11 +105,7 @@ func TestTLSRotationWithoutRestart(t *testing.T) {
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(waitTimeout)
-	for !saw().Equal(rotated.Cert) {
-		if time.Now().After(deadline) {
-			t.Fatalf("rotated certificate not presented after SIGHUP; stderr:\n%s", r.stderr)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if _, ok := stack.PollUntil(waitTimeout, func() bool { return saw().Equal(rotated.Cert) }); !ok {
+		t.Fatalf("rotated certificate not presented after SIGHUP; stderr:\n%s", r.stderr)
 	}
 }

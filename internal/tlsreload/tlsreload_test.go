@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/codename-gateway/codename-gateway/internal/stack"
 	"github.com/codename-gateway/codename-gateway/internal/tlsreload/tlstest"
 )
 
@@ -316,12 +317,8 @@ func TestExistingConnectionsUntouched(t *testing.T) {
 
 func eventually(t *testing.T, ok func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatal("the new certificate was never presented")
-		}
-		time.Sleep(20 * time.Millisecond)
+	if _, held := stack.PollUntil(10*time.Second, ok); !held {
+		t.Fatal("the new certificate was never presented")
 	}
 }
 
