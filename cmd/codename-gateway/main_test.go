@@ -7,9 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,30 +15,12 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/codename-gateway/codename-gateway/internal/runtest"
 	"github.com/codename-gateway/codename-gateway/internal/stack"
 )
 
 // waitTimeout bounds every wait in these tests.
-const waitTimeout = 10 * time.Second
-
-// syncBuffer is the stderr that run writes its log to from several
-// goroutines while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+const waitTimeout = runtest.Timeout
 
 // healthServer serves grpc.health.v1, SERVING, on a loopback port, and
 // never answers any other call.
@@ -60,59 +40,17 @@ func healthServer(t *testing.T) string {
 	return lis.Addr().String()
 }
 
-// gatewayRun is run in the background.
-type gatewayRun struct {
-	stderr *syncBuffer
-	cancel context.CancelFunc
-	done   chan struct{}
-	err    error // set before done is closed
-}
-
 // startRun calls run with args in the background; it is stopped when the
 // test ends.
-func startRun(t *testing.T, args ...string) *gatewayRun {
+func startRun(t *testing.T, args ...string) *runtest.Run {
+	t.Helper()
 	return startRunEnv(t, nil, args...)
 }
 
 // startRunEnv is startRun with environment variables.
-func startRunEnv(t *testing.T, env map[string]string, args ...string) *gatewayRun {
-	getenv := func(k string) string { return env[k] }
+func startRunEnv(t *testing.T, env map[string]string, args ...string) *runtest.Run {
 	t.Helper()
-	ctx, cancel := context.WithCancel(t.Context())
-	g := &gatewayRun{stderr: &syncBuffer{}, cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(g.done)
-		g.err = run(ctx, append([]string{"codename-gateway"}, args...), getenv, g.stderr)
-	}()
-	t.Cleanup(func() { _ = g.stop(t) })
-	return g
-}
-
-// stop ends run as a signal would, and returns what it returned.
-func (g *gatewayRun) stop(t *testing.T) error {
-	t.Helper()
-	g.cancel()
-	select {
-	case <-g.done:
-	case <-time.After(waitTimeout):
-		t.Fatal("run did not return after its context ended")
-	}
-	return g.err
-}
-
-// addr waits for the log line that says what the listener called what
-// serves on, and returns its address.
-func (g *gatewayRun) addr(t *testing.T, what string) string {
-	t.Helper()
-	re := regexp.MustCompile(`msg="serving ` + what + `".* addr=(\S+)`)
-	var m []string
-	if _, ok := stack.PollUntil(waitTimeout, func() bool {
-		m = re.FindStringSubmatch(g.stderr.String())
-		return m != nil
-	}); !ok {
-		t.Fatalf("no %q log line within the timeout; stderr:\n%s", "serving "+what, g.stderr)
-	}
-	return m[1]
+	return runtest.Start(t, run, append([]string{"codename-gateway"}, args...), env)
 }
 
 // rawGet sends a GET with path exactly as written, and returns the status
@@ -144,7 +82,7 @@ func rawGet(t *testing.T, addr, path string) (int, string) {
 // the gateway's health, and nowhere on the REST listener.
 func TestAdminListener(t *testing.T) {
 	g := startRun(t, "-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0", "-grpc-addr", healthServer(t), "-drain-delay", "0")
-	public, admin := g.addr(t, "REST"), g.addr(t, "admin")
+	public, admin := g.Addr(t, "REST"), g.Addr(t, "admin")
 	tests := []struct {
 		name     string
 		addr     string
@@ -168,7 +106,7 @@ func TestAdminListener(t *testing.T) {
 			}
 		})
 	}
-	if err := g.stop(t); err != nil {
+	if err := g.Stop(t); err != nil {
 		t.Errorf("run: %v", err)
 	}
 }
@@ -177,7 +115,7 @@ func TestAdminListener(t *testing.T) {
 // the server does not answer.
 func TestCallTimeoutFromEnv(t *testing.T) {
 	g := startRunEnv(t, map[string]string{"CODENAME_CALL_TIMEOUT": "200ms"}, "-addr", "127.0.0.1:0", "-admin-addr", "", "-grpc-addr", healthServer(t), "-drain-delay", "0")
-	public := g.addr(t, "REST")
+	public := g.Addr(t, "REST")
 	start := time.Now()
 	code, body := rawGet(t, public, "/v1/codename")
 	if elapsed := time.Since(start); code != http.StatusGatewayTimeout || elapsed > 5*time.Second {
@@ -201,7 +139,7 @@ func TestSSEHeartbeat(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			args := append([]string{"-addr", "127.0.0.1:0", "-admin-addr", "", "-grpc-addr", healthServer(t), "-drain-delay", "0"}, tt.args...)
 			g := startRunEnv(t, tt.env, args...)
-			conn, err := net.Dial("tcp", g.addr(t, "REST"))
+			conn, err := net.Dial("tcp", g.Addr(t, "REST"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -236,11 +174,11 @@ func TestSSEHeartbeat(t *testing.T) {
 func TestDrainFromEnv(t *testing.T) {
 	const delay = time.Second
 	g := startRunEnv(t, map[string]string{"CODENAME_DRAIN_DELAY": delay.String()}, "-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0", "-grpc-addr", healthServer(t))
-	public, admin := g.addr(t, "REST"), g.addr(t, "admin")
+	public, admin := g.Addr(t, "REST"), g.Addr(t, "admin")
 	if code, body := rawGet(t, public, "/healthz"); code != http.StatusOK {
 		t.Fatalf("public /healthz = %d before the drain, want 200:\n%s", code, body)
 	}
-	g.cancel()
+	g.Signal()
 	stopped := time.Now()
 	for _, addr := range []string{admin, public} {
 		var code int
@@ -252,7 +190,7 @@ func TestDrainFromEnv(t *testing.T) {
 			t.Fatalf("/healthz on %s = %d during the drain, want 503:\n%s", addr, code, body)
 		}
 	}
-	if err := g.stop(t); err != nil {
+	if err := g.Stop(t); err != nil {
 		t.Errorf("run: %v", err)
 	}
 	if elapsed := time.Since(stopped); elapsed < delay {
@@ -263,9 +201,9 @@ func TestDrainFromEnv(t *testing.T) {
 // TestAdminListenerDisabled: an empty -admin-addr means no admin listener.
 func TestAdminListenerDisabled(t *testing.T) {
 	g := startRun(t, "-addr", "127.0.0.1:0", "-admin-addr", "", "-grpc-addr", healthServer(t), "-drain-delay", "0")
-	g.addr(t, "REST")
-	if strings.Contains(g.stderr.String(), "serving admin") {
-		t.Errorf("an admin listener started with -admin-addr empty:\n%s", g.stderr)
+	g.Addr(t, "REST")
+	if strings.Contains(g.Stderr.String(), "serving admin") {
+		t.Errorf("an admin listener started with -admin-addr empty:\n%s", g.Stderr)
 	}
 }
 

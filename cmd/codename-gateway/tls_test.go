@@ -164,7 +164,7 @@ func TestRunTLS(t *testing.T) {
 		"CODENAME_GATEWAY_CLIENT_CERT":   gwClient.CertFile,
 		"CODENAME_GATEWAY_CLIENT_KEY":    gwClient.KeyFile,
 	}, "-addr", "127.0.0.1:0", "-admin-addr", "", "-grpc-addr", grpcAddr, "-drain-delay", "0")
-	addr := g.addr(t, "REST")
+	addr := g.Addr(t, "REST")
 
 	edgeTLS := func(t *testing.T, files tlsreload.Files, alpn string) *http.Client {
 		src, err := tlsreload.Load(files, nil)
@@ -188,7 +188,7 @@ func TestRunTLS(t *testing.T) {
 				resp.Body.Close()
 				return resp.StatusCode == http.StatusOK
 			}); !ok {
-				t.Fatalf("GET /healthz = %d, want 200 once the servers are reached; stderr:\n%s", resp.StatusCode, g.stderr)
+				t.Fatalf("GET /healthz = %d, want 200 once the servers are reached; stderr:\n%s", resp.StatusCode, g.Stderr)
 			}
 			if resp.TLS == nil || resp.TLS.NegotiatedProtocol != alpn {
 				t.Errorf("negotiated %v, want %s", resp.TLS, alpn)

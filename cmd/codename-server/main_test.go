@@ -5,9 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,86 +13,25 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
-	"github.com/codename-gateway/codename-gateway/internal/stack"
+	"github.com/codename-gateway/codename-gateway/internal/runtest"
 	"github.com/codename-gateway/codename-gateway/internal/tlsreload"
 	"github.com/codename-gateway/codename-gateway/server"
 )
 
 // waitTimeout bounds every wait in these tests.
-const waitTimeout = 10 * time.Second
-
-// serverRun is run in the background.
-type serverRun struct {
-	stderr *syncBuffer
-	cancel context.CancelFunc
-	done   chan struct{}
-	err    error // set before done is closed
-}
+const waitTimeout = runtest.Timeout
 
 // startRun calls run with args and an empty environment in the
 // background; it is stopped when the test ends.
-func startRun(t *testing.T, args ...string) *serverRun {
+func startRun(t *testing.T, args ...string) *runtest.Run {
 	t.Helper()
 	return startRunEnv(t, nil, args...)
 }
 
 // startRunEnv is startRun with env as the environment.
-func startRunEnv(t *testing.T, env map[string]string, args ...string) *serverRun {
+func startRunEnv(t *testing.T, env map[string]string, args ...string) *runtest.Run {
 	t.Helper()
-	ctx, cancel := context.WithCancel(t.Context())
-	r := &serverRun{stderr: &syncBuffer{}, cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(r.done)
-		r.err = run(ctx, append([]string{"codename-server", "-drain-delay=0"}, args...), func(k string) string { return env[k] }, r.stderr)
-	}()
-	t.Cleanup(func() { _ = r.stop(t) })
-	return r
-}
-
-// stop ends run as a signal would, and returns what it returned.
-func (r *serverRun) stop(t *testing.T) error {
-	t.Helper()
-	r.cancel()
-	select {
-	case <-r.done:
-	case <-time.After(waitTimeout):
-		t.Fatal("run did not return after its context ended")
-	}
-	return r.err
-}
-
-// addr waits for the log line that says what the listener called what
-// serves on, and returns its address.
-func (r *serverRun) addr(t *testing.T, what string) string {
-	t.Helper()
-	re := regexp.MustCompile(`msg="serving ` + what + `".* addr=(\S+)`)
-	var m []string
-	if _, ok := stack.PollUntil(waitTimeout, func() bool {
-		m = re.FindStringSubmatch(r.stderr.String())
-		return m != nil
-	}); !ok {
-		t.Fatalf("no %q log line within %v; stderr:\n%s", "serving "+what, waitTimeout, r.stderr)
-	}
-	return m[1]
-}
-
-// syncBuffer is the stderr that run writes its log to while the test
-// reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	return runtest.Start(t, run, append([]string{"codename-server", "-drain-delay=0"}, args...), env)
 }
 
 func get(t *testing.T, addr, path string) (int, string) {
@@ -121,7 +58,7 @@ func get(t *testing.T, addr, path string) (int, string) {
 // the health, and not on the gRPC port, which serves gRPC and /healthz.
 func TestAdminListener(t *testing.T) {
 	r := startRun(t, "-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0")
-	grpcAddr, admin := r.addr(t, "gRPC"), r.addr(t, "admin")
+	grpcAddr, admin := r.Addr(t, "gRPC"), r.Addr(t, "admin")
 
 	conn, err := grpc.NewClient("passthrough:///"+grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -153,7 +90,7 @@ func TestAdminListener(t *testing.T) {
 			}
 		})
 	}
-	if err := r.stop(t); err != nil {
+	if err := r.Stop(t); err != nil {
 		t.Errorf("run: %v", err)
 	}
 	if _, err := net.DialTimeout("tcp", admin, waitTimeout); err == nil {
@@ -164,9 +101,9 @@ func TestAdminListener(t *testing.T) {
 // TestAdminListenerDisabled: an empty -admin-addr means no admin listener.
 func TestAdminListenerDisabled(t *testing.T) {
 	r := startRun(t, "-addr", "127.0.0.1:0", "-admin-addr", "")
-	r.addr(t, "gRPC")
-	if strings.Contains(r.stderr.String(), "serving admin") {
-		t.Errorf("an admin listener started with -admin-addr empty:\n%s", r.stderr)
+	r.Addr(t, "gRPC")
+	if strings.Contains(r.Stderr.String(), "serving admin") {
+		t.Errorf("an admin listener started with -admin-addr empty:\n%s", r.Stderr)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
+	"github.com/codename-gateway/codename-gateway/internal/runtest"
 	"github.com/codename-gateway/codename-gateway/internal/stack"
 	"github.com/codename-gateway/codename-gateway/internal/tlsreload"
 	"github.com/codename-gateway/codename-gateway/internal/tlsreload/tlstest"
@@ -21,7 +22,7 @@ import (
 // startTLSRun runs the server with its TLS variables set to the files of
 // a new CA, which also signs a client certificate; it returns the gRPC
 // address and the CA.
-func startTLSRun(t *testing.T) (addr string, ca *tlstest.CA, r *serverRun) {
+func startTLSRun(t *testing.T) (addr string, ca *tlstest.CA, r *runtest.Run) {
 	t.Helper()
 	ca = tlstest.NewCA(t, "test")
 	pair := ca.Issue(t, "server", "codename-server")
@@ -30,7 +31,7 @@ func startTLSRun(t *testing.T) (addr string, ca *tlstest.CA, r *serverRun) {
 		"CODENAME_GRPC_TLS_KEY":       pair.KeyFile,
 		"CODENAME_GRPC_TLS_CLIENT_CA": ca.CertFile,
 	}, "-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0")
-	return r.addr(t, "gRPC"), ca, r
+	return r.Addr(t, "gRPC"), ca, r
 }
 
 func clientTLS(t *testing.T, files tlsreload.Files) *tls.Config {
@@ -79,7 +80,7 @@ func TestTLSFromEnv(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("GET /healthz over TLS = %d, want 200", resp.StatusCode)
 	}
-	if code, _ := get(t, r.addr(t, "admin"), "/healthz"); code != http.StatusOK {
+	if code, _ := get(t, r.Addr(t, "admin"), "/healthz"); code != http.StatusOK {
 		t.Errorf("cleartext GET /healthz on the admin listener = %d, want 200", code)
 	}
 }
@@ -106,6 +107,6 @@ func TestTLSRotationWithoutRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, ok := stack.PollUntil(waitTimeout, func() bool { return saw().Equal(rotated.Cert) }); !ok {
-		t.Fatalf("rotated certificate not presented after SIGHUP; stderr:\n%s", r.stderr)
+		t.Fatalf("rotated certificate not presented after SIGHUP; stderr:\n%s", r.Stderr)
 	}
 }
