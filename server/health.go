@@ -11,7 +11,7 @@ import (
 // drainingHealth is grpc-go's health server, except that Watch streams end
 // when the server drains. grpc-go's Watch never ends on its own, so every
 // gateway watching this replica would hold the graceful stop open until
-// its timeout; the watchers have been told NOT_SERVING by then.
+// its timeout; the watchers are told NOT_SERVING before their stream ends.
 type drainingHealth struct {
 	*health.Server
 	draining <-chan struct{}
@@ -27,13 +27,40 @@ func (h drainingHealth) Watch(req *healthpb.HealthCheckRequest, stream grpc.Serv
 		case <-ctx.Done():
 		}
 	}()
-	return h.Server.Watch(req, watchStream{stream, ctx})
+	ws := &watchStream{ServerStreamingServer: stream, ctx: ctx, last: -1}
+	err := h.Server.Watch(req, ws)
+	// The drain makes NOT_SERVING and the end of the stream arrive
+	// together, and grpc-go's Watch may pick the end first; a watcher
+	// must not be left believing the last SERVING it heard.
+	if isClosed(h.draining) && stream.Context().Err() == nil && ws.last != healthpb.HealthCheckResponse_NOT_SERVING {
+		_ = stream.Send(&healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_NOT_SERVING})
+	}
+	return err
 }
 
-// watchStream is a Watch stream with a context that ends on drain.
+// watchStream is a Watch stream with a context that ends on drain; it
+// remembers the last status it sent.
 type watchStream struct {
 	grpc.ServerStreamingServer[healthpb.HealthCheckResponse]
-	ctx context.Context
+	ctx  context.Context
+	last healthpb.HealthCheckResponse_ServingStatus
 }
 
-func (w watchStream) Context() context.Context { return w.ctx }
+func (w *watchStream) Context() context.Context { return w.ctx }
+
+func (w *watchStream) Send(resp *healthpb.HealthCheckResponse) error {
+	err := w.ServerStreamingServer.Send(resp)
+	if err == nil {
+		w.last = resp.GetStatus()
+	}
+	return err
+}
+
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
