@@ -105,13 +105,17 @@ type load struct {
 	// cut counts the failed calls that a server died in the middle of
 	// answering (see checkAfterKill).
 	cut     atomic.Int64
+	// slowest is the longest call, in nanoseconds.
+	slowest atomic.Int64
 	workers int
 	mu      sync.Mutex
 	errs    []string
 	wg      sync.WaitGroup
 }
 
-func (l *load) record(err error) {
+func (l *load) record(err error, took time.Duration) {
+	for old := l.slowest.Load(); int64(took) > old && !l.slowest.CompareAndSwap(old, int64(took)); old = l.slowest.Load() {
+	}
 	if err == nil {
 		l.ok.Add(1)
 		return
@@ -135,10 +139,11 @@ func grpcUnaryLoad(ctx context.Context, client codenamev1.CodenameCreatorClient,
 		go func() {
 			defer l.wg.Done()
 			for ctx.Err() == nil {
+				start := time.Now()
 				callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 				_, err := client.GetCodename(callCtx, &codenamev1.NameRequest{Category: "science"})
 				cancel()
-				l.record(err)
+				l.record(err, time.Since(start))
 			}
 		}()
 	}
@@ -153,6 +158,7 @@ func restUnaryLoad(ctx context.Context, c *http.Client, url string, workers int)
 		go func() {
 			defer l.wg.Done()
 			for ctx.Err() == nil {
+				start := time.Now()
 				callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 				req, _ := http.NewRequestWithContext(callCtx, "GET", url, nil)
 				resp, err := c.Do(req)
@@ -164,7 +170,7 @@ func restUnaryLoad(ctx context.Context, c *http.Client, url string, workers int)
 					}
 				}
 				cancel()
-				l.record(err)
+				l.record(err, time.Since(start))
 			}
 		}()
 	}
@@ -175,7 +181,7 @@ func restUnaryLoad(ctx context.Context, c *http.Client, url string, workers int)
 func (l *load) check(t *testing.T, name string) {
 	t.Helper()
 	l.wg.Wait()
-	t.Logf("%s: %d calls succeeded, %d failed", name, l.ok.Load(), l.failed.Load())
+	t.Logf("%s: %d calls succeeded, %d failed; the slowest took %v", name, l.ok.Load(), l.failed.Load(), time.Duration(l.slowest.Load()).Round(time.Millisecond))
 	if l.failed.Load() > 0 {
 		t.Errorf("%s: %d of %d calls failed, want 0; first errors: %v", name, l.failed.Load(), l.failed.Load()+l.ok.Load(), l.errs)
 	}

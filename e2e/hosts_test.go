@@ -35,6 +35,7 @@ const (
 type hostNet struct {
 	net    *stack.Network
 	st     *stack.Stack
+	sys    *system // st, for the helpers that take a system
 	log    *syncBuffer
 	dns    *exec.Cmd
 	hosts  string // dnsmasq's addn-hosts file
@@ -100,6 +101,7 @@ func startHosts(t *testing.T, servers []string, env ...string) *hostNet {
 		t.Fatalf("start the stack on the hosts: %v\n%s", err, h.log.String())
 	}
 	h.st = st
+	h.sys = &system{Stack: st, cfg: st.Config(), log: h.log}
 	t.Cleanup(func() {
 		if err := st.Stop(); err != nil {
 			t.Errorf("stop: %v", err)

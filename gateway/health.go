@@ -107,10 +107,64 @@ func (c *cachedHealth) latest(e *healthEntry, service string) *healthCall {
 	// caller that happened to start it: the others wait for it too.
 	go func() {
 		defer close(call.done)
-		ctx, cancel := context.WithTimeout(context.Background(), healthCheckTimeout)
-		defer cancel()
-		call.res, call.err = c.HealthClient.Check(ctx, &healthpb.HealthCheckRequest{Service: service})
+		call.res, call.err = c.check(service)
 		call.ended = time.Now()
 	}()
 	return call
+}
+
+// Hedging: a Check that has no answer after healthHedgeAfter is sent again,
+// up to healthAttempts calls, and the first answer wins. The balancer sends
+// each to the next replica, so a replica whose host vanished (its
+// connection looks open for seconds, and a call on it gets no answer)
+// cannot hold /healthz past HAProxy's 1 s check timeout while another
+// replica answers: otherwise one lost server made HAProxy mark every
+// gateway down (e2e TestHostVanishes).
+const (
+	healthHedgeAfter = 300 * time.Millisecond
+	healthAttempts   = 3
+)
+
+// check asks the server for service's health, hedged as above; the calls
+// still in flight when one answers are cancelled.
+func (c *cachedHealth) check(service string) (*healthpb.HealthCheckResponse, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), healthCheckTimeout)
+	defer cancel()
+	type answer struct {
+		res *healthpb.HealthCheckResponse
+		err error
+	}
+	answers := make(chan answer, healthAttempts)
+	send := func() {
+		go func() {
+			res, err := c.HealthClient.Check(ctx, &healthpb.HealthCheckRequest{Service: service})
+			answers <- answer{res, err}
+		}()
+	}
+	hedge := time.NewTicker(healthHedgeAfter)
+	defer hedge.Stop()
+	send()
+	sent, failed := 1, 0
+	for {
+		select {
+		case a := <-answers:
+			if a.err == nil {
+				return a.res, nil
+			}
+			// An error (the replica went, say) is worth another try
+			// at once, while tries remain.
+			if failed++; failed == healthAttempts {
+				return nil, a.err
+			}
+			if sent < healthAttempts {
+				send()
+				sent++
+			}
+		case <-hedge.C:
+			if sent < healthAttempts {
+				send()
+				sent++
+			}
+		}
+	}
 }

@@ -162,3 +162,43 @@ func TestHealthzServices(t *testing.T) {
 		t.Errorf("%d Checks of the server after the period, want 2", got)
 	}
 }
+
+// firstHangsHealth is a grpc.health.v1 server whose first Check never
+// answers, as one on a replica whose host vanished would not, and whose
+// later Checks say SERVING, as the other replicas would.
+type firstHangsHealth struct {
+	healthpb.UnimplementedHealthServer
+	calls atomic.Int32
+}
+
+func (h *firstHangsHealth) Check(ctx context.Context, _ *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
+	if h.calls.Add(1) == 1 {
+		<-ctx.Done()
+		return nil, status.FromContextError(ctx.Err()).Err()
+	}
+	return &healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_SERVING}, nil
+}
+
+// TestHealthzOutlivesALostReplica: a Check that gets no answer is sent
+// again, so /healthz answers within HAProxy's 1 s check timeout while
+// another replica can answer. Without it, one server whose host vanished
+// made HAProxy mark every gateway down.
+func TestHealthzOutlivesALostReplica(t *testing.T) {
+	hs := &firstHangsHealth{}
+	conn := dialFake(t, nil, func(gs *grpc.Server) { healthpb.RegisterHealthServer(gs, hs) })
+	h, err := gateway.New(t.Context(), conn, gateway.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+	defer cancel()
+	rec := httptest.NewRecorder()
+	start := time.Now()
+	h.ServeHTTP(rec, httptest.NewRequestWithContext(ctx, "GET", "/healthz", nil))
+	if rec.Code != http.StatusOK {
+		t.Errorf("/healthz with the first Check unanswered: %d %s after %v, want 200 within 1 s", rec.Code, rec.Body, time.Since(start))
+	}
+	if n := hs.calls.Load(); n != 2 {
+		t.Errorf("server saw %d Checks, want 2 (the unanswered one and one more)", n)
+	}
+}

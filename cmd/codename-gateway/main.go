@@ -20,16 +20,9 @@ import (
 	"syscall"
 	"time"
 
-	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
-	_ "google.golang.org/grpc/health" // client-side health checking, for healthCheckConfig
-	"google.golang.org/grpc/keepalive"
-	"google.golang.org/grpc/resolver"
-	"google.golang.org/grpc/resolver/manual"
 
 	"github.com/codename-gateway/codename-gateway/gateway"
 	"github.com/codename-gateway/codename-gateway/internal/envflag"
@@ -143,68 +136,3 @@ func serveAdmin(lis net.Listener, h http.Handler, logger *slog.Logger) (stop fun
 		<-done
 	}
 }
-
-// dial connects to every gRPC replica and balances calls across them, one
-// call at a time. Each replica's grpc.health.v1 status is watched, so a
-// replica that starts draining (NOT_SERVING) gets no new calls, and a unary
-// call that fails with UNAVAILABLE on a lost replica is tried again on
-// another (the unary calls change nothing, so that is safe). creds secure
-// the hop, health checks included, since they share the connections.
-//
-// addrs is a list of host:port, or one gRPC target such as
-// dns:///codename-server:9090 whose records list the replicas.
-func dial(addrs []string, reg prometheus.Registerer, creds credentials.TransportCredentials) (*grpc.ClientConn, error) {
-	metrics := grpcprom.NewClientMetrics(grpcprom.WithClientHandlingTimeHistogram())
-	reg.MustRegister(metrics)
-	opts := []grpc.DialOption{
-		grpc.WithTransportCredentials(creds),
-		grpc.WithDefaultServiceConfig(serviceConfig),
-		grpc.WithKeepaliveParams(clientKeepalive),
-		grpc.WithChainUnaryInterceptor(metrics.UnaryClientInterceptor()),
-		grpc.WithChainStreamInterceptor(metrics.StreamClientInterceptor()),
-	}
-	if len(addrs) == 1 && strings.Contains(addrs[0], ":///") {
-		return grpc.NewClient(addrs[0], opts...)
-	}
-	r := manual.NewBuilderWithScheme("codename")
-	state := resolver.State{}
-	for _, a := range addrs {
-		state.Addresses = append(state.Addresses, resolver.Address{Addr: strings.TrimSpace(a)})
-	}
-	r.InitialState(state)
-	return grpc.NewClient(r.Scheme()+":///codename-servers", append(opts, grpc.WithResolvers(r))...)
-}
-
-// clientKeepalive pings a replica's connection after 30 s without traffic
-// and drops it if the ping gets no answer within 10 s, streams or not. A
-// replica whose host vanished (power, a partition) sends no FIN: without
-// pings its connection would look open until TCP gave up, minutes later,
-// and the calls balanced onto it would wait in vain. The server closes the
-// connection of a client that pings more often than every 10 s (its
-// enforcement policy's MinTime, GOAWAY too_many_pings), so Time must never
-// go below that.
-var clientKeepalive = keepalive.ClientParameters{
-	Time:                30 * time.Second,
-	Timeout:             10 * time.Second,
-	PermitWithoutStream: true,
-}
-
-// serviceConfig balances per call over healthy replicas and retries the
-// idempotent unary calls on UNAVAILABLE.
-const serviceConfig = `{
-  "loadBalancingConfig": [{"round_robin": {}}],
-  "healthCheckConfig": {"serviceName": ""},
-  "methodConfig": [{
-    "name": [
-      {"service": "codename.v1.CodenameCreator", "method": "GetCodename"},
-      {"service": "codename.v1.CodenameCreator", "method": "ListCategories"}
-    ],
-    "retryPolicy": {
-      "maxAttempts": 3,
-      "initialBackoff": "0.01s",
-      "maxBackoff": "0.1s",
-      "backoffMultiplier": 2,
-      "retryableStatusCodes": ["UNAVAILABLE"]
-    }
-  }]
-}`
