@@ -105,17 +105,17 @@ type load struct {
 	// cut counts the failed calls that a server died in the middle of
 	// answering (see checkAfterKill).
 	cut     atomic.Int64
-	// slowest is the longest call, in nanoseconds.
-	slowest atomic.Int64
 	workers int
 	mu      sync.Mutex
 	errs    []string
+	slowest time.Duration // the longest call
 	wg      sync.WaitGroup
 }
 
 func (l *load) record(err error, took time.Duration) {
-	for old := l.slowest.Load(); int64(took) > old && !l.slowest.CompareAndSwap(old, int64(took)); old = l.slowest.Load() {
-	}
+	l.mu.Lock()
+	l.slowest = max(l.slowest, took)
+	l.mu.Unlock()
 	if err == nil {
 		l.ok.Add(1)
 		return
@@ -181,7 +181,7 @@ func restUnaryLoad(ctx context.Context, c *http.Client, url string, workers int)
 func (l *load) check(t *testing.T, name string) {
 	t.Helper()
 	l.wg.Wait()
-	t.Logf("%s: %d calls succeeded, %d failed; the slowest took %v", name, l.ok.Load(), l.failed.Load(), time.Duration(l.slowest.Load()).Round(time.Millisecond))
+	t.Logf("%s: %d calls succeeded, %d failed; the slowest took %v", name, l.ok.Load(), l.failed.Load(), l.slowest.Round(time.Millisecond))
 	if l.failed.Load() > 0 {
 		t.Errorf("%s: %d of %d calls failed, want 0; first errors: %v", name, l.failed.Load(), l.failed.Load()+l.ok.Load(), l.errs)
 	}
