@@ -15,9 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
 	"github.com/codename-gateway/codename-gateway/internal/stack"
 )
@@ -302,6 +299,18 @@ func (c *hostCalls) restBatch(ctx context.Context, n int) {
 	}
 }
 
+// calls returns a caller through the edge, in cleartext.
+func (h *hostNet) calls(t *testing.T) *hostCalls {
+	t.Helper()
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &hostCalls{
+		grpc: h.sys.grpcClient(t, false),
+		rest: &http.Client{Transport: tr, Timeout: 10 * time.Second},
+		url:  h.sys.httpURL("/v1/codename"),
+	}
+}
+
 // delta runs batch and returns how many calls each server finished in it.
 func (h *hostNet) delta(t *testing.T, batch func()) map[string]float64 {
 	before := h.handled(t)
@@ -325,18 +334,7 @@ func TestHostsDiscoverReplicasByDNS(t *testing.T) {
 	h := startHosts(t, []string{"server1"}, "CODENAME_MAX_CONN_AGE=3s")
 	t.Logf("network %s.0/24 and stack up in %v", h.net.Prefix, time.Since(start).Round(time.Millisecond))
 
-	conn, err := grpc.NewClient("passthrough:///"+h.st.Config().HTTPAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	tr := &http.Transport{}
-	t.Cleanup(tr.CloseIdleConnections)
-	c := &hostCalls{
-		grpc: codenamev1.NewCodenameCreatorClient(conn),
-		rest: &http.Client{Transport: tr, Timeout: 10 * time.Second},
-		url:  "http://" + h.st.Config().HTTPAddr + "/v1/codename",
-	}
+	c := h.calls(t)
 	ctx := t.Context()
 
 	// Only server1 is in DNS: every call lands there.
