@@ -4,17 +4,11 @@
 # end-to-end tests through a real HAProxy), then fuzzes each fuzz target
 # briefly.
 #
-# usage: scripts/test.sh [-long] [-fuzz-minutes N] [go test flags...]
-#   -long             also run the long tests (CODENAME_TEST_LONG=1), such
-#                     as the network failures that are not yet reliable
+# usage: scripts/test.sh [-fuzz-minutes N] [go test flags...]
 #   -fuzz-minutes N   fuzz each target for N minutes instead of 5 seconds
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fuzztime=5s
-if [[ ${1:-} == -long ]]; then
-  export CODENAME_TEST_LONG=1
-  shift
-fi
 if [[ ${1:-} == -fuzz-minutes ]]; then
   fuzztime=${2:?-fuzz-minutes needs a number}m
   shift 2
