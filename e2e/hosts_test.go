@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -98,7 +99,13 @@ func startHosts(t *testing.T, servers []string, env ...string) *hostNet {
 		t.Fatalf("start the stack on the hosts: %v\n%s", err, h.log.String())
 	}
 	h.st = st
-	h.sys = &system{Stack: st, cfg: st.Config(), log: h.log}
+	pem, err := os.ReadFile(st.TLS.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	h.sys = &system{Stack: st, cfg: st.Config(), log: h.log, caFile: st.TLS.CA, roots: roots}
 	t.Cleanup(func() {
 		if err := st.Stop(); err != nil {
 			t.Errorf("stop: %v", err)

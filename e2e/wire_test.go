@@ -23,22 +23,39 @@ import (
 // pcap file: enough to look for bytes in the clear).
 func captureLoopback(t *testing.T, addrs ...string) (stop func() []byte) {
 	t.Helper()
-	tcpdump, err := exec.LookPath("tcpdump")
-	if err != nil {
-		t.Fatal("tcpdump is not installed (scripts/setup.sh test installs it)")
-	}
-	var filter []string
+	var ports []string
 	for _, a := range addrs {
 		_, port, err := net.SplitHostPort(a)
 		if err != nil {
 			t.Fatal(err)
 		}
-		filter = append(filter, "tcp port "+port)
+		ports = append(ports, port)
+	}
+	return capture(t, "", "lo", addrs[0], ports...)
+}
+
+// capture runs tcpdump on interface iface of network namespace netns (""
+// for this one) for the given TCP ports until stop is called, which
+// returns what it captured. A connection from here to probe must cross
+// iface on one of the ports: it shows when tcpdump captures.
+func capture(t *testing.T, netns, iface, probe string, ports ...string) (stop func() []byte) {
+	t.Helper()
+	tcpdump, err := exec.LookPath("tcpdump")
+	if err != nil {
+		t.Fatal("tcpdump is not installed (scripts/setup.sh test installs it)")
+	}
+	var filter []string
+	for _, p := range ports {
+		filter = append(filter, "tcp port "+p)
 	}
 	file := filepath.Join(t.TempDir(), "capture.pcap")
 	// -Z root: tcpdump would otherwise drop to its own user, which cannot
 	// write into the test's private temporary folder.
-	cmd := exec.Command(tcpdump, "-i", "lo", "-U", "-s", "0", "-Z", "root", "-w", file, strings.Join(filter, " or "))
+	argv := []string{tcpdump, "-i", iface, "-U", "-s", "0", "-Z", "root", "-w", file, strings.Join(filter, " or ")}
+	if netns != "" {
+		argv = append([]string{"ip", "netns", "exec", netns}, argv...)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -46,12 +63,12 @@ func captureLoopback(t *testing.T, addrs ...string) (stop func() []byte) {
 	}
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
-	// A connection to one of the ports is captured once tcpdump really
-	// captures, and once it has written all before it: wait for it to
-	// show in the file, at the start and before stopping.
-	probe := func() {
+	// A connection to probe is captured once tcpdump really captures, and
+	// once it has written all before it: wait for it to show in the file,
+	// at the start and before stopping.
+	probeOnce := func() {
 		before := fileSize(file)
-		if c, err := net.DialTimeout("tcp", addrs[0], time.Second); err == nil {
+		if c, err := net.DialTimeout("tcp", probe, time.Second); err == nil {
 			c.Close()
 		}
 		waitFor(t, "tcpdump to write what it captured", func() bool { return fileSize(file) > before })
@@ -59,7 +76,7 @@ func captureLoopback(t *testing.T, addrs ...string) (stop func() []byte) {
 	stopped := false
 	stop = func() []byte {
 		if !stopped {
-			probe()
+			probeOnce()
 			stopped = true
 			_ = cmd.Process.Signal(syscall.SIGINT)
 			select {
@@ -77,7 +94,7 @@ func captureLoopback(t *testing.T, addrs ...string) (stop func() []byte) {
 	}
 	t.Cleanup(func() { stop() })
 	waitFor(t, "tcpdump to start", func() bool { return fileSize(file) > 0 })
-	probe()
+	probeOnce()
 	return stop
 }
 
@@ -126,12 +143,7 @@ func TestNoCleartextBehindTheEdge(t *testing.T) {
 			stop := captureLoopback(t, s.cfg.GRPCAddrs[0], s.cfg.GatewayAddrs[0])
 			names := wireCalls(t, s)
 			captured := stop()
-			seen := 0
-			for _, n := range names {
-				if bytes.Contains(captured, []byte(n)) {
-					seen++
-				}
-			}
+			seen := countIn(captured, names)
 			t.Logf("%s: %d of %d codenames seen in %d bytes captured behind the edge", mode, seen, len(names), len(captured))
 			switch {
 			case mode == "off" && seen != len(names):
@@ -150,4 +162,47 @@ func fileSize(path string) int64 {
 		return 0
 	}
 	return fi.Size()
+}
+
+// countIn counts the names found in captured.
+func countIn(captured []byte, names []string) int {
+	seen := 0
+	for _, n := range names {
+		if bytes.Contains(captured, []byte(n)) {
+			seen++
+		}
+	}
+	return seen
+}
+
+// TestNoCleartextBetweenHosts captures, on hosts of their own, the edge
+// host's link (its hops to the servers and the gateways) and a gateway
+// host's link (its hop to the servers) while calls go through the edge:
+// with TLS behind the edge no codename crosses either in the clear; with
+// CODENAME_BACKEND_TLS=off they do, which shows that the captures see the
+// traffic they look through.
+func TestNoCleartextBetweenHosts(t *testing.T) {
+	for _, mode := range []string{"mutual", "off"} {
+		t.Run(mode, func(t *testing.T) {
+			h := startHosts(t, []string{"server1", "server2"}, "CODENAME_BACKEND_TLS="+mode)
+			edge := capture(t, h.net.Host("edge").Netns, "eth0", h.sys.cfg.HTTPAddr, "9090", "8081", "8080")
+			gateway := capture(t, h.net.Host("gateway1").Netns, "eth0", h.net.Host("gateway1").Addr+":8081", "9090", "8081")
+			names := wireCalls(t, h.sys)
+			atEdgeCapture, atGatewayCapture := edge(), gateway()
+			atEdge, atGateway := countIn(atEdgeCapture, names), countIn(atGatewayCapture, names[5:])
+			// The category the calls asked for travels in each gRPC
+			// request message, as bytes of its own.
+			category := bytes.Contains(atEdgeCapture, []byte("science")) || bytes.Contains(atGatewayCapture, []byte("science"))
+			t.Logf("%s: %d of %d codenames seen on the edge host's link, %d of %d REST ones on gateway1's; the category seen: %v", mode, atEdge, len(names), atGateway, len(names)-5, category)
+			if category != (mode == "off") {
+				t.Errorf("with CODENAME_BACKEND_TLS=%s, the category seen in the clear between hosts: %v", mode, category)
+			}
+			switch {
+			case mode == "off" && (atEdge != len(names) || atGateway == 0):
+				t.Errorf("with cleartext backends the captures found %d of %d codenames at the edge and %d at gateway1, want all and some: they do not see the traffic", atEdge, len(names), atGateway)
+			case mode != "off" && atEdge+atGateway != 0:
+				t.Errorf("with TLS behind the edge, codenames crossed between hosts in the clear: %d at the edge, %d at gateway1", atEdge, atGateway)
+			}
+		})
+	}
 }
