@@ -76,12 +76,20 @@ func finishedStreams(log string) []string {
 
 var finishedStreamLine = regexp.MustCompile(`(?m)^server-1.*msg="finished call".*grpc\.method=KeepGettingCodenames.*grpc\.code=(\w+)`)
 
+// dialFunc opens a connection, from this host (directDial) or from a
+// host of a stack.Network (Network.DialContext).
+type dialFunc = func(ctx context.Context, network, addr string) (net.Conn, error)
+
+var directDial dialFunc = (&net.Dialer{}).DialContext
+
 // dialRawStream sends request (its head, and for a POST the start of a
 // chunked body that stays open) over a new HTTP/1.1 connection to addr and
 // returns the connection and the response, which must be 200; what names
 // the stream in errors.
-func dialRawStream(addr, what, method, request string) (net.Conn, *http.Response, error) {
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+func dialRawStream(dial dialFunc, addr, what, method, request string) (net.Conn, *http.Response, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := dial(ctx, "tcp", addr)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -104,16 +112,16 @@ func dialRawStream(addr, what, method, request string) (net.Conn, *http.Response
 // connection to addr, sends first as the first message of a chunked body
 // that stays open, and returns the connection and the response, whose body
 // carries the lines.
-func dialNDJSONStream(addr, first string) (net.Conn, *http.Response, error) {
+func dialNDJSONStream(dial dialFunc, addr, first string) (net.Conn, *http.Response, error) {
 	line := first + "\n"
-	return dialRawStream(addr, "NDJSON", "POST", fmt.Sprintf(
+	return dialRawStream(dial, addr, "NDJSON", "POST", fmt.Sprintf(
 		"POST /v1/codenames:stream HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n",
 		addr, len(line), line))
 }
 
 func openNDJSONStream(t *testing.T, addr, first string) (net.Conn, *http.Response) {
 	t.Helper()
-	conn, resp, err := dialNDJSONStream(addr, first)
+	conn, resp, err := dialNDJSONStream(directDial, addr, first)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,8 +131,8 @@ func openNDJSONStream(t *testing.T, addr, first string) (net.Conn, *http.Respons
 
 // dialSSEStream opens GET /v1/codenames:stream as Server-Sent Events over a
 // raw HTTP/1.1 connection.
-func dialSSEStream(addr, category string) (net.Conn, *bufio.Reader, error) {
-	conn, resp, err := dialRawStream(addr, "SSE", "GET", fmt.Sprintf(
+func dialSSEStream(dial dialFunc, addr, category string) (net.Conn, *bufio.Reader, error) {
+	conn, resp, err := dialRawStream(dial, addr, "SSE", "GET", fmt.Sprintf(
 		"GET /v1/codenames:stream?category=%s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n\r\n", category, addr))
 	if err != nil {
 		return nil, nil, err
@@ -134,7 +142,7 @@ func dialSSEStream(addr, category string) (net.Conn, *bufio.Reader, error) {
 
 func openSSEStream(t *testing.T, addr, category string) (net.Conn, *bufio.Reader) {
 	t.Helper()
-	conn, r, err := dialSSEStream(addr, category)
+	conn, r, err := dialSSEStream(directDial, addr, category)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -429,7 +437,7 @@ func TestCancellationReachesServer(t *testing.T) {
 				results <- opened{cancel, err}
 			}()
 			go func() {
-				conn, resp, err := dialNDJSONStream(s.cfg.HTTPAddr, `{}`)
+				conn, resp, err := dialNDJSONStream(directDial, s.cfg.HTTPAddr, `{}`)
 				if err == nil {
 					_, err = bufio.NewReader(resp.Body).ReadString('\n')
 				}
@@ -446,7 +454,7 @@ func TestCancellationReachesServer(t *testing.T) {
 				results <- opened{func() { _ = ws.CloseNow() }, err}
 			}()
 			go func() {
-				conn, r, err := dialSSEStream(s.cfg.HTTPAddr, "space")
+				conn, r, err := dialSSEStream(directDial, s.cfg.HTTPAddr, "space")
 				if err == nil {
 					_, err = r.ReadString('\n') // "retry: ..."
 				}

@@ -17,6 +17,9 @@ import (
 	"time"
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
 	"github.com/codename-gateway/codename-gateway/internal/stack"
 )
 
@@ -31,9 +34,12 @@ const (
 // network namespace of its own, with a DNS server (dnsmasq) that lists
 // the replicas.
 type hostNet struct {
-	net    *stack.Network
-	st     *stack.Stack
-	sys    *system // st, for the helpers that take a system
+	net *stack.Network
+	st  *stack.Stack
+	sys *system // st, for the helpers that take a system
+	// dial connects from the client host, as every call of the host
+	// tests does.
+	dial   dialFunc
 	log    *syncBuffer
 	dns    *exec.Cmd
 	hosts  string // dnsmasq's addn-hosts file
@@ -58,7 +64,7 @@ func startHosts(t *testing.T, servers []string, env ...string) *hostNet {
 			t.Errorf("remove the network: %v", err)
 		}
 	})
-	h := &hostNet{net: n, log: new(syncBuffer), grpcOf: map[string]string{}, admin: map[string]string{}}
+	h := &hostNet{net: n, log: new(syncBuffer), grpcOf: map[string]string{}, admin: map[string]string{}, dial: n.DialContext("client")}
 	for _, s := range []string{"server1", "server2"} {
 		h.grpcOf[s] = n.Host(s).Addr + ":9090"
 		h.admin[s] = n.Host(s).Addr + ":9091"
@@ -306,16 +312,35 @@ func (c *hostCalls) restBatch(ctx context.Context, n int) {
 	}
 }
 
-// calls returns a caller through the edge, in cleartext.
+// calls returns a caller through the edge, in cleartext, from the client
+// host.
 func (h *hostNet) calls(t *testing.T) *hostCalls {
 	t.Helper()
-	tr := &http.Transport{}
-	t.Cleanup(tr.CloseIdleConnections)
 	return &hostCalls{
-		grpc: h.sys.grpcClient(t, false),
-		rest: &http.Client{Transport: tr, Timeout: 10 * time.Second},
+		grpc: h.grpcClient(t),
+		rest: &http.Client{Transport: h.httpTransport(t), Timeout: 10 * time.Second},
 		url:  h.sys.httpURL("/v1/codename"),
 	}
+}
+
+// grpcClient calls the edge with gRPC in cleartext from the client host.
+func (h *hostNet) grpcClient(t *testing.T) codenamev1.CodenameCreatorClient {
+	t.Helper()
+	conn, err := grpc.NewClient("passthrough:///"+h.sys.cfg.HTTPAddr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) { return h.dial(ctx, "tcp", addr) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return codenamev1.NewCodenameCreatorClient(conn)
+}
+
+// httpTransport makes HTTP connections from the client host.
+func (h *hostNet) httpTransport(t *testing.T) *http.Transport {
+	tr := &http.Transport{DialContext: h.dial}
+	t.Cleanup(tr.CloseIdleConnections)
+	return tr
 }
 
 // delta runs batch and returns how many calls each server finished in it.

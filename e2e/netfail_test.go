@@ -157,11 +157,13 @@ func (f *follower) receivedSince(t time.Time) bool {
 	return f.last.Load() > t.UnixNano()
 }
 
-// openers are the four kinds of codename stream, opened through the edge
-// of s in cleartext.
-func openers(t *testing.T, s *system) map[string]streamOpener {
+// openers are the four kinds of codename stream, opened through h's edge
+// in cleartext, from the client host.
+func openers(t *testing.T, h *hostNet) map[string]streamOpener {
+	s := h.sys
 	addr := s.cfg.HTTPAddr
-	client := s.grpcClient(t, false)
+	client := h.grpcClient(t)
+	wsClient := &http.Client{Transport: h.httpTransport(t)}
 	return map[string]streamOpener{
 		"gRPC": func(ctx context.Context) (func() error, func(), error) {
 			ctx, cancel := context.WithCancel(ctx)
@@ -176,7 +178,7 @@ func openers(t *testing.T, s *system) map[string]streamOpener {
 			return func() error { _, err := stream.Recv(); return err }, cancel, nil
 		},
 		"NDJSON": func(ctx context.Context) (func() error, func(), error) {
-			conn, resp, err := dialNDJSONStream(addr, `{"category":"science"}`)
+			conn, resp, err := dialNDJSONStream(h.dial, addr, `{"category":"science"}`)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -193,7 +195,7 @@ func openers(t *testing.T, s *system) map[string]streamOpener {
 			}, func() { conn.Close() }, nil
 		},
 		"SSE": func(ctx context.Context) (func() error, func(), error) {
-			conn, r, err := dialSSEStream(addr, "animals")
+			conn, r, err := dialSSEStream(h.dial, addr, "animals")
 			if err != nil {
 				return nil, nil, err
 			}
@@ -214,7 +216,7 @@ func openers(t *testing.T, s *system) map[string]streamOpener {
 		"WebSocket": func(ctx context.Context) (func() error, func(), error) {
 			dialCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			defer cancel()
-			ws, _, err := websocket.Dial(dialCtx, wsURL(s, false), nil)
+			ws, _, err := websocket.Dial(dialCtx, wsURL(s, false), &websocket.DialOptions{HTTPClient: wsClient})
 			if err != nil {
 				return nil, nil, err
 			}
@@ -236,11 +238,11 @@ func openers(t *testing.T, s *system) map[string]streamOpener {
 	}
 }
 
-// followAll starts n followers of each of kinds through s's edge.
-func followAll(t *testing.T, ctx context.Context, s *system, n int, kinds ...string) ([]*follower, *sync.WaitGroup) {
+// followAll starts n followers of each of kinds through h's edge.
+func followAll(t *testing.T, ctx context.Context, h *hostNet, n int, kinds ...string) ([]*follower, *sync.WaitGroup) {
 	var wg sync.WaitGroup
 	var fs []*follower
-	open := openers(t, s)
+	open := openers(t, h)
 	for _, kind := range kinds {
 		for range n {
 			fs = append(fs, follow(ctx, &wg, kind, open[kind]))
@@ -298,18 +300,18 @@ var (
 // until every stream receives and each server takes calls.
 func startNetLoad(t *testing.T, h *hostNet, kinds ...string) *netLoad {
 	t.Helper()
-	s := h.sys
 	ctx, stop := context.WithCancel(t.Context())
 	t.Cleanup(stop)
-	tr := &http.Transport{}
-	t.Cleanup(tr.CloseIdleConnections)
 	l := &netLoad{
-		grpc: grpcUnaryLoad(ctx, codenamev1.NewCodenameCreatorClient(s.grpcConn(t, false)), 4),
-		rest: restUnaryLoad(ctx, &http.Client{Transport: tr}, s.httpURL("/v1/codename"), 4),
+		grpc: grpcUnaryLoad(ctx, h.grpcClient(t), 4),
+		rest: restUnaryLoad(ctx, &http.Client{Transport: h.httpTransport(t)}, h.sys.httpURL("/v1/codename"), 4),
 		stop: stop,
 	}
-	l.streams, l.followers = followAll(t, ctx, s, 4, kinds...)
+	l.streams, l.followers = followAll(t, ctx, h, 4, kinds...)
 	awaitReceiving(t, l.streams, time.Now(), 15*time.Second)
+	if from := h.net.Host("client").Addr + ":"; !strings.Contains(h.log.String(), " "+from) {
+		t.Fatalf("HAProxy logged no request from the client host (%s)", from)
+	}
 	// The calls the loads make in a second.
 	if d := h.delta(t, func() { time.Sleep(time.Second) }); d["server1"] == 0 || d["server2"] == 0 {
 		t.Fatalf("before the failure, calls landed %v, want some on each server", d)

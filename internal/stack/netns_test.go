@@ -45,6 +45,28 @@ func TestNetwork(t *testing.T) {
 		c.Close()
 	}
 
+	// A connection dialled from b comes from b's address, and this
+	// namespace is left as it was.
+	dial := n.DialContext("b")
+	for range 3 {
+		c, err := dial(t.Context(), "tcp", l.Addr().String())
+		if err != nil {
+			t.Fatalf("dial from b: %v", err)
+		}
+		in, err := l.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _, _ := net.SplitHostPort(in.RemoteAddr().String()); got != n.Host("b").Addr {
+			t.Errorf("connection dialled from b comes from %s, want %s", got, n.Host("b").Addr)
+		}
+		in.Close()
+		c.Close()
+	}
+	if _, err := net.InterfaceByName(n.Bridge); err != nil {
+		t.Errorf("after dialling from b, this namespace lost its bridge %s: %v", n.Bridge, err)
+	}
+
 	cmd := exec.Command("ip", "netns", "exec", n.Host("a").Netns, "sleep", "30")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
