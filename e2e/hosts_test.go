@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -39,12 +38,14 @@ type hostNet struct {
 	sys *system // st, for the helpers that take a system
 	// dial connects from the client host, as every call of the host
 	// tests does.
-	dial   dialFunc
-	log    *syncBuffer
-	dns    *exec.Cmd
-	hosts  string // dnsmasq's addn-hosts file
-	grpcOf map[string]string
-	admin  map[string]string // admin (metrics) address per server host
+	dial  dialFunc
+	log   *syncBuffer
+	dns   *exec.Cmd
+	hosts string // dnsmasq's addn-hosts file
+	// records lists the hosts each DNS name has records for.
+	records map[string][]string
+	grpcOf  map[string]string
+	admin   map[string]string // admin (metrics) address per server host
 }
 
 // startHosts makes the network (edge, dns, server1, server2, gateway1,
@@ -124,11 +125,13 @@ func startHosts(t *testing.T, servers []string, env ...string) *hostNet {
 }
 
 // startDNS runs dnsmasq on the dns host, answering for the .test names
-// from a hosts file that setDNS rewrites, and nothing else.
+// from a hosts file that setDNS rewrites, and nothing else: at first, the
+// given server hosts and both gateways.
 func (h *hostNet) startDNS(t *testing.T, servers []string) {
 	t.Helper()
 	h.hosts = filepath.Join(t.TempDir(), "hosts")
-	h.writeHosts(t, servers)
+	h.records = map[string][]string{serverDNSName: servers, gatewayDNSName: {"gateway1", "gateway2"}}
+	h.writeHosts(t)
 	addr := h.net.Host("dns").Addr
 	h.dns = exec.Command("ip", "netns", "exec", h.net.Host("dns").Netns, "dnsmasq",
 		"--no-daemon", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--addn-hosts="+h.hosts,
@@ -151,23 +154,21 @@ func (h *hostNet) startDNS(t *testing.T, servers []string) {
 		}
 	})
 	if d, ok := stack.PollUntil(10*time.Second, func() bool {
-		got := h.lookup()
+		got := h.lookup(serverDNSName)
 		return len(got) == len(servers)
 	}); !ok {
 		t.Fatalf("dnsmasq does not answer for %s after %v:\n%s", serverDNSName, d, h.log.String())
 	}
 }
 
-// writeHosts writes the records: the given server hosts under
-// serverDNSName, both gateways under gatewayDNSName.
-func (h *hostNet) writeHosts(t *testing.T, servers []string) {
+// writeHosts writes h.records for dnsmasq.
+func (h *hostNet) writeHosts(t *testing.T) {
 	t.Helper()
 	var b strings.Builder
-	for _, s := range servers {
-		fmt.Fprintf(&b, "%s %s\n", h.net.Host(s).Addr, serverDNSName)
-	}
-	for _, g := range []string{"gateway1", "gateway2"} {
-		fmt.Fprintf(&b, "%s %s\n", h.net.Host(g).Addr, gatewayDNSName)
+	for name, hosts := range h.records {
+		for _, host := range hosts {
+			fmt.Fprintf(&b, "%s %s\n", h.net.Host(host).Addr, name)
+		}
 	}
 	if err := os.WriteFile(h.hosts, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
@@ -178,30 +179,38 @@ func (h *hostNet) writeHosts(t *testing.T, servers []string) {
 // dnsmasq answers so.
 func (h *hostNet) setDNS(t *testing.T, servers ...string) {
 	t.Helper()
-	h.writeHosts(t, servers)
+	h.setRecords(t, serverDNSName, servers)
+}
+
+// setRecords makes the records of name exactly those of hosts, and returns
+// once dnsmasq answers so.
+func (h *hostNet) setRecords(t *testing.T, name string, hosts []string) {
+	t.Helper()
+	h.records[name] = hosts
+	h.writeHosts(t)
 	if err := h.dns.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	want := make([]string, len(servers))
-	for i, s := range servers {
+	want := make([]string, len(hosts))
+	for i, s := range hosts {
 		want[i] = h.net.Host(s).Addr
 	}
 	if _, ok := stack.PollUntil(5*time.Second, func() bool {
-		got := h.lookup()
+		got := h.lookup(name)
 		return len(got) == len(want) && containsAll(got, want)
 	}); !ok {
-		t.Fatalf("dnsmasq does not answer %v for %s after SIGHUP", want, serverDNSName)
+		t.Fatalf("dnsmasq does not answer %v for %s after SIGHUP", want, name)
 	}
 }
 
-// lookup asks dnsmasq directly for the servers' addresses.
-func (h *hostNet) lookup() []string {
+// lookup asks dnsmasq directly for name's addresses.
+func (h *hostNet) lookup(name string) []string {
 	r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, network, h.net.Host("dns").Addr+":53")
 	}}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	got, _ := r.LookupHost(ctx, serverDNSName)
+	got, _ := r.LookupHost(ctx, name)
 	return got
 }
 
@@ -221,9 +230,16 @@ func containsAll(got, want []string) bool {
 // handled reads GetCodename calls finished OK by each server host.
 func (h *hostNet) handled(t *testing.T) map[string]float64 {
 	t.Helper()
+	return h.counters(t, h.admin, "grpc_server_handled_total")
+}
+
+// counters reads the GetCodename calls finished OK that counter name of
+// each host's admin listener (addrs) counts so far.
+func (h *hostNet) counters(t *testing.T, addrs map[string]string, name string) map[string]float64 {
+	t.Helper()
 	n := map[string]float64{}
 	client := &http.Client{Timeout: 5 * time.Second}
-	for s, a := range h.admin {
+	for s, a := range addrs {
 		resp, err := client.Get("http://" + a + "/metrics")
 		if err != nil {
 			t.Fatalf("metrics of %s: %v", s, err)
@@ -233,7 +249,7 @@ func (h *hostNet) handled(t *testing.T) map[string]float64 {
 		if err != nil {
 			t.Fatal(err)
 		}
-		n[s] = countSoFar(string(b), "grpc_server_handled_total", map[string]string{"grpc_code": "OK", "grpc_method": "GetCodename"})
+		n[s] = countSoFar(string(b), name, map[string]string{"grpc_code": "OK", "grpc_method": "GetCodename"})
 	}
 	return n
 }
@@ -242,23 +258,21 @@ func (h *hostNet) handled(t *testing.T) map[string]float64 {
 // HAProxy's stats ("L7OK", "* L7TOUT", ...).
 func (h *hostNet) checkStatus(t *testing.T, be, sv string) string {
 	t.Helper()
-	resp, err := http.Get("http://" + h.st.Config().StatsAddr + "/stats;csv")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(string(b), "\n")
-	col := slices.Index(strings.Split(lines[0], ","), "check_status")
-	for _, l := range lines[1:] {
-		if f := strings.Split(l, ","); len(f) > col && col >= 0 && f[0] == be && f[1] == sv {
-			return f[col]
+	for _, r := range h.sys.statsRows(t) {
+		if r["pxname"] == be && r["svname"] == sv {
+			return r["check_status"]
 		}
 	}
 	return ""
+}
+
+// viaGateway reads the GetCodename calls each gateway host has made.
+func (h *hostNet) viaGateway(t *testing.T) map[string]float64 {
+	t.Helper()
+	return h.counters(t, map[string]string{
+		"gateway1": h.net.Host("gateway1").Addr + ":8082",
+		"gateway2": h.net.Host("gateway2").Addr + ":8082",
+	}, "grpc_client_handled_total")
 }
 
 // hostCalls makes calls through the edge and counts the failures.
@@ -428,5 +442,41 @@ func TestHostsDiscoverReplicasByDNS(t *testing.T) {
 	t.Logf("calls: %d OK, %d failed %v; test took %v", c.ok, c.failed, c.errs, time.Since(start).Round(time.Millisecond))
 	if c.failed != 0 {
 		t.Errorf("%d calls failed while the records changed, want 0: %v", c.failed, c.errs)
+	}
+}
+
+// TestHostsDiscoverGatewaysByDNS: HAProxy follows the gateways' records
+// too: a gateway whose record goes gets no more calls, and one whose
+// record comes back takes calls again, with no call failing.
+func TestHostsDiscoverGatewaysByDNS(t *testing.T) {
+	h := startHosts(t, []string{"server1", "server2"})
+	c := h.calls(t)
+	ctx := t.Context()
+	restDelta := func() map[string]float64 {
+		before := h.viaGateway(t)
+		c.restBatch(ctx, 20)
+		after := h.viaGateway(t)
+		return map[string]float64{"gateway1": after["gateway1"] - before["gateway1"], "gateway2": after["gateway2"] - before["gateway2"]}
+	}
+	if d := restDelta(); d["gateway1"] == 0 || d["gateway2"] == 0 {
+		t.Fatalf("with both gateways in DNS, 20 REST calls reached %v, want some on each", d)
+	}
+
+	h.setRecords(t, gatewayDNSName, []string{"gateway1"})
+	removed := time.Now()
+	if took, ok := stack.PollUntil(30*time.Second, func() bool { return restDelta()["gateway2"] == 0 }); !ok {
+		t.Fatalf("REST calls still reached gateway2 %v after its record went", took)
+	}
+	t.Logf("gateway2 removed from DNS: HAProxy stopped sending it calls after %v", time.Since(removed).Round(10*time.Millisecond))
+
+	h.setRecords(t, gatewayDNSName, []string{"gateway1", "gateway2"})
+	added := time.Now()
+	if took, ok := stack.PollUntil(30*time.Second, func() bool { return restDelta()["gateway2"] > 0 }); !ok {
+		t.Fatalf("REST calls did not reach gateway2 %v after its record came back", took)
+	}
+	t.Logf("gateway2 back in DNS: it took calls again after %v", time.Since(added).Round(10*time.Millisecond))
+	t.Logf("calls: %d OK, %d failed %v", c.ok, c.failed, c.errs)
+	if c.failed != 0 {
+		t.Errorf("%d REST calls failed while the gateways' records changed, want 0: %v", c.failed, c.errs)
 	}
 }
