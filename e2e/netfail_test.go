@@ -437,41 +437,44 @@ func TestPartitionGatewaysFromOneServer(t *testing.T) {
 	}
 }
 
-// TestLossyLink: server1's link drops a share of its packets both ways,
-// as a bad cable or a congested path would. TCP carries on: no call
-// fails and no stream ends; the test logs what the loss costs in latency.
-func TestLossyLink(t *testing.T) {
+// TestImpairedLink: server1's link delays every frame and drops a share
+// of them, both ways, as a long and lossy path would. TCP carries on: no
+// call fails and no stream ends; the test logs what it costs in latency.
+func TestImpairedLink(t *testing.T) {
 	h := startHosts(t, []string{"server1", "server2"})
 	l := startNetLoad(t, h, allKinds...)
-	const lossPercent = 5
-	h.nft(t, "server1", fmt.Sprintf(`table inet lossy {
-	chain in { type filter hook input priority 0; numgen random mod 100 < %d drop; }
-	chain out { type filter hook output priority 0; numgen random mod 100 < %d drop; }
-}`, lossPercent, lossPercent))
+	const (
+		delay       = 40 * time.Millisecond
+		lossPercent = 3
+	)
+	im, err := h.net.Impair("server1", delay, lossPercent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := im.Close(); err != nil {
+			t.Errorf("end the impairment: %v", err)
+		}
+	})
 	start := time.Now()
-	// Long enough for many calls and codenames to cross the lossy link,
-	// and for a lost keepalive probe or retransmission to matter if it
-	// were going to.
+	// Long enough for many calls and codenames to cross the link, and for
+	// a lost keepalive probe or retransmission to matter if it were going
+	// to.
 	time.Sleep(8 * time.Second)
-	l.checkStreams(t, start, fmt.Sprintf("server1's link began to drop %d%% of packets", lossPercent), false)
+	what := fmt.Sprintf("server1's link began to delay frames %v each way and drop %d%%", delay, lossPercent)
+	l.checkStreams(t, start, what, false)
 	for _, f := range l.streams {
 		if n := len(f.endsSince(start)); n != 0 {
-			t.Errorf("a %s stream ended on the lossy link, want none to", f.kind)
+			t.Errorf("a %s stream ended on the impaired link, want none to", f.kind)
 		}
 	}
 	if d := h.delta(t, func() { time.Sleep(time.Second) }); d["server1"] == 0 {
-		t.Errorf("server1 took no calls over its lossy link (calls landed %v)", d)
+		t.Errorf("server1 took no calls over its impaired link (calls landed %v)", d)
 	}
 	l.finish(t)
-}
-
-// nft loads an nftables ruleset into the namespace of host.
-func (h *hostNet) nft(t *testing.T, host, ruleset string) {
-	t.Helper()
-	cmd := exec.Command("ip", "netns", "exec", h.net.Host(host).Netns, "nft", "-f", "-")
-	cmd.Stdin = strings.NewReader(ruleset)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("nft in %s (apt-get install nftables; scripts/setup.sh test): %v: %s", host, err, out)
+	// A gRPC call to server1 crosses the link there and back.
+	if l.grpc.slowest < 2*delay {
+		t.Errorf("the slowest gRPC call took %v: the link's delay (%v each way) did not show", l.grpc.slowest, delay)
 	}
 }
 

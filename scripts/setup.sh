@@ -24,7 +24,7 @@ if [[ $mode == test ]]; then
   command -v h2load >/dev/null || packages+=(nghttp2-client)
   command -v tcpdump >/dev/null || packages+=(tcpdump)
   command -v dnsmasq >/dev/null || packages+=(dnsmasq-base)
-  command -v nft >/dev/null || packages+=(nftables)
+  command -v ethtool >/dev/null || packages+=(ethtool)
 fi
 if ((${#packages[@]})); then
   sudo=()

@@ -95,3 +95,55 @@ func TestNetwork(t *testing.T) {
 		t.Errorf("bridge %s left after Close", n.Bridge)
 	}
 }
+
+// TestImpair: an impaired link delays each frame both ways, so a TCP
+// handshake from the host takes at least two delays; Close gives the link
+// back as it was.
+func TestImpair(t *testing.T) {
+	n, err := NewNetwork("a")
+	if err != nil {
+		t.Fatalf("cannot make a network of hosts (needs root and iproute2's ip netns): %v", err)
+	}
+	t.Cleanup(func() { n.Close() })
+	l, err := net.Listen("tcp", n.Prefix+".1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	dial := n.DialContext("a")
+	handshake := func() time.Duration {
+		t.Helper()
+		start := time.Now()
+		c, err := dial(t.Context(), "tcp", l.Addr().String())
+		if err != nil {
+			t.Fatalf("dial from a: %v", err)
+		}
+		c.Close()
+		return time.Since(start)
+	}
+	const delay = 60 * time.Millisecond
+	im, err := n.Impair("a", delay, 0)
+	if err != nil {
+		t.Fatalf("Impair (needs ethtool): %v", err)
+	}
+	if got := handshake(); got < 2*delay {
+		t.Errorf("handshake over the impaired link took %v, want at least %v", got, 2*delay)
+	}
+	if err := im.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	// The first handshake may be slow while the bridge takes the host's
+	// link back (a SYN lost and sent again after a second).
+	if d, ok := PollUntil(5*time.Second, func() bool { return handshake() < delay }); !ok {
+		t.Errorf("handshakes still took %v or more %v after Close", delay, d)
+	}
+}
