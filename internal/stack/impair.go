@@ -131,7 +131,6 @@ func openEnd(dev string) (end, error) {
 func (im *Impairment) relay(from, to end, delay time.Duration, lossPercent int) {
 	defer im.wg.Done()
 	buf := make([]byte, 65536)
-	dst := &syscall.SockaddrLinklayer{Ifindex: to.ifindex}
 	for {
 		select {
 		case <-im.stop:
@@ -155,7 +154,8 @@ func (im *Impairment) relay(from, to end, delay time.Duration, lossPercent int) 
 			im.mu.RLock()
 			defer im.mu.RUnlock()
 			if !im.closed {
-				_ = syscall.Sendto(to.fd, frame, 0, dst)
+				// An address of its own: Sendto writes into it.
+				_ = syscall.Sendto(to.fd, frame, 0, &syscall.SockaddrLinklayer{Ifindex: to.ifindex})
 			}
 		})
 	}
