@@ -312,10 +312,7 @@ func startNetLoad(t *testing.T, h *hostNet, kinds ...string) *netLoad {
 	if from := h.net.Host("client").Addr + ":"; !strings.Contains(h.log.String(), " "+from) {
 		t.Fatalf("HAProxy logged no request from the client host (%s)", from)
 	}
-	// The calls the loads make in a second.
-	if d := h.delta(t, func() { time.Sleep(time.Second) }); d["server1"] == 0 || d["server2"] == 0 {
-		t.Fatalf("before the failure, calls landed %v, want some on each server", d)
-	}
+	h.awaitCalls(t, 1, "server1", "server2")
 	return l
 }
 
@@ -370,6 +367,9 @@ func TestHostVanishes(t *testing.T) {
 // and brings it back.
 func vanish(t *testing.T, h *hostNet, l *netLoad) {
 	t.Helper()
+	// server1's count while it is gone cannot be read; it cannot grow
+	// either.
+	before := h.handled(t)
 	h.ip(t, "server1", "link", "set", "eth0", "down")
 	gone := time.Now()
 	// Every stream receives again: those on server2 never stopped, those
@@ -385,10 +385,7 @@ func vanish(t *testing.T, h *hostNet, l *netLoad) {
 
 	h.ip(t, "server1", "link", "set", "eth0", "up")
 	back := time.Now()
-	took, ok := stack.PollUntil(20*time.Second, func() bool {
-		return h.delta(t, func() { time.Sleep(200 * time.Millisecond) })["server1"] > 0
-	})
-	if !ok {
+	if took, ok := stack.PollUntil(20*time.Second, func() bool { return h.handled(t)["server1"] > before["server1"] }); !ok {
 		t.Errorf("server1 took no call %v after its host came back", took)
 	}
 	t.Logf("server1's host came back: it took calls again after %v", time.Since(back).Round(time.Millisecond))
@@ -457,19 +454,25 @@ func TestImpairedLink(t *testing.T) {
 		}
 	})
 	start := time.Now()
-	// Long enough for many calls and codenames to cross the link, and for
-	// a lost keepalive probe or retransmission to matter if it were going
-	// to.
-	time.Sleep(8 * time.Second)
+	// Enough calls and codenames across the link for a lost keepalive
+	// probe or retransmission to matter if it were going to.
+	h.awaitCalls(t, 1000, "server1")
+	if d, ok := stack.PollUntil(30*time.Second, func() bool {
+		for _, f := range l.streams {
+			if f.got.Load() < 100 || !f.receivedSince(start.Add(5*time.Second)) {
+				return false
+			}
+		}
+		return true
+	}); !ok {
+		t.Errorf("the streams did not go on receiving for 5 s over the impaired link (%v)", d)
+	}
 	what := fmt.Sprintf("server1's link began to delay frames %v each way and drop %d%%", delay, lossPercent)
 	l.checkStreams(t, start, what, false)
 	for _, f := range l.streams {
 		if n := len(f.endsSince(start)); n != 0 {
 			t.Errorf("a %s stream ended on the impaired link, want none to", f.kind)
 		}
-	}
-	if d := h.delta(t, func() { time.Sleep(time.Second) }); d["server1"] == 0 {
-		t.Errorf("server1 took no calls over its impaired link (calls landed %v)", d)
 	}
 	l.finish(t)
 	// A gRPC call to server1 crosses the link there and back.
@@ -509,4 +512,21 @@ func TestGatewayHostVanishes(t *testing.T) {
 	}
 	t.Logf("gateway1's host came back: HAProxy checks both gateways UP after %v", time.Since(back).Round(time.Millisecond))
 	l.finish(t)
+}
+
+// awaitCalls waits until each of servers has finished n more calls.
+func (h *hostNet) awaitCalls(t *testing.T, n float64, servers ...string) {
+	t.Helper()
+	before := h.handled(t)
+	if d, ok := stack.PollUntil(30*time.Second, func() bool {
+		now := h.handled(t)
+		for _, s := range servers {
+			if now[s]-before[s] < n {
+				return false
+			}
+		}
+		return true
+	}); !ok {
+		t.Fatalf("%v did not finish %v calls each in %v (before %v, now %v)", servers, n, d, before, h.handled(t))
+	}
 }
