@@ -238,12 +238,12 @@ func openers(t *testing.T, h *hostNet) map[string]streamOpener {
 	}
 }
 
-// followAll starts n followers of each of kinds through h's edge.
-func followAll(t *testing.T, ctx context.Context, h *hostNet, n int, kinds ...string) ([]*follower, *sync.WaitGroup) {
+// followAll starts n followers of each kind through h's edge.
+func followAll(t *testing.T, ctx context.Context, h *hostNet, n int) ([]*follower, *sync.WaitGroup) {
 	var wg sync.WaitGroup
 	var fs []*follower
 	open := openers(t, h)
-	for _, kind := range kinds {
+	for _, kind := range streamKinds {
 		for range n {
 			fs = append(fs, follow(ctx, &wg, kind, open[kind]))
 		}
@@ -290,15 +290,12 @@ type netLoad struct {
 	stop       context.CancelFunc
 }
 
-// allKinds are the kinds of stream; restKinds those the gateways carry.
-var (
-	allKinds  = []string{"gRPC", "NDJSON", "SSE", "WebSocket"}
-	restKinds = allKinds[1:]
-)
+// streamKinds are the kinds of codename stream a client can open.
+var streamKinds = []string{"gRPC", "NDJSON", "SSE", "WebSocket"}
 
-// startNetLoad starts the load on h, with streams of kinds, and waits
-// until every stream receives and each server takes calls.
-func startNetLoad(t *testing.T, h *hostNet, kinds ...string) *netLoad {
+// startNetLoad starts the load on h, and waits until every stream
+// receives and each server takes calls.
+func startNetLoad(t *testing.T, h *hostNet) *netLoad {
 	t.Helper()
 	ctx, stop := context.WithCancel(t.Context())
 	t.Cleanup(stop)
@@ -307,7 +304,7 @@ func startNetLoad(t *testing.T, h *hostNet, kinds ...string) *netLoad {
 		rest: restUnaryLoad(ctx, &http.Client{Transport: h.httpTransport(t)}, h.sys.httpURL("/v1/codename"), 4),
 		stop: stop,
 	}
-	l.streams, l.followers = followAll(t, ctx, h, 4, kinds...)
+	l.streams, l.followers = followAll(t, ctx, h, 4)
 	awaitReceiving(t, l.streams, time.Now(), 15*time.Second)
 	if from := h.net.Host("client").Addr + ":"; !strings.Contains(h.log.String(), " "+from) {
 		t.Fatalf("HAProxy logged no request from the client host (%s)", from)
@@ -360,7 +357,7 @@ func (l *netLoad) finish(t *testing.T) {
 // traffic again within seconds.
 func TestHostVanishes(t *testing.T) {
 	h := startHosts(t, []string{"server1", "server2"})
-	vanish(t, h, startNetLoad(t, h, allKinds...))
+	vanish(t, h, startNetLoad(t, h))
 }
 
 // vanish takes server1's link down under l, checks what the clients see,
@@ -400,7 +397,7 @@ func vanish(t *testing.T, h *hostNet, l *netLoad) {
 // server1 again within seconds.
 func TestPartitionGatewaysFromOneServer(t *testing.T) {
 	h := startHosts(t, []string{"server1", "server2"})
-	l := startNetLoad(t, h, allKinds...)
+	l := startNetLoad(t, h)
 	server1 := h.net.Host("server1").Addr
 	routes := [][2]string{{"gateway1", server1}, {"gateway2", server1}, {"server1", h.net.Host("gateway1").Addr}, {"server1", h.net.Host("gateway2").Addr}}
 	for _, r := range routes {
@@ -439,7 +436,7 @@ func TestPartitionGatewaysFromOneServer(t *testing.T) {
 // call fails and no stream ends; the test logs what it costs in latency.
 func TestImpairedLink(t *testing.T) {
 	h := startHosts(t, []string{"server1", "server2"})
-	l := startNetLoad(t, h, allKinds...)
+	l := startNetLoad(t, h)
 	const (
 		delay       = 40 * time.Millisecond
 		lossPercent = 3
@@ -493,7 +490,7 @@ func TestImpairedLink(t *testing.T) {
 // silently ignored `tcp-ut` on servers named by DNS (haproxy.cfg).
 func TestGatewayHostVanishes(t *testing.T) {
 	h := startHosts(t, []string{"server1", "server2"})
-	l := startNetLoad(t, h, allKinds...)
+	l := startNetLoad(t, h)
 	h.ip(t, "gateway1", "link", "set", "eth0", "down")
 	gone := time.Now()
 	awaitReceiving(t, l.streams, gone.Add(time.Second), streamEndLimit+5*time.Second)
