@@ -118,9 +118,18 @@ func (p page) choose(sel, value string) {
 	}
 }
 
+// click clicks the button sel, which must be there and enabled. It calls
+// the button's own click(), which runs the page's handler as a user's
+// click does: a click by coordinates (chromedp.Click) could land beside
+// the button when the layout moved under it (codenames arriving, a
+// message shown or cleared above), and under a loaded machine the test
+// once waited in vain for a stream to stop.
 func (p page) click(sel string) {
 	p.t.Helper()
-	p.run(chromedp.Click(chromedp.CSS(sel)))
+	js := fmt.Sprintf(`(() => { const b = document.querySelector(%q); if (!b || b.disabled) return false; b.click(); return true })()`, sel)
+	if !eval[bool](p, js) {
+		p.t.Fatalf("cannot click %s: it is missing or disabled", sel)
+	}
 }
 
 func (p page) names() []string {
