@@ -19,6 +19,8 @@ import (
 // so the link is cut in two and a relay here carries the frames across,
 // late or not at all.
 type Impairment struct {
+	once sync.Once
+	err  error
 	stop chan struct{}
 	wg   sync.WaitGroup
 	// mu guards fds against the delayed sends: once Close has closed
@@ -59,6 +61,9 @@ func (n *Network) Impair(name string, delay time.Duration, lossPercent int) (*Im
 	im := &Impairment{stop: make(chan struct{}), undo: func() error {
 		return ipCmds([]string{"link", "del", a}, []string{"link", "set", outside, "master", n.Bridge})
 	}}
+	// The relay's pair lives in this namespace, which removing the hosts'
+	// namespaces does not clear: the Network's Close ends it too.
+	n.impairments = append(n.impairments, im)
 	fail := func(err error) (*Impairment, error) { return nil, errors.Join(err, im.Close()) }
 	var ends [2]end
 	// This namespace's side too: the bridge (this namespace's own frames
@@ -83,17 +88,21 @@ func (n *Network) Impair(name string, delay time.Duration, lossPercent int) (*Im
 	return im, nil
 }
 
-// Close stops the relay and gives the host its link back as it was.
+// Close stops the relay and gives the host its link back as it was. It is
+// safe to call more than once; the Network's Close calls it too.
 func (im *Impairment) Close() error {
-	close(im.stop)
-	im.wg.Wait()
-	im.mu.Lock()
-	im.closed = true
-	for _, fd := range im.fds {
-		syscall.Close(fd)
-	}
-	im.mu.Unlock()
-	return im.undo()
+	im.once.Do(func() {
+		close(im.stop)
+		im.wg.Wait()
+		im.mu.Lock()
+		im.closed = true
+		for _, fd := range im.fds {
+			syscall.Close(fd)
+		}
+		im.mu.Unlock()
+		im.err = im.undo()
+	})
+	return im.err
 }
 
 // end is one side of the relay: a raw socket on one interface.

@@ -28,6 +28,8 @@ type Network struct {
 	hosts  []Host
 	// resolvers lists the /etc/netns folders made by SetResolver.
 	resolvers []string
+	// impairments lists the links Impair relays.
+	impairments []*Impairment
 }
 
 // Host is one host of a Network.
@@ -115,10 +117,16 @@ func (n *Network) SetResolver(name, addr string) error {
 	return os.WriteFile(filepath.Join(dir, "resolv.conf"), []byte("nameserver "+addr+"\noptions timeout:1 attempts:2\n"), 0o644)
 }
 
-// Close removes the namespaces (and with them the veth pairs), the bridge
-// and the resolver files. It is safe to call more than once.
+// Close ends the impairments, and removes the namespaces (and with them
+// the veth pairs), the bridge and the resolver files. It is safe to call more than once.
 func (n *Network) Close() error {
 	var errs []error
+	for _, im := range n.impairments {
+		if err := im.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	n.impairments = nil
 	for _, h := range n.hosts {
 		if err := ipCmds([]string{"netns", "del", h.Netns}); err != nil {
 			errs = append(errs, err)

@@ -146,4 +146,20 @@ func TestImpair(t *testing.T) {
 	if d, ok := PollUntil(5*time.Second, func() bool { return handshake() < delay }); !ok {
 		t.Errorf("handshakes still took %v or more %v after Close", delay, d)
 	}
+
+	// An impairment still in place when the network closes goes with it:
+	// its relay's interfaces are in this namespace.
+	if _, err := n.Impair("a", delay, 0); err != nil {
+		t.Fatal(err)
+	}
+	relay := fmt.Sprintf("cg%sa0", strings.TrimPrefix(n.Bridge, "cgbr"))
+	if _, err := net.InterfaceByName(relay); err != nil {
+		t.Fatalf("the relay's interface %s: %v", relay, err)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := net.InterfaceByName(relay); err == nil {
+		t.Errorf("the relay's interface %s is left after the network closed", relay)
+	}
 }
