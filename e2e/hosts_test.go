@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -106,13 +105,6 @@ func startHosts(t *testing.T, servers []string, env ...string) *hostNet {
 		t.Fatalf("start the stack on the hosts: %v\n%s", err, h.log.String())
 	}
 	h.st = st
-	pem, err := os.ReadFile(st.TLS.CA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(pem)
-	h.sys = &system{Stack: st, cfg: st.Config(), log: h.log, caFile: st.TLS.CA, roots: roots}
 	t.Cleanup(func() {
 		if err := st.Stop(); err != nil {
 			t.Errorf("stop: %v", err)
@@ -121,6 +113,9 @@ func startHosts(t *testing.T, servers []string, env ...string) *hostNet {
 			t.Logf("output of the stack:\n%s", h.log.String())
 		}
 	})
+	if h.sys, err = systemOf(st, h.log); err != nil {
+		t.Fatal(err)
+	}
 	return h
 }
 

@@ -137,15 +137,25 @@ func newSystemFrom(haproxyConfig, stateDir string, replicas int, apiKey string, 
 	if err != nil {
 		return nil, fmt.Errorf("start stack: %w\n%s", err, log.String())
 	}
-	cfg = st.Config()
-	pem, err := os.ReadFile(st.TLS.CA)
+	s, err := systemOf(st, log)
 	if err != nil {
 		st.Stop()
 		return nil, err
 	}
+	return s, nil
+}
+
+// systemOf wraps a started stack, whose output goes to log, for the tests'
+// helpers: they trust its development CA, as a user given the CA file
+// would.
+func systemOf(st *stack.Stack, log *syncBuffer) (*system, error) {
+	pem, err := os.ReadFile(st.TLS.CA)
+	if err != nil {
+		return nil, err
+	}
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(pem)
-	return &system{Stack: st, cfg: cfg, log: log, caFile: st.TLS.CA, roots: roots}, nil
+	return &system{Stack: st, cfg: st.Config(), log: log, caFile: st.TLS.CA, roots: roots}, nil
 }
 
 var (
