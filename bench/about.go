@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/codename-gateway/codename-gateway/internal/stack"
 )
 
 // about describes a run for the top of results.md: how to repeat it, and
@@ -18,7 +20,7 @@ func about(ctx context.Context, args []string, o options, started time.Time, loa
 		fmt.Sprintf("Command: `%s` (%d rounds of %v per configuration, %d held streams).", strings.TrimSpace(cmd), o.rounds, o.duration, o.streams),
 		fmt.Sprintf("Run %s, for %v, on %d CPUs (%s/%s); load average %s before, %s after.",
 			started.UTC().Format("2006-01-02 15:04 UTC"), time.Since(started).Round(time.Second), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, load0, loadAverage()),
-		fmt.Sprintf("Versions: %s; %s; %s.", firstLine(ctx, "go", "version"), firstLine(ctx, "haproxy", "-v"), firstLine(ctx, "h2load", "--version")),
+		fmt.Sprintf("Versions: %s; %s; %s.", firstLine(ctx, "go", "version"), firstLine(ctx, stack.HAProxyBinary(), "-v"), firstLine(ctx, "h2load", "--version")),
 	}
 	if o.haproxyConfig != "" || len(o.env) > 0 {
 		lines = append(lines, fmt.Sprintf("**Trying a change**: HAProxy config %q, environment %q.", o.haproxyConfig, o.env.String()))

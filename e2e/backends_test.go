@@ -266,7 +266,7 @@ func startEdge(t *testing.T, cfgPath, backend string) *system {
 		"CODENAME_HTTPS_ADDR="+addrs[0], "CODENAME_HTTP_ADDR="+addrs[1], "CODENAME_STATS_ADDR="+addrs[2],
 		"CODENAME_TLS_CERT="+files.Server, "CODENAME_GRPC_ADDR="+backend, "CODENAME_GATEWAY_ADDR="+backend)
 	log := new(syncBuffer)
-	cmd := exec.Command("haproxy", "-W", "-db", "-f", cfgPath)
+	cmd := exec.Command(stack.HAProxyBinary(), "-W", "-db", "-f", cfgPath)
 	cmd.Env, cmd.Stdout, cmd.Stderr = env, log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	if err := cmd.Start(); err != nil {

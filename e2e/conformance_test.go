@@ -98,7 +98,7 @@ func TestInteropThroughEdge(t *testing.T) {
 
 	front := newHealthSplit(t, serverAddr)
 
-	hap := startToolProc(t, "haproxy", []string{"haproxy", "-W", "-db", "-f", filepath.Join(repoRoot, "haproxy/haproxy.cfg")},
+	hap := startToolProc(t, "haproxy", []string{stack.HAProxyBinary(), "-W", "-db", "-f", filepath.Join(repoRoot, "haproxy/haproxy.cfg")},
 		append(environWithout("CODENAME_"),
 			"CODENAME_HTTPS_ADDR="+httpsAddr,
 			"CODENAME_HTTP_ADDR="+httpAddr,

@@ -48,7 +48,7 @@ func TestHAProxyConfigIsValid(t *testing.T) {
 		{"mutual TLS to the backends", []string{"CODENAME_BACKEND_TLS_CA=" + s.TLS.CA, "CODENAME_BACKEND_CLIENT_CERT=" + s.TLS.Server}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			cmd := exec.CommandContext(t.Context(), "haproxy", "-c", "-f", cfg)
+			cmd := exec.CommandContext(t.Context(), stack.HAProxyBinary(), "-c", "-f", cfg)
 			cmd.Env = append(haproxyEnv(t, s.TLS.Server), tt.extra...)
 			out, err := cmd.CombinedOutput()
 			if err != nil || !strings.Contains(string(out), "Configuration file is valid") {
@@ -61,7 +61,7 @@ func TestHAProxyConfigIsValid(t *testing.T) {
 	}
 	// The file depends on its environment: without a certificate it must
 	// refuse to load rather than start half-configured.
-	cmd := exec.CommandContext(t.Context(), "haproxy", "-c", "-f", cfg)
+	cmd := exec.CommandContext(t.Context(), stack.HAProxyBinary(), "-c", "-f", cfg)
 	cmd.Env = haproxyEnv(t, filepath.Join(t.TempDir(), "missing.pem"))
 	if out, err := cmd.CombinedOutput(); err == nil {
 		t.Fatalf("haproxy -c accepted a missing certificate:\n%s", out)

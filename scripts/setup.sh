@@ -5,7 +5,12 @@
 #        scripts/setup.sh test   that, plus what the tests drive (curl,
 #                                headless Chromium, and NSS's certutil, with
 #                                which the browser tests trust the dev CA;
-#                                dnsmasq, the DNS server of the host tests)
+#                                dnsmasq, the DNS server of the host tests;
+#                                HAProxy 3.0 and 3.2 beside the system's)
+#
+# HAProxy 3.x comes from Debian's archive (3.0 from Debian 13, 3.2 from
+# Debian 14) into bin/, beside the system's 2.6: scripts/haproxy-debian.sh.
+# The run command installs one when CODENAME_HAPROXY names it.
 #
 # Debian packages come from apt-get; Go tools are pinned and installed into
 # bin/ of this repository, so nothing global changes but the packages.
@@ -33,6 +38,16 @@ if ((${#packages[@]})); then
   "${sudo[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 fi
+
+haproxies=()
+[[ $mode == test ]] && haproxies=(3.0:trixie 3.2:forky)
+case ${CODENAME_HAPROXY:-} in
+  *bin/haproxy-3.0) haproxies+=(3.0:trixie) ;;
+  *bin/haproxy-3.2) haproxies+=(3.2:forky) ;;
+esac
+for h in "${haproxies[@]}"; do
+  scripts/haproxy-debian.sh "${h%%:*}" "${h#*:}"
+done
 
 # name=module@version of each Go tool; a tool is installed again only when
 # the version recorded beside it differs.

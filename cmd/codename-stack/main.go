@@ -38,7 +38,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs := envflag.New(args[0], getenv, stderr)
 	cfg := stack.Config{Output: stdout}
 	binDir := fs.String("bin-dir", "CODENAME_BIN_DIR", filepath.Dir(self), "folder holding codename-server and codename-gateway")
-	haproxy := fs.String("haproxy", "CODENAME_HAPROXY", "haproxy", "haproxy executable")
+	haproxy := fs.String("haproxy", "CODENAME_HAPROXY", "haproxy", "haproxy executable, such as bin/haproxy-3.2 (scripts/setup.sh installs it)")
 	haproxyCfg := fs.String("haproxy-config", "CODENAME_HAPROXY_CONFIG", "haproxy/haproxy.cfg", "HAProxy configuration file")
 	stateDir := fs.String("state-dir", "CODENAME_STATE_DIR", ".state", "folder for the development CA and certificates")
 	httpsAddr := fs.String("https-addr", "CODENAME_HTTPS_ADDR", ":8443", "HAProxy TLS listener (h2 and http/1.1)")

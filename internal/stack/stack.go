@@ -29,7 +29,7 @@ import (
 type Config struct {
 	// BinDir holds the codename-server and codename-gateway binaries.
 	BinDir string
-	// HAProxy is the haproxy executable; empty means "haproxy" on PATH.
+	// HAProxy is the haproxy executable; empty means HAProxyBinary().
 	HAProxy string
 	// HAProxyConfig is the path of haproxy.cfg.
 	HAProxyConfig string
@@ -126,7 +126,7 @@ func (p *Process) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig)
 // server's health check. On error, whatever was started is stopped again.
 func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	if cfg.HAProxy == "" {
-		cfg.HAProxy = "haproxy"
+		cfg.HAProxy = HAProxyBinary()
 	}
 	if cfg.ReadyTimeout == 0 {
 		cfg.ReadyTimeout = 30 * time.Second
