@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 )
 
@@ -40,7 +41,7 @@ const (
 
 // specs gives each figure of the table, in order, its target (the issue's)
 // and how it is printed.
-var specs = []figure{
+var specs = slices.Concat([]figure{
 	{name: figGRPCRatio, digits: 2, target: atLeast(0.75)},
 	{name: figHAProxyCPU, unit: " µs", digits: 1, target: atMost(5)},
 	{name: figRESTRatio, digits: 2, target: atLeast(0.40)},
@@ -55,6 +56,7 @@ var specs = []figure{
 	{name: figTLSHAProxyCost, unit: " µs", digits: 1, target: noTarget()},
 	{name: figTLSRESTCPU, unit: " µs", digits: 1, target: noTarget()},
 	{name: figTLSRESTCost, unit: " µs", digits: 1, target: noTarget()},
+}, yardstickSpecs(), []figure{
 	{name: figVanguard, digits: 2, target: atLeast(1)},
 	{name: figStreamRate, unit: " msg/s", target: atLeast(200000)},
 	{name: figStreamRatio, digits: 2, target: atLeast(0.8)},
@@ -65,7 +67,7 @@ var specs = []figure{
 	{name: figHeldHAProxy, unit: " KB", digits: 1, target: atMost(2)},
 	{name: figLatencyP50Add, unit: " ms", digits: 3, target: atMost(0.1)},
 	{name: figLatencyP99Add, unit: " ms", digits: 3, target: atMost(0.5)},
-}
+})
 
 // allFigures lists the name of every figure of the table, in order.
 var allFigures = func() []string {

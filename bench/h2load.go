@@ -8,7 +8,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -25,6 +27,10 @@ type h2loadJob struct {
 	// headers and body (a file) make a gRPC request out of h2load's GET.
 	headers  []string
 	bodyFile string
+	// latencyLog, if set, is a file for h2load's per-request log, from
+	// which the run's p99 latency is read (h2load itself reports only the
+	// mean and the spread).
+	latencyLog string
 }
 
 // h2loadResult is what h2load reports of a run.
@@ -37,6 +43,9 @@ type h2loadResult struct {
 	// cpu is the CPU time h2load itself used, in seconds: the load
 	// generator shares the two cores with what it measures.
 	cpu float64
+	// p99 is the 99th percentile of the requests' times (from sending to
+	// the end of the response), when the job asked for a latency log.
+	p99 time.Duration
 }
 
 // The lines of h2load's summary that matter here.
@@ -61,6 +70,9 @@ func (j h2loadJob) run(ctx context.Context) (h2loadResult, error) {
 	}
 	if j.bodyFile != "" {
 		args = append(args, "-d", j.bodyFile)
+	}
+	if j.latencyLog != "" {
+		args = append(args, "--log-file", j.latencyLog)
 	}
 	args = append(args, j.url)
 	cmd := exec.CommandContext(ctx, "h2load", args...)
@@ -90,7 +102,42 @@ func (j h2loadJob) run(ctx context.Context) (h2loadResult, error) {
 	if r.succeeded == 0 {
 		return r, fmt.Errorf("h2load %v: no request succeeded:\n%s", args, out)
 	}
+	if j.latencyLog != "" {
+		if r.p99, err = logPercentile(j.latencyLog, 0.99); err != nil {
+			return r, fmt.Errorf("h2load %v: %w", args, err)
+		}
+	}
 	return r, nil
+}
+
+// logPercentile reads an h2load --log-file (one request a line: start
+// time in µs, HTTP status, µs until the end of the response, separated by
+// tabs), removes it, and returns the q-quantile of the requests' times.
+func logPercentile(path string, q float64) (time.Duration, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	if err := os.Remove(path); err != nil {
+		return 0, err
+	}
+	var times []time.Duration
+	for line := range strings.Lines(string(b)) {
+		f := strings.Split(strings.TrimSpace(line), "\t")
+		if len(f) < 3 {
+			return 0, fmt.Errorf("%s: unexpected line %q", path, line)
+		}
+		us, err := strconv.ParseInt(f[2], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("%s: unexpected line %q", path, line)
+		}
+		times = append(times, time.Duration(us)*time.Microsecond)
+	}
+	if len(times) == 0 {
+		return 0, fmt.Errorf("%s: no request logged", path)
+	}
+	slices.Sort(times)
+	return percentile(times, q), nil
 }
 
 // grpcHeaders make h2load's request a gRPC call: gRPC is a POST whose

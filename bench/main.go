@@ -59,8 +59,8 @@ type options struct {
 	// the change would give.
 	haproxyConfig string
 	env           listFlag
-	// only lists the steps to run (unary, vanguard, streams, latency,
-	// held); empty means all.
+	// only lists the steps to run (unary, yardsticks, vanguard, streams,
+	// latency, held); empty means all.
 	only []string
 }
 
@@ -85,14 +85,14 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.heldRPC, "held-rpc", "codenames", "stream to hold: codenames (KeepGettingCodenames) or watch (grpc.health.v1 Watch)")
 	fs.StringVar(&o.haproxyConfig, "haproxy-config", "", "HAProxy configuration to run instead of the repository's haproxy/haproxy.cfg, to try a change")
 	fs.Var(&o.env, "env", "KEY=VALUE added to the environment of the server, gateway and HAProxy (repeatable), to try a setting such as GOGC=200")
-	only := fs.String("only", "", "comma-separated steps to run, of unary, vanguard, streams, latency, held (default: all)")
+	only := fs.String("only", "", "comma-separated steps to run, of unary, yardsticks, vanguard, streams, latency, held (default: all)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return o, err
 	}
 	if *only != "" {
 		o.only = strings.Split(*only, ",")
 		for _, k := range o.only {
-			if !slices.Contains([]string{"unary", "vanguard", "streams", "latency", "held"}, k) {
+			if !slices.Contains([]string{"unary", "yardsticks", "vanguard", "streams", "latency", "held"}, k) {
 				return o, fmt.Errorf("-only: unknown step %q", k)
 			}
 		}
@@ -191,6 +191,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				}
 			}()
 			return measureUnary(ctx, sys, tlsSys, unaryLoad{o.conns, o.inFlight}, p, work)
+		}},
+		{"yardsticks", "yardsticks: bare HAProxy, nginx, Caddy, and the cost of each feature", yardstickFigures(), func() ([]figure, []string, error) {
+			yp := p
+			if o.smoke {
+				// Every configuration very briefly: the smoke test only
+				// proves that each one starts and carries calls.
+				yp.duration, yp.warmUp = 100*time.Millisecond, 0
+			}
+			env := slices.Concat(stackEnv, o.env)
+			return measureYardsticks(ctx, sys, root, work, haproxyConfig, o.haproxyConfig == "", env, unaryLoad{o.conns, o.inFlight}, yp)
 		}},
 		{"vanguard", "REST transcoders: grpc-gateway against vanguard-go", []string{figVanguard}, func() ([]figure, []string, error) {
 			if vanguardErr != nil {

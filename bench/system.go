@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -47,6 +48,18 @@ type system struct {
 	log *tailBuffer
 }
 
+// stackEnv is the environment every stack of the benchmark starts with.
+// Stopping between figures should not wait for the 2 s drain meant for
+// production. The hops behind HAProxy are cleartext unless env says
+// otherwise, as in the recorded results; the unary step starts a second
+// stack with CODENAME_BACKEND_TLS=mutual to set TLS beside it. The edge's
+// per-client limits are sized for a public deployment; the load here comes
+// from one address and holds up to 50k streams, so they are raised (not
+// switched off) to fit it.
+var stackEnv = []string{"CODENAME_DRAIN_DELAY=0s", "CODENAME_DRAIN_TIMEOUT=2s", "CODENAME_BACKEND_TLS=off",
+	"CODENAME_STREAMS_PER_SOURCE=1000000", "CODENAME_CONN_PER_SOURCE=100000", "CODENAME_SERVER_MAXSTREAMS=1000000",
+	"CODENAME_SERVER_MAXCONN=10000", "CODENAME_MAX_STREAMS_PER_CONN=100000"}
+
 // startSystem starts a stack of one replica on free loopback ports, with
 // HAProxy running haproxyConfig. env is given to every child, for example
 // CODENAME_STREAM_INTERVAL=0.
@@ -56,19 +69,8 @@ func startSystem(ctx context.Context, binDir, stateDir, haproxyConfig string, en
 		BinDir:        binDir,
 		HAProxyConfig: haproxyConfig,
 		StateDir:      stateDir,
-		// Stopping between figures should not wait for the 2 s drain
-		// meant for production.
-		// The hops behind HAProxy are cleartext unless env says
-		// otherwise, as in the recorded results; the unary step starts a
-		// second stack with CODENAME_BACKEND_TLS=mutual to set TLS
-		// beside it.
-		// The edge's per-client limits are sized for a public deployment;
-		// the load here comes from one address and holds up to 50k
-		// streams, so they are raised (not switched off) to fit it.
-		Env: append([]string{"CODENAME_DRAIN_DELAY=0s", "CODENAME_DRAIN_TIMEOUT=2s", "CODENAME_BACKEND_TLS=off",
-			"CODENAME_STREAMS_PER_SOURCE=1000000", "CODENAME_CONN_PER_SOURCE=100000", "CODENAME_SERVER_MAXSTREAMS=1000000",
-			"CODENAME_SERVER_MAXCONN=10000", "CODENAME_MAX_STREAMS_PER_CONN=100000"}, env...),
-		Output: log,
+		Env:           append(slices.Clone(stackEnv), env...),
+		Output:        log,
 	}
 	st, err := stack.StartOnFreePorts(ctx, cfg, 1)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
 )
@@ -20,6 +21,8 @@ type unarySample struct {
 	rate float64
 	// cpu is each process group's CPU time per call, in µs.
 	cpu map[string]float64
+	// p99 is the run's 99th percentile latency, if the job logged it.
+	p99 time.Duration
 }
 
 // unaryLoad says how hard h2load pushes: the same for every configuration.
@@ -169,7 +172,7 @@ func measureH2load(ctx context.Context, sys *system, job h2loadJob, extra ...gro
 	if res.failed > 0 {
 		return unarySample{}, fmt.Errorf("%s: %d requests failed", job.url, res.failed)
 	}
-	s := unarySample{rate: float64(res.succeeded) / res.seconds, cpu: map[string]float64{}}
+	s := unarySample{rate: float64(res.succeeded) / res.seconds, cpu: map[string]float64{}, p99: res.p99}
 	for i, g := range groups {
 		s.cpu[g.name] = used[i] / float64(res.succeeded) * 1e6
 	}
@@ -183,9 +186,10 @@ func dial(addr string) (*grpc.ClientConn, error) {
 	return grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 }
 
-// checkGRPC makes a few real gRPC calls to addr: each must end with status
-// OK and carry a codename.
-func checkGRPC(ctx context.Context, addr string, req *codenamev1.NameRequest) error {
+// checkGRPC makes a few real gRPC calls to addr, with the metadata given as
+// key-value pairs (such as an API key): each must end with status OK and
+// carry a codename.
+func checkGRPC(ctx context.Context, addr string, req *codenamev1.NameRequest, md ...string) error {
 	conn, err := dial(addr)
 	if err != nil {
 		return err
@@ -193,7 +197,7 @@ func checkGRPC(ctx context.Context, addr string, req *codenamev1.NameRequest) er
 	defer conn.Close()
 	client := codenamev1.NewCodenameCreatorClient(conn)
 	for range 3 {
-		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		ctx, cancel := context.WithTimeout(metadata.AppendToOutgoingContext(ctx, md...), 5*time.Second)
 		res, err := client.GetCodename(ctx, req)
 		cancel()
 		if err != nil {

@@ -30,6 +30,8 @@ if [[ $mode == test ]]; then
   command -v tcpdump >/dev/null || packages+=(tcpdump)
   command -v dnsmasq >/dev/null || packages+=(dnsmasq-base)
   command -v ethtool >/dev/null || packages+=(ethtool)
+  command -v nginx >/dev/null || packages+=(nginx)
+  command -v caddy >/dev/null || packages+=(caddy)
 fi
 if ((${#packages[@]})); then
   sudo=()
