@@ -46,15 +46,20 @@ func TestHAProxyConfigIsValid(t *testing.T) {
 		{"stats behind a password", []string{"CODENAME_STATS_USER=ops", "CODENAME_STATS_PASSWORD=secret"}},
 		{"TLS to the backends", []string{"CODENAME_BACKEND_TLS_CA=" + s.TLS.CA}},
 		{"mutual TLS to the backends", []string{"CODENAME_BACKEND_TLS_CA=" + s.TLS.CA, "CODENAME_BACKEND_CLIENT_CERT=" + s.TLS.Server}},
+		{"everything at once", []string{"CODENAME_GRPC_DNS=codename-server:9090", "CODENAME_GATEWAY_DNS=codename-gateway:8081",
+			"CODENAME_API_KEY=secret", "CODENAME_RATE_LIMIT=100", "CODENAME_STATS_PASSWORD=secret",
+			"CODENAME_BACKEND_TLS_CA=" + s.TLS.CA, "CODENAME_BACKEND_CLIENT_CERT=" + s.TLS.Server}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cmd := exec.CommandContext(t.Context(), stack.HAProxyBinary(), "-c", "-f", cfg)
 			cmd.Env = append(haproxyEnv(t, s.TLS.Server), tt.extra...)
+			// Its exit status says whether the file is valid: 2.6 also
+			// prints "Configuration file is valid", 3.x prints nothing.
 			out, err := cmd.CombinedOutput()
-			if err != nil || !strings.Contains(string(out), "Configuration file is valid") {
+			if err != nil {
 				t.Fatalf("haproxy -c: %v\n%s", err, out)
 			}
-			if strings.Contains(string(out), "WARNING") {
+			if strings.Contains(string(out), "WARNING") || strings.Contains(string(out), "Warnings were found") {
 				t.Errorf("haproxy -c warns:\n%s", out)
 			}
 		})
