@@ -181,7 +181,10 @@ func startProjectHAProxy(ctx context.Context, name, binary, config string, sys *
 // every file it writes in its own folder (so that it never meets a
 // system nginx), no access log, and gRPC passed over h2c. nginx sends
 // one call per upstream connection; keepalive keeps those connections
-// open between calls, as any production gRPC setup of nginx does.
+// open between calls, as any production gRPC setup of nginx does. By
+// default nginx ends a client's connection, and an upstream one, after
+// 1000 requests (GOAWAY: the calls in flight on it fail under h2load);
+// HAProxy and Caddy set no such limit, so neither does this.
 const nginxConfig = `# nginx in front of the gRPC server, written by bench/ as a yardstick.
 daemon off;
 master_process on;
@@ -193,6 +196,7 @@ events {
 }
 http {
     access_log off;
+    keepalive_requests 100000000;
     client_body_temp_path %[1]s/client_body;
     proxy_temp_path %[1]s/proxy;
     fastcgi_temp_path %[1]s/fastcgi;
@@ -201,6 +205,7 @@ http {
     upstream grpc_server {
         server %[3]s;
         keepalive 64;
+        keepalive_requests 100000000;
     }
     server {
         listen %[2]s http2;
