@@ -74,11 +74,7 @@ func TestHAProxyWorkersCounted(t *testing.T) {
 			}
 			comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pids[0]))
 			all := union("haproxy", single("master", master), workers)
-			workers0, err := workers.cpu()
-			if err != nil {
-				t.Fatal(err)
-			}
-			all0, err := all.cpu()
+			meter, err := startCPU(workers, all)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -86,15 +82,11 @@ func TestHAProxyWorkersCounted(t *testing.T) {
 			if err != nil || !strings.Contains(string(out), " 0 failed, 0 errored") {
 				t.Fatalf("h2load: %v\n%s", err, out)
 			}
-			workers1, err := workers.cpu()
+			used, err := meter.stop()
 			if err != nil {
 				t.Fatal(err)
 			}
-			all1, err := all.cpu()
-			if err != nil {
-				t.Fatal(err)
-			}
-			w, a := workers1-workers0, all1-all0
+			w, a := used[0], used[1]
 			t.Logf("%s: workers %v (comm %q) used %.2f s of the %.2f s of master and workers", b.label, pids, strings.TrimSpace(string(comm)), w, a)
 			if w < 0.05 || w < 0.8*a {
 				t.Errorf("%s: workers used %.2f s of CPU in 1 s of h2c load, master and workers %.2f s", b.label, w, a)

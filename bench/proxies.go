@@ -142,12 +142,10 @@ backend be_grpc
 // startBareHAProxy writes the bare config into dir and starts binary with
 // it in front of grpcAddr.
 func startBareHAProxy(ctx context.Context, name, binary, dir, grpcAddr string, md ...string) (*proxy, error) {
-	addr, err := stack.FreeAddr()
+	_, addr, cfg, err := proxyFiles(dir, "haproxy-bare", "haproxy.cfg", func(_, addr string) []byte {
+		return fmt.Appendf(nil, bareHAProxyConfig, addr, grpcAddr)
+	})
 	if err != nil {
-		return nil, err
-	}
-	cfg := filepath.Join(dir, "haproxy-bare.cfg")
-	if err := os.WriteFile(cfg, fmt.Appendf(nil, bareHAProxyConfig, addr, grpcAddr), 0o644); err != nil {
 		return nil, err
 	}
 	return startHAProxy(ctx, name, binary, cfg, addr, proxyEnv(), md...)
@@ -219,16 +217,10 @@ http {
 // startNginx starts nginx in front of grpcAddr; its cost is its master's
 // and its workers'.
 func startNginx(ctx context.Context, dir, grpcAddr string, md ...string) (*proxy, error) {
-	prefix := filepath.Join(dir, "nginx")
-	if err := os.MkdirAll(prefix, 0o755); err != nil {
-		return nil, err
-	}
-	addr, err := stack.FreeAddr()
+	prefix, addr, conf, err := proxyFiles(dir, "nginx", "nginx.conf", func(prefix, addr string) []byte {
+		return fmt.Appendf(nil, nginxConfig, prefix, addr, grpcAddr)
+	})
 	if err != nil {
-		return nil, err
-	}
-	conf := filepath.Join(prefix, "nginx.conf")
-	if err := os.WriteFile(conf, fmt.Appendf(nil, nginxConfig, prefix, addr, grpcAddr), 0o644); err != nil {
 		return nil, err
 	}
 	// -e: the error log before the config is read, which would otherwise
@@ -259,22 +251,31 @@ http://:%s {
 // startCaddy starts Caddy in front of grpcAddr, with its data and config
 // folders in dir.
 func startCaddy(ctx context.Context, dir, grpcAddr string, md ...string) (*proxy, error) {
-	home := filepath.Join(dir, "caddy")
-	if err := os.MkdirAll(home, 0o755); err != nil {
-		return nil, err
-	}
-	addr, err := stack.FreeAddr()
+	home, addr, conf, err := proxyFiles(dir, "caddy", "Caddyfile", func(_, addr string) []byte {
+		host, port, _ := strings.Cut(addr, ":")
+		return fmt.Appendf(nil, caddyConfig, port, host, grpcAddr)
+	})
 	if err != nil {
-		return nil, err
-	}
-	host, port, _ := strings.Cut(addr, ":")
-	conf := filepath.Join(home, "Caddyfile")
-	if err := os.WriteFile(conf, fmt.Appendf(nil, caddyConfig, port, host, grpcAddr), 0o644); err != nil {
 		return nil, err
 	}
 	env := proxyEnv("HOME="+home, "XDG_DATA_HOME="+home, "XDG_CONFIG_HOME="+home)
 	return startProxy(ctx, "caddy", addr, []string{"caddy", "run", "--config", conf, "--adapter", "caddyfile"}, env,
 		func(pid int) group { return single("caddy", pid) }, md...)
+}
+
+// proxyFiles makes the folder dir/name for a proxy, picks a free loopback
+// address for its listener, and writes there its config file, which
+// render makes from the folder and the address.
+func proxyFiles(dir, name, file string, render func(folder, addr string) []byte) (folder, addr, conf string, err error) {
+	folder = filepath.Join(dir, name)
+	if err := os.MkdirAll(folder, 0o755); err != nil {
+		return "", "", "", err
+	}
+	if addr, err = stack.FreeAddr(); err != nil {
+		return "", "", "", err
+	}
+	conf = filepath.Join(folder, file)
+	return folder, addr, conf, os.WriteFile(conf, render(folder, addr), 0o644)
 }
 
 // toolVersion returns the first line a program prints about its version,
