@@ -141,6 +141,7 @@ func measureYardsticks(ctx context.Context, sys *system, root, work, haproxyConf
 	if err != nil {
 		return nil, nil, fmt.Errorf("caddy (scripts/setup.sh test installs it): %w", err)
 	}
+	caddyVersion = "Caddy " + caddyVersion // it prints the bare number
 	req := &codenamev1.NameRequest{Category: "science"}
 	body, err := writeGRPCRequest(work, req)
 	if err != nil {
@@ -269,7 +270,7 @@ func measureYardsticks(ctx context.Context, sys *system, root, work, haproxyConf
 			without := each(samples[k], cpu)
 			k++
 			saved := median(pairedDiff(fullCPU, without))
-			figs = append(figs, measured(figWithout(b.label, f), without, fmt.Sprintf("%.1f µs less than every feature on; %s", saved, version)))
+			figs = append(figs, measured(figWithout(b.label, f), without, fmt.Sprintf("every feature on minus this: %+.1f µs; %s", saved, version)))
 			costs = append(costs, fmt.Sprintf("%s %.1f", f.name, saved))
 		}
 		details = append(details,
