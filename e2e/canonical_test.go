@@ -132,3 +132,41 @@ func TestContentTypeReadWhole(t *testing.T) {
 	a, err := post("application/json\x01")
 	checkRefusedAsMalformed(t, "content type with a control byte", a, err)
 }
+
+// TestDuplicatedUpgradeRefused: a request with more than one Upgrade
+// header is ambiguous and refused at the edge, as two content types are.
+// HAProxy 3.x settles some cases itself before any rule sees them, and
+// the request is then what 3.x made of it, the same to the edge and to the
+// gateway: of `websocket` and another protocol it keeps only the
+// `websocket` header (a WebSocket), and it drops other protocols named
+// twice (an ordinary GET, answered 406). (Before the WebSocket had a pool of HTTP/1.1 connections of
+// its own, 3.0 broke the HTTP/2 connection to the gateway that other
+// clients' streams shared with such a request: TestHostileRequestsDoNotHurtOthers.)
+func TestDuplicatedUpgradeRefused(t *testing.T) {
+	s := shared(t)
+	kept := haproxyUnderTest(t).atLeast(3, 0)
+	for _, tt := range []struct {
+		upgrades []string
+		// on3 is the status 3.x answers with; 400 is the edge's refusal.
+		on3 int
+	}{
+		{[]string{"websocket", "h2c"}, http.StatusSwitchingProtocols},
+		{[]string{"h2c", "websocket"}, http.StatusSwitchingProtocols},
+		{[]string{"websocket", "websocket"}, http.StatusBadRequest},
+		{[]string{"h2c", "h2c"}, http.StatusNotAcceptable},
+	} {
+		req := "GET /v1/codenames:stream HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\n"
+		for _, u := range tt.upgrades {
+			req += "Upgrade: " + u + "\r\n"
+		}
+		a, err := h1Raw(s.cfg.HTTPAddr, req+"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+		what := fmt.Sprintf("upgrades %q", tt.upgrades)
+		if kept && tt.on3 != http.StatusBadRequest {
+			if err != nil || a.status != tt.on3 {
+				t.Errorf("%s: %+v %v, want %d, as HAProxy 3.x makes of it", what, a, err, tt.on3)
+			}
+			continue
+		}
+		checkRefusedAsMalformed(t, what, a, err)
+	}
+}

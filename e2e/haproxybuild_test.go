@@ -9,6 +9,9 @@ import (
 	"sync"
 	"testing"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/codename-gateway/codename-gateway/internal/stack"
 )
 
@@ -24,6 +27,20 @@ type haproxyBuild struct {
 // atLeast reports whether the version is major.minor or later.
 func (b haproxyBuild) atLeast(major, minor int) bool {
 	return b.major > major || b.major == major && b.minor >= minor
+}
+
+// cutStream reports whether err is what a gRPC client sees when this
+// HAProxy cuts its stream because the server went (killed, or its host
+// gone): 2.6 ends the stream without trailers, which grpc-go reports as
+// INTERNAL; 3.0 and later reset it with CANCEL, which grpc-go reports as
+// CANCELLED. Either way the client did not cancel it, and should
+// reconnect.
+func (b haproxyBuild) cutStream(err error) bool {
+	st := status.Convert(err)
+	if b.atLeast(3, 0) {
+		return st.Code() == codes.Canceled && strings.Contains(st.Message(), "RST_STREAM with error code: CANCEL")
+	}
+	return st.Code() == codes.Internal && strings.Contains(st.Message(), "server closed the stream without sending trailers")
 }
 
 var (

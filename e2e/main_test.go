@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -256,6 +258,18 @@ func (tp transport) client(t testing.TB, s *system) *http.Client {
 	tp.configure(s, tr)
 	t.Cleanup(tr.CloseIdleConnections)
 	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
+}
+
+// logLine returns the first line the child named child (such as
+// "haproxy") has written that holds every one of parts, or "" if none has.
+func (s *system) logLine(child string, parts ...string) string {
+	for _, line := range strings.Split(s.log.String(), "\n") {
+		rest, ok := strings.CutPrefix(line, child+" |")
+		if ok && !slices.ContainsFunc(parts, func(p string) bool { return !strings.Contains(rest, p) }) {
+			return line
+		}
+	}
+	return ""
 }
 
 // syncBuffer collects the stack's output from several goroutines.

@@ -72,14 +72,14 @@ func parseRESTEnd(b string) error {
 	return &restEnd{line.Error.Code, line.Error.Message}
 }
 
-// classify says how a stream of kind ended, and whether that is actionable.
-func classify(kind string, err error) (string, bool) {
+// classify says how a stream of kind ended through HAProxy b, and whether
+// that is actionable.
+func classify(b haproxyBuild, kind string, err error) (string, bool) {
 	var re *restEnd
 	switch {
 	case kind == "gRPC":
 		st := status.Convert(err)
-		return st.Code().String() + ": " + st.Message(), st.Code() == codes.Unavailable ||
-			st.Code() == codes.Internal && strings.Contains(st.Message(), "without sending trailers")
+		return st.Code().String() + ": " + st.Message(), st.Code() == codes.Unavailable || b.cutStream(err)
 	case kind == "WebSocket":
 		code := websocket.CloseStatus(err)
 		return fmt.Sprintf("close %d: %v", code, err), code == websocket.StatusServiceRestart
@@ -91,7 +91,7 @@ func classify(kind string, err error) (string, bool) {
 }
 
 // follow runs a follower of kind until ctx ends.
-func follow(ctx context.Context, wg *sync.WaitGroup, kind string, open streamOpener) *follower {
+func follow(ctx context.Context, wg *sync.WaitGroup, b haproxyBuild, kind string, open streamOpener) *follower {
 	f := &follower{kind: kind}
 	wg.Add(1)
 	go func() {
@@ -112,7 +112,7 @@ func follow(ctx context.Context, wg *sync.WaitGroup, kind string, open streamOpe
 			if ctx.Err() != nil {
 				return
 			}
-			how, ok := classify(kind, err)
+			how, ok := classify(b, kind, err)
 			f.mu.Lock()
 			if next == nil {
 				f.refused = append(f.refused, streamEnd{time.Now(), how, false})
@@ -245,7 +245,7 @@ func followAll(t *testing.T, ctx context.Context, h *hostNet, n int) ([]*followe
 	open := openers(t, h)
 	for _, kind := range streamKinds {
 		for range n {
-			fs = append(fs, follow(ctx, &wg, kind, open[kind]))
+			fs = append(fs, follow(ctx, &wg, haproxyUnderTest(t), kind, open[kind]))
 		}
 	}
 	return fs, &wg
