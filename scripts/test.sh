@@ -27,7 +27,7 @@ while (($#)); do
 done
 # The tests that pin what differs between HAProxy versions, and the
 # config's check.
-differs='^(TestHAProxyUnderTest|TestHAProxyConfigIsValid|TestHTTP3|TestDepartureForwarded|TestHostileGlitchesCloseTheConnection|TestBackendKilledMidStream|TestBackendMisbehaves|TestHostileHalfOpenStreamsTimeOut|TestHostVanishes|TestPerMethodRouting|TestContentTypeRouting|TestAPIKey)$'
+differs='^(TestHAProxyUnderTest|TestHAProxyConfigIsValid|TestHTTP3|TestDepartureForwarded|TestHostileGlitchesCloseTheConnection|TestBackendKilledMidStream|TestBackendMisbehaves|TestHostileHalfOpenStreamsTimeOut|TestHostileRequestsDoNotHurtOthers|TestDuplicatedUpgradeRefused|TestHostVanishes|TestPerMethodRouting|TestContentTypeRouting|TestAPIKey)$'
 scripts/setup.sh test
 export PATH="$PWD/bin:$PATH"
 
@@ -41,6 +41,14 @@ echo "== go vet"
 go vet ./...
 echo "== go test (HAProxy $(haproxy -v | sed -n 's/^HAProxy version \([^ ]*\).*/\1/p'))"
 go test -race -count=1 -timeout 20m "$@" ./...
+# A renamed test would drop out of that list silently: every name in it
+# must still be a test.
+named=$(tr '|' '\n' <<<"$differs" | wc -l)
+found=$(go test -list "$differs" ./e2e | grep -c '^Test')
+if ((found != named)); then
+  echo "scripts/test.sh: $named tests named in \$differs, $found of them found in e2e" >&2
+  exit 1
+fi
 # The race detector watched the test code in the first run; the processes
 # under test are built without it either way.
 for version in 3.0 3.2; do
