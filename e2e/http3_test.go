@@ -111,3 +111,42 @@ func TestHTTP3(t *testing.T) {
 		}
 	})
 }
+
+// TestHTTP3CountsAgainstTheSourceLimit: QUIC connections count against a
+// client address's share of connections (CODENAME_CONN_PER_SOURCE) as TCP
+// ones do, so the UDP listener is no way around it: with a share of 3,
+// of 6 QUIC connections held at once from one address, at most 3 are
+// served and the others are closed before a request is answered.
+func TestHTTP3CountsAgainstTheSourceLimit(t *testing.T) {
+	if !haproxyUnderTest(t).features["QUIC"] {
+		t.Log("this HAProxy has no QUIC listener (TestHTTP3 checks that)")
+		return
+	}
+	const share = 3
+	s := startSystem(t, fmt.Sprintf("CODENAME_CONN_PER_SOURCE=%d", share))
+	served, refused := 0, 0
+	for i := range 2 * share {
+		// One transport per connection, all kept open until the end.
+		h3 := &http3.Transport{TLSClientConfig: s.tlsConfig()}
+		t.Cleanup(func() { h3.Close() })
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		req, err := http.NewRequestWithContext(ctx, "GET", s.httpsURL("/v1/codename"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := h3.RoundTrip(req)
+		cancel()
+		if err != nil {
+			refused++
+			t.Logf("QUIC connection %d: %v", i+1, err)
+			continue
+		}
+		resp.Body.Close()
+		served++
+	}
+	t.Logf("of %d QUIC connections from one address with a share of %d: %d served, %d refused", 2*share, share, served, refused)
+	if served == 0 || served > share || refused < share {
+		t.Errorf("%d served and %d refused, want 1 to %d served and the rest refused", served, refused, share)
+	}
+}
+

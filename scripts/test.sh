@@ -27,7 +27,7 @@ while (($#)); do
 done
 # The tests that pin what differs between HAProxy versions, and the
 # config's check.
-differs='^(TestHAProxyUnderTest|TestHAProxyConfigIsValid|TestHTTP3|TestDepartureForwarded|TestHostileGlitchesCloseTheConnection|TestBackendKilledMidStream|TestBackendMisbehaves|TestHostileHalfOpenStreamsTimeOut|TestHostileRequestsDoNotHurtOthers|TestDuplicatedUpgradeRefused|TestHostVanishes|TestPerMethodRouting|TestContentTypeRouting|TestAPIKey)$'
+differs='^(TestHAProxyUnderTest|TestHAProxyConfigIsValid|TestHTTP3|TestHTTP3CountsAgainstTheSourceLimit|TestDepartureForwarded|TestHostileGlitchesCloseTheConnection|TestBackendKilledMidStream|TestBackendMisbehaves|TestHostileHalfOpenStreamsTimeOut|TestHostileRequestsDoNotHurtOthers|TestDuplicatedUpgradeRefused|TestHostVanishes|TestPerMethodRouting|TestContentTypeRouting|TestAPIKey)$'
 scripts/setup.sh test
 export PATH="$PWD/bin:$PATH"
 
