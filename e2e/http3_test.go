@@ -149,4 +149,3 @@ func TestHTTP3CountsAgainstTheSourceLimit(t *testing.T) {
 		t.Errorf("%d served and %d refused, want 1 to %d served and the rest refused", served, refused, share)
 	}
 }
-
