@@ -102,6 +102,11 @@ func TestRunCommandStartsAndStopsEverything(t *testing.T) {
 	cmd := exec.Command(filepath.Join(binDir, "codename-stack"))
 	cmd.Dir = repoRoot
 	cmd.Env = append(os.Environ(), "CODENAME_STATE_DIR="+state)
+	// An HAProxy of the repository's bin/ is named as the README names it,
+	// relative to the repository: CODENAME_HAPROXY=bin/haproxy-3.2.
+	if rel, err := filepath.Rel(repoRoot, stack.HAProxyBinary()); err == nil && strings.HasPrefix(rel, "bin/") {
+		cmd.Env = append(cmd.Env, "CODENAME_HAPROXY="+rel)
+	}
 	for k, v := range addrs {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
