@@ -6,7 +6,8 @@
 #                                headless Chromium, and NSS's certutil, with
 #                                which the browser tests trust the dev CA;
 #                                dnsmasq, the DNS server of the host tests;
-#                                HAProxy 3.0 and 3.2 beside the system's)
+#                                HAProxy 3.0 and 3.2 beside the system's;
+#                                Prometheus and promtool)
 #
 # HAProxy 3.x comes from Debian's archive (3.0 from Debian 13, 3.2 from
 # Debian 14) into bin/, beside the system's 2.6: scripts/haproxy-debian.sh.
@@ -50,6 +51,13 @@ esac
 for h in "${haproxies[@]}"; do
   scripts/haproxy-debian.sh "${h%%:*}" "${h#*:}"
 done
+
+# Prometheus and promtool for the tests of deploy/prometheus/, unpacked
+# into bin/ (apt-get install would start a service on :9090, the run
+# command's gRPC port): scripts/prometheus-debian.sh.
+if [[ $mode == test ]]; then
+  scripts/prometheus-debian.sh
+fi
 
 # name=module@version of each Go tool; a tool is installed again only when
 # the version recorded beside it differs.
