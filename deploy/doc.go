@@ -5,5 +5,6 @@
 // variables of the binaries and haproxy/haproxy.cfg, the certificate files
 // the test harness issues, discovery names and ports that match the
 // Services they point at, and readiness probes on the admin listeners'
-// /healthz.
+// /healthz. prometheus/ holds the scrape config, alert and recording
+// rules and their unit tests, which prometheus_test.go runs with promtool.
 package deploy
