@@ -6,7 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"net/url"
+	"slices"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -55,11 +59,13 @@ func (g *gateway) checkUnaryBody(next runtime.HandlerFunc) runtime.HandlerFunc {
 	}
 }
 
-// checkQuery refuses a query longer than maxBodyBytes, or, except on the
-// stream route, which reads its query itself, one whose names or values are
-// not UTF-8. Query parameters fill the request message, which the server
-// takes up to that size, and whose strings must be UTF-8: the gRPC client
-// would fail to marshal it, and the caller get a 500.
+// checkQuery refuses a query longer than maxBodyBytes, one that does not
+// parse, one with a parameter the route does not read (see queryParams),
+// or, except on the stream route, which reads its query itself, one whose
+// names or values are not UTF-8. Query parameters fill the request
+// message, which the server takes up to that size, and whose strings must
+// be UTF-8: the gRPC client would fail to marshal it, and the caller get a
+// 500.
 func (g *gateway) checkQuery(next runtime.HandlerFunc) runtime.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
 		if int64(len(r.URL.RawQuery)) > g.maxBodyBytes {
@@ -67,12 +73,33 @@ func (g *gateway) checkQuery(next runtime.HandlerFunc) runtime.HandlerFunc {
 				status.Errorf(codes.InvalidArgument, "query is longer than %d bytes", g.maxBodyBytes))
 			return
 		}
-		if pat, ok := runtime.HTTPPattern(r.Context()); !ok || pat.String() != streamPattern {
-			for name, values := range r.URL.Query() {
+		query, err := url.ParseQuery(r.URL.RawQuery)
+		if err != nil {
+			g.httpError(w, r, http.StatusBadRequest, status.Errorf(codes.InvalidArgument, "query is malformed: %v", err))
+			return
+		}
+		pattern := ""
+		if pat, ok := runtime.HTTPPattern(r.Context()); ok {
+			pattern = pat.String()
+		}
+		if pattern != streamPattern {
+			for name, values := range query {
 				if !utf8.ValidString(name) || !allUTF8(values) {
 					g.httpError(w, r, http.StatusBadRequest, status.Errorf(codes.InvalidArgument, "query parameter %q is not valid UTF-8", name))
 					return
 				}
+			}
+		}
+		route := r.Method + " " + pattern
+		known := g.queryParams[route]
+		for _, name := range slices.Sorted(maps.Keys(query)) {
+			if !slices.Contains(known, name) {
+				takes := "no query parameters"
+				if len(known) > 0 {
+					takes = "only " + strings.Join(known, ", ")
+				}
+				g.httpError(w, r, http.StatusBadRequest, status.Errorf(codes.InvalidArgument, "unknown query parameter %q: %s takes %s", name, route, takes))
+				return
 			}
 		}
 		next(w, r, params)

@@ -12,29 +12,53 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// routingErrorHandler answers requests that match no route. It keeps the
-// runtime's JSON error body but gives a wrong method its proper 405 status;
-// the runtime would say 501 Not Implemented.
-func routingErrorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {
-	if httpStatus != http.StatusMethodNotAllowed {
-		runtime.DefaultRoutingErrorHandler(ctx, mux, m, w, r, httpStatus)
+// routingErrorHandler answers requests that match no route. A path that
+// some other method serves is 405 Method Not Allowed with the Allow header
+// RFC 9110 requires (the runtime would say 501 and list nothing), whether
+// the runtime or the site serves the path; anything else keeps the
+// runtime's answer. Probes (see allow.go) get no answer at all.
+func (g *gateway) routingErrorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {
+	if isProbe(r) {
 		return
 	}
-	runtime.HTTPError(ctx, mux, m, w, r, &runtime.HTTPStatusError{
-		HTTPStatus: http.StatusMethodNotAllowed,
-		Err:        status.Errorf(codes.Unimplemented, "method %s is not allowed on %s", r.Method, r.URL.Path),
-	})
+	if httpStatus == http.StatusMethodNotAllowed || httpStatus == http.StatusNotFound {
+		if allow := g.allowed(r); len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			runtime.HTTPError(ctx, mux, m, w, r, &runtime.HTTPStatusError{
+				HTTPStatus: http.StatusMethodNotAllowed,
+				Err:        status.Errorf(codeOfStatus(http.StatusMethodNotAllowed), "method %s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(allow, ", ")),
+			})
+			return
+		}
+		httpStatus = http.StatusNotFound
+	}
+	runtime.DefaultRoutingErrorHandler(ctx, mux, m, w, r, httpStatus)
 }
 
 // errorHandler is the runtime's default error handler, given the public
-// form of err (see public) with a message that is valid UTF-8.
+// form of err (see public) with a message that is valid UTF-8, and a code
+// that agrees with the HTTP status (see codeOfStatus).
 func errorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
-	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, validUTF8(public(err)))
+	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, agreeing(validUTF8(public(err))))
 }
 
 // streamErrorHandler does the same for the error line that ends a stream.
 func streamErrorHandler(_ context.Context, err error) *status.Status {
 	return status.Convert(validUTF8(public(err)))
+}
+
+// agreeing gives an error that carries an HTTP status of its own the gRPC
+// code of that status, so that a body's code never contradicts its status
+// line, whoever chose the two. An error without one is answered with the
+// status of its code, so it agrees already.
+func agreeing(err error) error {
+	hse := new(runtime.HTTPStatusError)
+	if !errors.As(err, &hse) {
+		return err
+	}
+	p := status.Convert(hse.Err).Proto()
+	p.Code = int32(codeOfStatus(hse.HTTPStatus))
+	return &runtime.HTTPStatusError{HTTPStatus: hse.HTTPStatus, Err: status.FromProto(p).Err()}
 }
 
 // public hides how the gateway failed to reach the gRPC server: grpc-go's

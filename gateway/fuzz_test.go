@@ -227,13 +227,15 @@ func FuzzSSEQuery(f *testing.F) {
 			t.Fatalf("GET: %v", err)
 		}
 		defer resp.Body.Close()
-		if len(u.RawQuery) > maxBodyBytes {
-			// Refused before the event stream begins, like a body too large.
+		if refused, ok := expectStreamQuery(u.RawQuery); !ok {
+			// Refused before the event stream begins, like a body too
+			// large: a query that is not the stream's is a mistake in the
+			// program that sent it, not news for an EventSource.
 			body, err := io.ReadAll(resp.Body)
 			if err != nil {
 				t.Fatalf("read body: %v", err)
 			}
-			checkUnary(t, resp.StatusCode, resp.Header, body, unaryWant{status: http.StatusRequestURITooLong, message: "query is longer than"})
+			checkUnary(t, resp.StatusCode, resp.Header, body, refused)
 			return
 		}
 		if resp.StatusCode != http.StatusOK {
@@ -480,17 +482,15 @@ func expectUnaryJSON(body []byte) unaryWant {
 	return expectCategory(req.GetCategory())
 }
 
-// expectUnaryQuery predicts the answer to GET /v1/codename?query. Keys other
-// than category that start with it (category.x, category[x]) make the
-// runtime's query parser do more than this models, so for those any 400 or
-// name will do.
+// expectUnaryQuery predicts the answer to GET /v1/codename?query: category
+// is the one parameter it takes.
 func expectUnaryQuery(query string) unaryWant {
 	if len(query) > maxBodyBytes {
 		return unaryWant{status: http.StatusRequestURITooLong, message: fmt.Sprintf("query is longer than %d bytes", maxBodyBytes)}
 	}
 	values, err := url.ParseQuery(query)
 	if err != nil {
-		return unaryWant{status: http.StatusBadRequest}
+		return unaryWant{status: http.StatusBadRequest, message: "query is malformed"}
 	}
 	for k, vs := range values {
 		for _, s := range append(vs, k) {
@@ -498,8 +498,10 @@ func expectUnaryQuery(query string) unaryWant {
 				return unaryWant{status: http.StatusBadRequest, message: "UTF-8"}
 			}
 		}
-		if k != "category" && strings.HasPrefix(k, "category") {
-			return unaryWant{}
+	}
+	for k := range values {
+		if k != "category" {
+			return unaryWant{status: http.StatusBadRequest, message: "unknown query parameter"}
 		}
 	}
 	switch vs := values["category"]; len(vs) {
@@ -555,14 +557,16 @@ func checkUnary(t *testing.T, code int, header http.Header, body []byte, want un
 }
 
 // grpcCodeFor is the gRPC code in the error body of each HTTP status the
-// gateway may answer a client's mistake with.
+// gateway may answer a client's mistake with: the code whose
+// runtime.HTTPStatusFromCode is that status, or, for the statuses no code
+// maps to, the nearest (see codeOfStatus in codes.go).
 var grpcCodeFor = map[int]codes.Code{
 	http.StatusBadRequest:            codes.InvalidArgument,
-	http.StatusRequestEntityTooLarge: codes.InvalidArgument,
-	http.StatusRequestURITooLong:     codes.InvalidArgument,
+	http.StatusRequestEntityTooLarge: codes.ResourceExhausted,
+	http.StatusRequestURITooLong:     codes.ResourceExhausted,
 	http.StatusNotFound:              codes.NotFound,
 	http.StatusMethodNotAllowed:      codes.Unimplemented,
-	http.StatusNotAcceptable:         codes.InvalidArgument,
+	http.StatusNotAcceptable:         codes.Unimplemented,
 	http.StatusGatewayTimeout:        codes.DeadlineExceeded,
 }
 
@@ -673,6 +677,26 @@ func expectMessages(msgs [][]byte) streamWant {
 }
 
 // expectSSE models the Server-Sent Events stream of one category.
+// expectStreamQuery predicts whether GET /v1/codenames:stream?query is
+// refused before the stream begins, and how: when it is too long, does not
+// parse, or has a parameter other than category. The stream itself reports
+// a category that is not UTF-8.
+func expectStreamQuery(query string) (unaryWant, bool) {
+	if len(query) > maxBodyBytes {
+		return unaryWant{status: http.StatusRequestURITooLong, message: "query is longer than"}, false
+	}
+	values, err := url.ParseQuery(query)
+	if err != nil {
+		return unaryWant{status: http.StatusBadRequest, message: "query is malformed"}, false
+	}
+	for k := range values {
+		if k != "category" {
+			return unaryWant{status: http.StatusBadRequest, message: "unknown query parameter"}, false
+		}
+	}
+	return unaryWant{}, true
+}
+
 func expectSSE(category string) streamWant {
 	if !utf8.ValidString(category) {
 		return streamWant{fails: true, notUTF8: true}

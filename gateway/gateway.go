@@ -83,17 +83,19 @@ func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler
 		health:       newCachedHealth(healthpb.NewHealthClient(conn)),
 		streams:      newStreamEnd(),
 		maxBodyBytes: opts.MaxBodyBytes,
+		queryParams:  queryParams(),
 		sseHeartbeat: opts.SSEHeartbeat,
 	}
 	g.mux = runtime.NewServeMux(
 		// One JSON dialect for every content type: field names as in the
 		// proto's JSON mapping, and unknown fields refused (DiscardUnknown
 		// off) so that a typo such as {"categroy": ...} is a 400, not a
-		// silent default.
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
+		// silent default. Output compact, the same bytes from every
+		// build (see compactJSON).
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, compactJSON{&runtime.JSONPb{
 			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-		}),
+		}}),
 		// /healthz asks the gRPC server's grpc.health.v1 service, so it
 		// is healthy only when the whole path to the server is; through
 		// a cache, so that a flood of /healthz is not a flood of calls.
@@ -106,9 +108,9 @@ func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler
 		// headers, except the gRPC transport's own content-type, which
 		// would only confuse them.
 		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
-		// A wrong method is 405 with the usual JSON error body, instead of
-		// the runtime's default 501.
-		runtime.WithRoutingErrorHandler(routingErrorHandler),
+		// A wrong method is 405 with an Allow header and the usual JSON
+		// error body, instead of the runtime's default 501.
+		runtime.WithRoutingErrorHandler(g.routingErrorHandler),
 		// Errors, unary or mid-stream, keep the runtime's JSON shape, but
 		// say nothing of internal addresses, and stay UTF-8 even when they
 		// quote what the client sent (a message that is not UTF-8 cannot
@@ -119,8 +121,9 @@ func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler
 		// method, the method a request arrives with is the one it gets.
 		runtime.WithDisablePathLengthFallback(),
 		// Unary bodies must be one JSON value of bounded size, and
-		// queries UTF-8.
-		runtime.WithMiddlewares(g.checkUnaryBody, g.checkQuery),
+		// queries UTF-8 and of parameters the route reads. The route
+		// probe, which finds what a 405's Allow lists, goes first.
+		runtime.WithMiddlewares(routeProbe, g.checkUnaryBody, g.checkQuery),
 	)
 	if err := codenamev1.RegisterCodenameCreatorHandlerClient(ctx, g.mux, g.client); err != nil {
 		return nil, fmt.Errorf("register REST handlers: %w", err)
@@ -136,6 +139,7 @@ func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler
 	}
 
 	root := http.NewServeMux()
+	g.site = root
 	root.Handle("/", g.mux) // REST routes, /healthz, and JSON 404s for anything unknown
 	root.HandleFunc("GET /openapi.json", serveOpenAPI)
 	site := http.FileServerFS(web.Files)
@@ -167,6 +171,8 @@ type gateway struct {
 	streams      *streamEnd
 	maxBodyBytes int64
 	sseHeartbeat time.Duration // none if not positive
+	queryParams  routeParams
+	site         *http.ServeMux // routes outside the runtime, for Allow
 }
 
 // streamForBrowsers picks the stream's browser transport from the headers.
@@ -182,10 +188,18 @@ func (g *gateway) streamForBrowsers(w http.ResponseWriter, r *http.Request, _ ma
 	}
 }
 
+// incomingHeader passes on, beside the runtime's defaults, who called and
+// the request ID (HAProxy sets x-request-id to the request's trace ID). The
+// trace itself goes on as a traceparent that the connection's
+// telemetry.ClientHandler writes from the request's context; a client's
+// Grpc-Metadata-Traceparent (or tracestate, baggage) would reach the
+// server beside it, or in its place, so it stays behind.
 func incomingHeader(key string) (string, bool) {
 	switch k := strings.ToLower(key); k {
 	case apiKeyIDHeader, "x-request-id":
 		return k, true
+	case "grpc-metadata-traceparent", "grpc-metadata-tracestate", "grpc-metadata-baggage":
+		return "", false
 	}
 	return runtime.DefaultHeaderMatcher(key)
 }
