@@ -59,39 +59,34 @@ if [[ $mode == test ]]; then
   scripts/prometheus-debian.sh
 fi
 
-# name=module@version of each Go tool; a tool is installed again only when
-# the version recorded beside it differs.
-tools=(
-  grpcurl=github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.4
-)
-if [[ $mode == test ]]; then
-  tools+=(h2spec=github.com/summerwind/h2spec/cmd/h2spec@v2.2.1+incompatible)
-fi
+# Go tools: each comes from its own module under tools/ (grpcurl, h2spec,
+# and grpc-go's interop client and server for the conformance tests),
+# whose go.mod and go.sum pin the tool and every one of its dependencies,
+# so that a build is the same every time and looks no version up. Each
+# tool package of tools/DIR becomes bin/NAME, NAME being the package's
+# last element, prefixed with DIR- when they differ (interop-client). A
+# module's tools are built again only when its go.mod, its go.sum or the
+# Go version changed: the stamp beside them holds a checksum of the three.
+gotools=(grpcurl)
+[[ $mode == test ]] && gotools+=(h2spec interop)
 mkdir -p bin
-for t in "${tools[@]}"; do
-  name=${t%%=*} pkg=${t#*=}
-  if [[ -x bin/$name && $(cat "bin/.$name.version" 2>/dev/null) == "$pkg" ]]; then
+for dir in "${gotools[@]}"; do
+  stamp=$( (cat "tools/$dir/go.mod" "tools/$dir/go.sum"; go env GOVERSION) | sha256sum | cut -d' ' -f1)
+  pkgs=$(cd "tools/$dir" && go list tool)
+  fresh=1
+  for pkg in $pkgs; do
+    name=${pkg##*/}
+    [[ $name == "$dir" ]] || name=$dir-$name
+    [[ -x bin/$name ]] || fresh=0
+  done
+  if ((fresh)) && [[ $(cat "bin/.$dir.version" 2>/dev/null) == "$stamp" ]]; then
     continue
   fi
-  echo "setup: go install $pkg" >&2
-  GOBIN="$PWD/bin" go install "$pkg"
-  echo "$pkg" >"bin/.$name.version"
+  for pkg in $pkgs; do
+    name=${pkg##*/}
+    [[ $name == "$dir" ]] || name=$dir-$name
+    echo "setup: building bin/$name from tools/$dir" >&2
+    (cd "tools/$dir" && go build -o "../../bin/$name" "$pkg")
+  done
+  echo "$stamp" >"bin/.$dir.version"
 done
-
-# grpc-go's interop client and server, for the conformance tests. They are
-# main packages of the grpc module, built in a scratch module so that their
-# dependencies stay out of this project's go.mod.
-interop=google.golang.org/grpc@v1.85.0
-if [[ $mode == test && ( ! -x bin/interop-client || ! -x bin/interop-server || $(cat bin/.interop.version 2>/dev/null) != "$interop" ) ]]; then
-  echo "setup: building grpc-go's interop client and server ($interop)" >&2
-  scratch=$(mktemp -d)
-  trap 'rm -rf "$scratch"' EXIT
-  (
-    cd "$scratch"
-    go mod init interop >/dev/null 2>&1
-    go get "google.golang.org/grpc/interop/client@${interop#*@}" "google.golang.org/grpc/interop/server@${interop#*@}" >/dev/null 2>&1
-    go build -o "$OLDPWD/bin/interop-client" google.golang.org/grpc/interop/client
-    go build -o "$OLDPWD/bin/interop-server" google.golang.org/grpc/interop/server
-  )
-  echo "$interop" >bin/.interop.version
-fi
