@@ -56,10 +56,12 @@ apt-get "${opts[@]}" update || { echo "setup: cannot read Debian $suite's packag
   exit 1
 }
 
+# Only the binaries: the packages' documentation holds Go source files,
+# which `go build ./...` in this repository would take for its own.
 rm -rf "$root"
 mkdir -p "$root"
 for deb in "$apt"/debs/*.deb; do
-  dpkg-deb -x "$deb" "$root"
+  dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$root" --wildcards './usr/bin/*'
 done
 for tool in prometheus promtool; do
   ln -sfn "prometheus-debian/usr/bin/$tool" "bin/$tool"
