@@ -191,7 +191,7 @@ func (g *gateway) streamForBrowsers(w http.ResponseWriter, r *http.Request, _ ma
 // incomingHeader passes on, beside the runtime's defaults, who called and
 // the request ID (HAProxy sets x-request-id to the request's trace ID). The
 // trace itself goes on as a traceparent that the connection's
-// telemetry.ClientHandler writes from the request's context; a client's
+// telemetry.DialOptions write from the request's context; a client's
 // Grpc-Metadata-Traceparent (or tracestate, baggage) would reach the
 // server beside it, or in its place, so it stays behind.
 func incomingHeader(key string) (string, bool) {
@@ -209,9 +209,4 @@ func outgoingHeader(key string) (string, bool) {
 		return "", false
 	}
 	return runtime.MetadataHeaderPrefix + key, true
-}
-
-func serveOpenAPI(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(codenamev1.OpenAPI)
 }

@@ -77,13 +77,38 @@ func (g *gateway) keepGettingCodenames(w http.ResponseWriter, r *http.Request, _
 		return
 	}
 	ctx = runtime.NewServerMetadataContext(ctx, runtime.ServerMetadata{HeaderMD: header})
-	runtime.ForwardResponseStream(ctx, g.mux, outbound, w, r, func() (proto.Message, error) {
+	runtime.ForwardResponseStream(ctx, g.mux, ndjson{outbound}, w, r, func() (proto.Message, error) {
 		msg, err := stream.Recv()
 		if err != nil {
 			return nil, causeOr(ctx, err)
 		}
 		return msg, nil
 	})
+}
+
+// ndjsonType is the media type of a response that is a stream of JSON
+// values, one a line, as the OpenAPI document names it: application/json
+// would promise one JSON value, which a client reading the whole body as
+// JSON would fail on.
+const ndjsonType = "application/x-ndjson"
+
+// ndjson is the marshaler the stream's lines are written with: the
+// request's own, but naming the whole stream's media type, also when the
+// stream's only line is the error that ends it before its first codename.
+// Errors answered before the stream starts keep the plain JSON error body
+// and application/json.
+type ndjson struct{ runtime.Marshaler }
+
+func (ndjson) ContentType(any) string       { return ndjsonType }
+func (ndjson) StreamContentType(any) string { return ndjsonType }
+
+// Delimiter keeps the marshaler's own line separator: embedding does not
+// carry over the optional runtime.Delimited.
+func (m ndjson) Delimiter() []byte {
+	if d, ok := m.Marshaler.(runtime.Delimited); ok {
+		return d.Delimiter()
+	}
+	return []byte("\n")
 }
 
 // forwardRequests decodes request messages from the body and sends them on

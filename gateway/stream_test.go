@@ -241,6 +241,9 @@ func TestStream(t *testing.T) {
 	if got, want := s.response().StatusCode, http.StatusOK; got != want {
 		t.Fatalf("status = %d, want %d", got, want)
 	}
+	if got, want := s.response().Header.Get("Content-Type"), "application/x-ndjson"; got != want {
+		t.Errorf("Content-Type = %q, want %q", got, want)
+	}
 	for range 2 {
 		if got := s.nextCategory(); got != "animals" {
 			t.Fatalf("got a name from %q, want animals", got)
@@ -257,6 +260,9 @@ func TestStream(t *testing.T) {
 func TestStreamHTTP1(t *testing.T) {
 	ts := startHTTP1StreamServer(t)
 	s := openRESTStream(t, ts, `{"category":"animals"}`)
+	if got, want := s.response().Header.Get("Content-Type"), "application/x-ndjson"; got != want {
+		t.Errorf("Content-Type = %q, want %q", got, want)
+	}
 	if got := s.nextCategory(); got != "animals" {
 		t.Fatalf("got a name from %q, want animals", got)
 	}
@@ -319,12 +325,16 @@ func TestStreamErrors(t *testing.T) {
 }
 
 // TestStreamUnknownFirstCategory checks that a stream refused before its
-// first name gets the error's HTTP status as well as the error line.
+// first name gets the error's HTTP status as well as the error line, which
+// is a stream of one line.
 func TestStreamUnknownFirstCategory(t *testing.T) {
 	ts := startStreamServer(t)
 	s := openRESTStream(t, ts, `{"category":"plants"}`)
 	if got, want := s.response().StatusCode, http.StatusBadRequest; got != want {
 		t.Errorf("status = %d, want %d", got, want)
+	}
+	if got, want := s.response().Header.Get("Content-Type"), "application/x-ndjson"; got != want {
+		t.Errorf("Content-Type = %q, want %q", got, want)
 	}
 	s.endsWithError(3, `unknown category "plants"`)
 }

@@ -28,9 +28,13 @@ done
 # The OpenAPI options protos ship with grpc-gateway v2, the version go.mod
 # pins (and go.sum checksums) for the runtime the generated code uses.
 openapi_dir=$(go list -m -f '{{.Dir}}' github.com/grpc-ecosystem/grpc-gateway/v2)
-mkdir -p third_party/googleapis/protoc-gen-openapiv2/options
-for f in annotations.proto openapiv2.proto; do
-  install -m 0644 "$openapi_dir/protoc-gen-openapiv2/options/$f" third_party/googleapis/protoc-gen-openapiv2/options/
+mkdir -p third_party/googleapis/protoc-gen-openapiv3/options
+for f in annotations.proto openapiv3.proto; do
+  install -m 0644 "$openapi_dir/protoc-gen-openapiv3/options/$f" third_party/googleapis/protoc-gen-openapiv3/options/
 done
 
+trap 'rm -rf "$out/.openapiv3"' EXIT
 go tool -modfile=tools/buf/go.mod buf generate --output "$out"
+go run ./api/internal/applyoverlay \
+  "$out/.openapiv3/codename/v1/codename.openapi.json" api/openapi/overlay.yaml \
+  >"$out/api/codename/v1/codename.openapi.json"

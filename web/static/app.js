@@ -502,7 +502,8 @@ function openFetch(s, sink) {
     try {
       res = await fetch(STREAM_PATH, {
         method: 'POST',
-        headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+        // The body is a stream of JSON lines, and so is the answer.
+        headers: { 'Content-Type': 'application/x-ndjson', Accept: 'application/x-ndjson' },
         body,
         cache: 'no-store',
         signal: controller.signal,

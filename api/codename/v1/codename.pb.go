@@ -10,7 +10,7 @@
 package codenamev1
 
 import (
-	_ "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2/options"
+	_ "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv3/options"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -215,7 +215,7 @@ var File_codename_v1_codename_proto protoreflect.FileDescriptor
 
 const file_codename_v1_codename_proto_rawDesc = "" +
 	"\n" +
-	"\x1acodename/v1/codename.proto\x12\vcodename.v1\x1a\x1cgoogle/api/annotations.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\")\n" +
+	"\x1acodename/v1/codename.proto\x12\vcodename.v1\x1a\x1cgoogle/api/annotations.proto\x1a.protoc-gen-openapiv3/options/annotations.proto\")\n" +
 	"\vNameRequest\x12\x1a\n" +
 	"\bcategory\x18\x01 \x01(\tR\bcategory\" \n" +
 	"\n" +
@@ -230,8 +230,14 @@ const file_codename_v1_codename_proto_rawDesc = "" +
 	"\x0fCodenameCreator\x12l\n" +
 	"\vGetCodename\x12\x18.codename.v1.NameRequest\x1a\x17.codename.v1.NameResult\"*\x82\xd3\xe4\x93\x02!Z\x11:\x01*\"\f/v1/codename\x12\f/v1/codename\x90\x02\x01\x12n\n" +
 	"\x14KeepGettingCodenames\x12\x18.codename.v1.NameRequest\x1a\x17.codename.v1.NameResult\"\x1f\x82\xd3\xe4\x93\x02\x19:\x01*\"\x14/v1/codenames:stream(\x010\x01\x12t\n" +
-	"\x0eListCategories\x12\".codename.v1.ListCategoriesRequest\x1a#.codename.v1.ListCategoriesResponse\"\x19\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/categories\x90\x02\x01B\xdc\x01\x92A\x8f\x01\x12\x88\x01\n" +
-	"\x10Codename gateway\x12oCodenames such as \"Bold Badger\", one at a time or as a stream whose category the client can change at any time.2\x031.0*\x02\x02\x01ZGgithub.com/codename-gateway/codename-gateway/api/codename/v1;codenamev1b\x06proto3"
+	"\x0eListCategories\x12\".codename.v1.ListCategoriesRequest\x1a#.codename.v1.ListCategoriesResponse\"\x19\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/categories\x90\x02\x01B\xec\x02\xfaP\x9f\x02\n" +
+	"\x88\x01\n" +
+	"\x10Codename gateway\x1aoCodenames such as \"Bold Badger\", one at a time or as a stream whose category the client can change at any time.:\x031.02\x81\x01\n" +
+	"\x7f\n" +
+	"\x06apiKey\x12u\b\x01\x12dRequired by HAProxy only when it runs with CODENAME_API_KEY set; a missing or wrong key is then 401.\x1a\tx-api-key \x02:\f\n" +
+	"\n" +
+	"\n" +
+	"\x06apiKey\x12\x00:\x00ZGgithub.com/codename-gateway/codename-gateway/api/codename/v1;codenamev1b\x06proto3"
 
 var (
 	file_codename_v1_codename_proto_rawDescOnce sync.Once
