@@ -28,11 +28,12 @@ import (
 	"github.com/codename-gateway/codename-gateway/internal/envflag"
 )
 
+// about opens the help.
+const about = "codename-client asks the CodenameCreator gRPC service for one codename, or keeps a stream of them open, as the original sample's client did."
+
 func main() {
-	if err := run(context.Background(), os.Args, os.Getenv, os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "codename-client:", err)
-		}
+	if err := run(context.Background(), os.Args, os.Getenv, os.Stdout, os.Stderr); err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, "codename-client:", err)
 		os.Exit(1)
 	}
 }
@@ -55,18 +56,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	fs := envflag.New(args[0], getenv, stderr)
+	fs := envflag.New(args[0], getenv, stdout)
+	fs.About(about)
 	addr := fs.String("addr", "CODENAME_CLIENT_ADDR", "localhost:8443", "HAProxy (or server) address")
-	caFile := fs.String("ca", "CODENAME_CA_FILE", "", "PEM file of the CA to trust for TLS (default: the system's roots)")
-	plaintext := fs.Bool("plaintext", false, "use cleartext HTTP/2 (h2c) instead of TLS")
+	caFile := fs.String("ca", "CODENAME_CA_FILE", "", "PEM file of the CA to trust for TLS, such as .state/tls/ca.pem, the run command's (default: the system's roots)")
+	plaintext := fs.Bool("plaintext", "CODENAME_PLAINTEXT", false, "use cleartext HTTP/2 (h2c) instead of TLS, as on HAProxy's cleartext port (localhost:8080)")
 	category := fs.String("category", "CODENAME_CATEGORY", "animals", "category; with -stream, a comma-separated list to cycle through")
-	stream := fs.Bool("stream", false, "keep a bidi stream open instead of asking once")
+	stream := fs.Bool("stream", "CODENAME_STREAM", false, "keep a bidi stream open instead of asking once")
 	every := fs.Duration("switch-every", "CODENAME_SWITCH_EVERY", 3*time.Second, "with -stream: how often to switch to the next category")
 	count := fs.Int("n", "CODENAME_COUNT", 0, "with -stream: stop after this many codenames (0: until interrupted)")
 	timeout := fs.Duration("timeout", "CODENAME_TIMEOUT", 10*time.Second, "deadline of a unary call")
-	legacy := fs.Bool("legacy", false, "call the original unpackaged method names (/CodenameCreator/...)")
+	legacy := fs.Bool("legacy", "CODENAME_LEGACY", false, "call the original unpackaged method names (/CodenameCreator/...)")
 	var md headers
-	fs.Var(&md, "H", "metadata to send, as key:value (repeatable)")
+	fs.Repeated(&md, "H", "CODENAME_METADATA", "metadata to send, as key:value (repeatable; in the variable, separated by commas)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -75,7 +77,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	conn, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(creds))
+	hint := &tlsHint{TransportCredentials: creds, addr: *addr, caFile: *caFile, plaintext: *plaintext}
+	conn, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(hint))
 	if err != nil {
 		return err
 	}
@@ -93,12 +96,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		defer cancel()
 		res, err := client.GetCodename(ctx, &codenamev1.NameRequest{Category: categories[0]})
 		if err != nil {
-			return err
+			return hint.explain(err)
 		}
 		fmt.Fprintln(stdout, res.GetName())
 		return nil
 	}
-	return keepGetting(ctx, client, categories, *every, *count, stdout, stderr)
+	return hint.explain(keepGetting(ctx, client, categories, *every, *count, stdout, stderr))
 }
 
 // keepGetting prints codenames from one stream, switching to the next
@@ -159,8 +162,11 @@ func transportCredentials(plaintext bool, caFile string) (credentials.TransportC
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if caFile != "" {
 		pem, err := os.ReadFile(caFile)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("-ca %s: no such file; the run command (scripts/run.sh) makes its CA at .state/tls/ca.pem in the repository's folder: give that path, or use -plaintext -addr localhost:8080 for the cleartext port", caFile)
+		}
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("-ca: %w", err)
 		}
 		cfg.RootCAs = x509.NewCertPool()
 		if !cfg.RootCAs.AppendCertsFromPEM(pem) {

@@ -9,6 +9,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -29,8 +30,11 @@ import (
 	"github.com/codename-gateway/codename-gateway/internal/logbuf"
 )
 
+// about opens the help.
+const about = "codename-gateway serves the REST gateway of the CodenameCreator gRPC service (JSON, streams, OpenAPI, the web page) until SIGINT or SIGTERM, then drains."
+
 func main() {
-	if err := run(context.Background(), os.Args, os.Getenv, os.Stderr); err != nil {
+	if err := run(context.Background(), os.Args, os.Getenv, os.Stderr); err != nil && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "codename-gateway:", err)
 		os.Exit(1)
 	}
@@ -42,6 +46,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	envflag.GCPercent(getenv, 200)
 
 	fs := envflag.New(args[0], getenv, stderr)
+	fs.About(about)
 	addr := fs.String("addr", "CODENAME_GATEWAY_ADDR", "127.0.0.1:8081", "address to serve HTTP/1.1 and h2c on")
 	adminAddr := fs.String("admin-addr", "CODENAME_GATEWAY_ADMIN_ADDR", "127.0.0.1:8082", "address to serve /metrics and /healthz on, for Prometheus and orchestrators, never through HAProxy (empty: no admin listener)")
 	single := getenv("CODENAME_GRPC_ADDR")

@@ -8,6 +8,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -23,8 +25,11 @@ import (
 	"github.com/codename-gateway/codename-gateway/server"
 )
 
+// about opens the help.
+const about = "codename-server serves the CodenameCreator gRPC service, with health and reflection, until SIGINT or SIGTERM, then drains."
+
 func main() {
-	if err := run(context.Background(), os.Args, os.Getenv, os.Stderr); err != nil {
+	if err := run(context.Background(), os.Args, os.Getenv, os.Stderr); err != nil && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "codename-server:", err)
 		os.Exit(1)
 	}
@@ -83,6 +88,7 @@ type options struct {
 
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
 	fs := envflag.New(args[0], getenv, stderr)
+	fs.About(about)
 	addr := fs.String("addr", "CODENAME_GRPC_ADDR", "127.0.0.1:9090", "address to serve gRPC on, and GET /healthz for HAProxy's health checks")
 	// Metrics stay off the gRPC port, which HAProxy forwards to: a path
 	// rule in front of it is one spelling away from letting them out.

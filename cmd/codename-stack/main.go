@@ -6,6 +6,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -20,8 +22,11 @@ import (
 	"github.com/codename-gateway/codename-gateway/internal/stack"
 )
 
+// about opens the help.
+const about = "codename-stack runs the whole system (the gRPC server, the REST gateway, and HAProxy in front of them), prints how to reach it, and stops it on Ctrl-C."
+
 func main() {
-	if err := run(context.Background(), os.Args, os.Getenv, os.Stdout, os.Stderr); err != nil {
+	if err := run(context.Background(), os.Args, os.Getenv, os.Stdout, os.Stderr); err != nil && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "codename-stack:", err)
 		os.Exit(1)
 	}
@@ -35,7 +40,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	fs := envflag.New(args[0], getenv, stderr)
+	fs := envflag.New(args[0], getenv, stdout)
+	fs.About(about)
 	cfg := stack.Config{Output: stdout}
 	binDir := fs.String("bin-dir", "CODENAME_BIN_DIR", filepath.Dir(self), "folder holding codename-server and codename-gateway")
 	haproxy := fs.String("haproxy", "CODENAME_HAPROXY", "haproxy", "haproxy executable, such as bin/haproxy-3.2 (scripts/setup.sh installs it)")
@@ -51,6 +57,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	replicas := fs.Int("replicas", "CODENAME_REPLICAS", 1, fmt.Sprintf("how many gRPC servers and gateways to run (1 to %d); replica i listens on the first one's port + i-1", stack.MaxReplicas))
 	apiKey := fs.String("api-key", "CODENAME_API_KEY", "", "API key HAProxy requires of every caller (default: none required)")
 	apiKeyFile := fs.String("api-key-file", "CODENAME_API_KEY_FILE", "", "file holding the API key, instead of -api-key")
+	userDir := fs.String("user-dir", "CODENAME_USER_DIR", "", "folder the commands the banner prints are written for, so that they work pasted there (default: the current folder; scripts/run.sh gives the folder it was started from)")
+	for _, v := range passedOn {
+		fs.PassesOn(v.env, v.usage)
+	}
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -81,22 +91,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	ca, _ := filepath.Abs(s.TLS.CA)
-	https, http := "https://"+hostPort("localhost", *httpsAddr), "http://"+hostPort("localhost", *httpAddr)
-	fmt.Fprintf(stdout, `
-codename-gateway is up. Try:
-
-  web page        %[1]s/   or   %[2]s/
-  one codename    curl --cacert %[3]s '%[1]s/v1/codename?category=science'
-  a stream        curl -N -T - -X POST %[2]s/v1/codenames:stream   (type {"category":"animals"} lines)
-  gRPC            grpcurl -cacert %[3]s -d '{"category":"animals"}' %[4]s codename.v1.CodenameCreator/GetCodename
-  OpenAPI         %[2]s/openapi.json
-  HAProxy stats   http://%[5]s/stats   metrics: http://%[5]s/metrics
-
-The development CA is %[3]s: trust it in a browser to open the https page.
-Press Ctrl-C to stop.
-
-`, https, http, ca, hostPort("localhost", *httpsAddr), hostPort("localhost", *statsAddr))
+	where := *userDir
+	if where == "" {
+		if where, err = os.Getwd(); err != nil {
+			return err
+		}
+	}
+	fmt.Fprint(stdout, banner(bannerConfig{
+		userDir: where, binDir: *binDir, ca: s.TLS.CA,
+		httpsAddr: *httpsAddr, httpAddr: *httpAddr, statsAddr: *statsAddr,
+		apiKey: cfg.APIKey != "", statsPassword: getenv("CODENAME_STATS_PASSWORD") != "",
+	}))
 
 	select {
 	case <-ctx.Done():

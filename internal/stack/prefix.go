@@ -13,6 +13,8 @@ type prefixWriter struct {
 	w      io.Writer
 	prefix []byte
 	buf    []byte
+	// drop, if set, says which lines not to write.
+	drop func(line []byte) bool
 }
 
 func newPrefixWriter(w io.Writer, name string) *prefixWriter {
@@ -28,8 +30,12 @@ func (p *prefixWriter) Write(b []byte) (int, error) {
 		if i < 0 {
 			break
 		}
+		raw := p.buf[:i]
 		line := append(append([]byte{}, p.prefix...), p.buf[:i+1]...)
 		p.buf = p.buf[i+1:]
+		if p.drop != nil && p.drop(raw) {
+			continue
+		}
 		if _, err := p.w.Write(line); err != nil {
 			return len(b), nil // output is best effort; never block a child
 		}

@@ -244,6 +244,10 @@ func (s *Stack) start(name string, argv, env []string) (*Process, error) {
 	}
 	out := newPrefixWriter(dst, name)
 	cmd.Stdout, cmd.Stderr = out, out
+	p := &Process{Name: name, cmd: cmd, done: make(chan struct{}), argv: argv, env: env}
+	if name == "haproxy" {
+		out.drop = func(line []byte) bool { return p.stopping.Load() && haproxyStopLine.Match(line) }
+	}
 	// Pdeathsig: the children die with us even if we are killed without a
 	// chance to stop them. Setpgid: a Ctrl-C in the terminal reaches only
 	// us, so that Stop can stop the children in order.
@@ -251,7 +255,6 @@ func (s *Stack) start(name string, argv, env []string) (*Process, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	p := &Process{Name: name, cmd: cmd, done: make(chan struct{}), argv: argv, env: env}
 	go func() {
 		p.err = cmd.Wait()
 		out.Flush()
