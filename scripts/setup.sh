@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the project needs and this machine lacks; safe to run again.
 #
-# usage: scripts/setup.sh run    what the run command needs (HAProxy, grpcurl)
-#        scripts/setup.sh test   that, plus what the tests drive (curl,
-#                                headless Chromium, and NSS's certutil, with
+# usage: scripts/setup.sh run    what the run command needs (HAProxy, curl, grpcurl)
+#        scripts/setup.sh test   that, plus what the tests drive (headless
+#                                Chromium, and NSS's certutil, with
 #                                which the browser tests trust the dev CA;
 #                                dnsmasq, the DNS server of the host tests;
 #                                HAProxy 3.0 and 3.2 beside the system's;
@@ -21,8 +21,9 @@ mode=${1:-run}
 
 packages=()
 command -v haproxy >/dev/null || packages+=(haproxy)
+# The run command's banner shows curl commands.
+command -v curl >/dev/null || packages+=(curl)
 if [[ $mode == test ]]; then
-  command -v curl >/dev/null || packages+=(curl)
   command -v chromium >/dev/null || packages+=(chromium)
   command -v certutil >/dev/null || packages+=(libnss3-tools)
   command -v slowhttptest >/dev/null || packages+=(slowhttptest)
