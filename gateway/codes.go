@@ -9,7 +9,7 @@ import (
 // codeOfStatus is the gRPC code an error body carries when the answer's
 // HTTP status was chosen first: by the gateway's own checks, by routing,
 // or by HAProxy (haproxy/haproxy.cfg follows this table, and e2e
-// TestHTTPErrorCodesAgree holds both to it).
+// TestHTTPRFC holds both to it).
 //
 // Where grpc-gateway's runtime.HTTPStatusFromCode gives the status for some
 // code, the code is that one (where several codes share a status:

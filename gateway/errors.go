@@ -63,14 +63,15 @@ func agreeing(err error) error {
 
 // public hides how the gateway failed to reach the gRPC server: grpc-go's
 // message names internal addresses ("dial tcp 10.0.0.7:9090: connect:
-// connection refused"), which callers need not see. A server's own
-// UNAVAILABLE (a draining replica says so) keeps its message.
+// connection refused"), which callers need not see, also when grpc-go's
+// retries wrap it ("max retries exhausted: ... connection error: ..."). A
+// server's own UNAVAILABLE (a draining replica says so) keeps its message.
 func public(err error) error {
 	if hse := new(runtime.HTTPStatusError); errors.As(err, &hse) {
 		return &runtime.HTTPStatusError{HTTPStatus: hse.HTTPStatus, Err: public(hse.Err)}
 	}
 	st, ok := status.FromError(err)
-	if ok && st.Code() == codes.Unavailable && strings.HasPrefix(st.Message(), "connection error") {
+	if ok && st.Code() == codes.Unavailable && strings.Contains(st.Message(), "connection error") {
 		return status.Error(codes.Unavailable, "the codename service cannot be reached: retry shortly")
 	}
 	return err

@@ -359,7 +359,7 @@ func TestOversizedBodyIsDrained(t *testing.T) {
 
 // TestUnreachableServerIsNotDescribed: when the gRPC server cannot be
 // reached, REST callers get 503 without grpc-go's description of the dial,
-// which names internal addresses.
+// which names internal addresses, also when grpc-go's retries wrap it.
 func TestUnreachableServerIsNotDescribed(t *testing.T) {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -367,21 +367,31 @@ func TestUnreachableServerIsNotDescribed(t *testing.T) {
 	}
 	addr := lis.Addr().String()
 	lis.Close() // nothing listens there now
-	conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	h, err := gateway.New(t.Context(), conn, gateway.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequestWithContext(t.Context(), "GET", "/v1/codename", nil))
-	if rec.Code != http.StatusServiceUnavailable {
-		t.Errorf("status = %d, want 503", rec.Code)
-	}
-	if body := rec.Body.String(); strings.Contains(body, addr) || strings.Contains(body, "dial") || !strings.Contains(body, `"code":14`) {
-		t.Errorf("body = %s, want code 14 without the dial's details", body)
+	for _, tt := range []struct {
+		name string
+		opts []grpc.DialOption
+	}{
+		{"no retries", nil},
+		{"retried", []grpc.DialOption{grpc.WithDefaultServiceConfig(`{"methodConfig":[{"name":[{}],"retryPolicy":{"maxAttempts":3,"initialBackoff":"0.01s","maxBackoff":"0.01s","backoffMultiplier":1,"retryableStatusCodes":["UNAVAILABLE"]}}]}`)}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			conn, err := grpc.NewClient("passthrough:///"+addr, append(tt.opts, grpc.WithTransportCredentials(insecure.NewCredentials()))...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			h, err := gateway.New(t.Context(), conn, gateway.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequestWithContext(t.Context(), "GET", "/v1/codename", nil))
+			if rec.Code != http.StatusServiceUnavailable {
+				t.Errorf("status = %d, want 503", rec.Code)
+			}
+			if body := rec.Body.String(); body != `{"code":14,"message":"the codename service cannot be reached: retry shortly","details":[]}` {
+				t.Errorf("body = %s, want code 14 without the dial's details", body)
+			}
+		})
 	}
 }
