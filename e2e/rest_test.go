@@ -174,7 +174,7 @@ func TestRESTBadInput(t *testing.T) {
 		{"wrong type", "POST", "/v1/codename", "application/json", `{"category":7}`, 400, 3, ""},
 		{"wrong method", "DELETE", "/v1/codename", "", "", 405, 12, "not allowed"},
 		{"wrong method on stream", "DELETE", "/v1/codenames:stream", "", "", 405, 12, "not allowed"},
-		{"plain GET on stream", "GET", "/v1/codenames:stream", "", "", 406, 3, "WebSocket upgrade or Accept: text/event-stream"},
+		{"plain GET on stream", "GET", "/v1/codenames:stream", "", "", 406, 12, "WebSocket upgrade or Accept: text/event-stream"},
 		{"unknown path", "GET", "/v2/codename", "", "", 404, 5, ""},
 		{"unknown verb", "POST", "/v1/codenames:nope", "application/json", `{}`, 404, 5, ""},
 	}
