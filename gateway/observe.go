@@ -7,12 +7,26 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/codename-gateway/codename-gateway/internal/telemetry"
 )
 
 // observe wraps h with one log line and one set of metrics per request:
 // method, route, status and duration. Streams are logged when they end.
 // The gRPC status of each call is in the gRPC client metrics registered
 // beside these, and in the gRPC server's own log.
+//
+// The request's trace (the W3C traceparent HAProxy gave or kept) becomes
+// the request context's span, so that its trace ID is on the log line and
+// goes on to the gRPC server in the calls made for the request (through
+// telemetry.DialOptions on the connection). A span of the gateway's own
+// is started only when an exporter is configured (telemetry.Setup);
+// otherwise the trace goes on as it came.
 func observe(h http.Handler, logger *slog.Logger, reg prometheus.Registerer) http.Handler {
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "codename_gateway_http_requests_total",
@@ -28,11 +42,24 @@ func observe(h http.Handler, logger *slog.Logger, reg prometheus.Registerer) htt
 		Help: "HTTP requests being answered now, open streams included.",
 	})
 	reg.MustRegister(requests, duration, inFlight)
+	// The global tracer follows whatever provider telemetry.Setup installs,
+	// even after this.
+	tracer := otel.Tracer("github.com/codename-gateway/codename-gateway/gateway")
 
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		inFlight.Inc()
 		rec := &statusRecorder{ResponseWriter: w}
+		ctx := telemetry.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+		span := trace.SpanFromContext(ctx)
+		if telemetry.Tracing() {
+			// Named by the method alone (methodLabel's): a span name must
+			// not grow with what clients send.
+			ctx, span = tracer.Start(ctx, methodLabel(r.Method), trace.WithSpanKind(trace.SpanKindServer))
+		}
+		if ctx != r.Context() {
+			r = r.WithContext(ctx)
+		}
 		defer func() {
 			inFlight.Dec()
 			elapsed := time.Since(start)
@@ -43,12 +70,20 @@ func observe(h http.Handler, logger *slog.Logger, reg prometheus.Registerer) htt
 			method := methodLabel(r.Method)
 			requests.WithLabelValues(method, strconv.Itoa(code)).Inc()
 			duration.WithLabelValues(method).Observe(elapsed.Seconds())
+			if span.IsRecording() {
+				span.SetAttributes(attribute.String("http.request.method", method),
+					attribute.String("url.path", r.URL.Path), attribute.Int("http.response.status_code", code))
+				if code >= 500 {
+					span.SetStatus(codes.Error, "")
+				}
+			}
+			span.End()
 			if r.URL.Path == "/healthz" {
 				return // checked every few seconds; the metrics count them
 			}
 			logger.Info("request", "method", r.Method, "path", r.URL.Path, "proto", r.Proto,
 				"status", code, "duration_ms", float64(elapsed.Microseconds())/1000,
-				"api_key", r.Header.Get(apiKeyIDHeader))
+				"api_key", r.Header.Get(apiKeyIDHeader), "trace_id", telemetry.TraceID(ctx))
 		}()
 		h.ServeHTTP(rec, r)
 	})

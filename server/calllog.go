@@ -11,6 +11,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	"github.com/codename-gateway/codename-gateway/internal/telemetry"
 )
 
 // The fields of a "finished call" line. They are the names go-grpc-middleware's
@@ -25,6 +27,7 @@ const (
 	codeKey       = "grpc.code"
 	timeKey       = "grpc.time_ms"
 	apiKeyKey     = "api_key"
+	traceIDKey    = "trace_id"
 )
 
 // callLogger writes one line per finished call: HAProxy cannot log gRPC
@@ -66,7 +69,7 @@ func (c callLogger) log(ctx context.Context, fullMethod, kind string, start time
 		return
 	}
 	service, method, _ := strings.Cut(strings.TrimPrefix(fullMethod, "/"), "/")
-	attrs := make([]slog.Attr, 0, 7)
+	attrs := make([]slog.Attr, 0, 8)
 	attrs = append(attrs,
 		slog.String(serviceKey, service),
 		slog.String(methodKey, method),
@@ -78,6 +81,11 @@ func (c callLogger) log(ctx context.Context, fullMethod, kind string, start time
 	// one key ID, so that a client cannot muddle the log by adding its own.
 	if id := metadata.ValueFromIncomingContext(ctx, APIKeyIDHeader); len(id) == 1 {
 		attrs = append(attrs, slog.String(apiKeyKey, id[0]))
+	}
+	// The request's id: the trace ID of the traceparent the call came
+	// with, the same that HAProxy and the gateway log.
+	if id := telemetry.TraceID(ctx); id != "" {
+		attrs = append(attrs, slog.String(traceIDKey, id))
 	}
 	if err != nil {
 		attrs = append(attrs, slog.String("grpc.error", status.Convert(err).Message()))

@@ -27,6 +27,7 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
+	"github.com/codename-gateway/codename-gateway/internal/telemetry"
 )
 
 // Config tunes the server. The zero value is usable, with limits suited to
@@ -152,7 +153,12 @@ func newServer(cfg Config) *grpcServer {
 	// panicked reaches the metrics and the call log as the INTERNAL it
 	// answered, like any other failed call.
 	recovered := recovery.WithRecoveryHandlerContext(recoverPanic(logger))
-	gs := grpc.NewServer(append(connectionOptions(cfg),
+	// Each call's context carries the trace of the traceparent it came
+	// with (HAProxy gives every request one), for the call log and for
+	// OpenTelemetry when an exporter is configured; first, so that every
+	// interceptor below sees it.
+	opts := append(connectionOptions(cfg), telemetry.ServerOptions()...)
+	gs := grpc.NewServer(append(opts,
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgSize),
 		// Calls run on long-lived worker goroutines whose stacks have
 		// already grown, instead of each on a new goroutine that grows its

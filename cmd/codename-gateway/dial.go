@@ -15,6 +15,8 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
+
+	"github.com/codename-gateway/codename-gateway/internal/telemetry"
 )
 
 // dial connects to every gRPC replica and balances calls across them, one
@@ -38,6 +40,9 @@ func dial(addrs []string, reg prometheus.Registerer, creds credentials.Transport
 		grpc.WithChainUnaryInterceptor(metrics.UnaryClientInterceptor()),
 		grpc.WithChainStreamInterceptor(metrics.StreamClientInterceptor()),
 	}
+	// Each call carries its REST request's trace as a traceparent, so the
+	// server logs the id that HAProxy and the gateway logged.
+	opts = append(opts, telemetry.DialOptions()...)
 	if len(addrs) == 1 && strings.Contains(addrs[0], ":///") {
 		return grpc.NewClient(addrs[0], opts...)
 	}

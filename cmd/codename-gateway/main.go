@@ -28,6 +28,7 @@ import (
 	"github.com/codename-gateway/codename-gateway/gateway"
 	"github.com/codename-gateway/codename-gateway/internal/envflag"
 	"github.com/codename-gateway/codename-gateway/internal/logbuf"
+	"github.com/codename-gateway/codename-gateway/internal/telemetry"
 )
 
 // about opens the help.
@@ -72,6 +73,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	// instead of one each.
 	logger, out := logbuf.NewLogger(stderr, "gateway")
 	defer out.Flush()
+	// Trace ids flow always; spans are exported only when the OTEL_*
+	// environment asks for it.
+	shutdownTraces, tracing, err := telemetry.Setup(ctx, "codename-gateway", getenv)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := telemetry.Shutdown(ctx, shutdownTraces); err != nil {
+			logger.Warn("traces", "err", err)
+		}
+	}()
+	if tracing {
+		logger.Info("exporting traces over OTLP")
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	serveTLS, grpcCreds, err := tlsFiles.load(ctx, logger)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/codename-gateway/codename-gateway/internal/envflag"
 	"github.com/codename-gateway/codename-gateway/internal/logbuf"
+	"github.com/codename-gateway/codename-gateway/internal/telemetry"
 	"github.com/codename-gateway/codename-gateway/internal/tlsreload"
 	"github.com/codename-gateway/codename-gateway/server"
 )
@@ -49,6 +50,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	// instead of one each.
 	logger, out := logbuf.NewLogger(stderr, "server")
 	defer out.Flush()
+	// Trace ids flow always; spans are exported only when the OTEL_*
+	// environment asks for it.
+	shutdownTraces, tracing, err := telemetry.Setup(ctx, "codename-server", getenv)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := telemetry.Shutdown(ctx, shutdownTraces); err != nil {
+			logger.Warn("traces", "err", err)
+		}
+	}()
+	if tracing {
+		logger.Info("exporting traces over OTLP")
+	}
 	cfg := opts.cfg
 	cfg.Logger = logger
 	if opts.tls.Cert != "" {
