@@ -31,18 +31,16 @@ func (c compactJSON) Marshal(v any) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// NewEncoder writes each value compacted, then the delimiter, as the
-// embedded marshaler's encoder does.
+// NewEncoder writes each value compacted and nothing after it, like every
+// other answer of the gateway: the runtime encodes only /healthz's answer
+// this way, which would otherwise alone end in a newline.
 func (c compactJSON) NewEncoder(w io.Writer) runtime.Encoder {
 	return runtime.EncoderFunc(func(v any) error {
 		b, err := c.Marshal(v)
 		if err != nil {
 			return err
 		}
-		if _, err := w.Write(b); err != nil {
-			return err
-		}
-		_, err = w.Write(c.Delimiter())
+		_, err = w.Write(b)
 		return err
 	})
 }
