@@ -9,9 +9,9 @@ import (
 )
 
 // specialPaths are the paths that some rule of the edge treats apart: the
-// backends' internal metrics, health (exempt from key and limits), the
-// streams (their own pools), the unary gRPC calls (buffered and retried),
-// the legacy names, and an ordinary REST route.
+// backends' internal metrics, health (Check exempt from key and limits,
+// Watch not), the streams (their own pools), the unary gRPC calls
+// (buffered and retried), the legacy names, and an ordinary REST route.
 var specialPaths = []string{
 	"/metrics",
 	"/healthz",
@@ -20,6 +20,8 @@ var specialPaths = []string{
 	"/grpc.health.v1.Health/Check",
 	"/grpc.health.v1.Health/Watch",
 	"/codename.v1.CodenameCreator/GetCodename",
+	"/codename.v1.CodenameCreator/ListCategories",
+	"/codename.v1.CodenameCreator/KeepGettingCodenames",
 	"/CodenameCreator/GetCodename",
 }
 
