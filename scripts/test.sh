@@ -29,6 +29,14 @@ done
 # config's check.
 differs='^(TestHAProxyUnderTest|TestHAProxyConfigIsValid|TestHTTP3|TestHTTP3CountsAgainstTheSourceLimit|TestDepartureForwarded|TestHostileGlitchesCloseTheConnection|TestBackendKilledMidStream|TestBackendMisbehaves|TestHostileHalfOpenStreamsTimeOut|TestHostileRequestsDoNotHurtOthers|TestDuplicatedUpgradeRefused|TestHostVanishes|TestPerMethodRouting|TestContentTypeRouting|TestAPIKey)$'
 scripts/setup.sh test
+# Installed and pinned, setup has nothing left to do: run again, it says
+# nothing (no "setup:" step, no "go: finding module" or download).
+again=$(scripts/setup.sh test 2>&1)
+if [[ -n $again ]]; then
+  echo "scripts/setup.sh test did more than nothing when run again:" >&2
+  echo "$again" >&2
+  exit 1
+fi
 export PATH="$PWD/bin:$PATH"
 
 echo "== gofmt"
