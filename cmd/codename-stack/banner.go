@@ -41,8 +41,8 @@ func banner(c bannerConfig) string {
 	line("# one codename over HTTPS, then over cleartext HTTP/1.1")
 	line("curl --cacert %s 'https://%s/v1/codename?category=science'", ca, https)
 	line("curl 'http://%s/v1/codename?category=animals'", http)
-	line(`# a stream: type {"category":"animals"} lines, Ctrl-D to end`)
-	line("curl -N -T - -X POST -H 'Content-Type: application/json' http://%s/v1/codenames:stream", http)
+	line(`# a stream that goes on until Ctrl-C: type {"category":"space"} and Enter to switch category`)
+	line("curl -sSN -T - -X POST -H 'Content-Type: application/json' http://%s/v1/codenames:stream", http)
 	grpcurl, found := c.tool("grpcurl")
 	if found {
 		line("# gRPC, with grpcurl and with this project's client")
