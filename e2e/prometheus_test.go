@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -26,11 +27,11 @@ import (
 
 // TestPrometheusScrapesTheStack runs Debian's Prometheus (bin/prometheus,
 // from scripts/setup.sh) with the shipped deploy/prometheus/prometheus.yml
-// and rules.yml, unchanged, against a stack of two replicas: every target
-// is up under its replica's name, every recording rule yields numbers once
-// calls flow, every series a rule reads exists, and the error alerts see
-// the errors the test causes while no alert about capacity or health
-// fires.
+// and rules.yml, unchanged, against a stack of two replicas, with the
+// README's commands (only the addresses changed): every target is up under
+// its replica's name, every recording rule yields numbers once calls flow,
+// every series a rule reads exists, and the gateway's error alert sees the
+// errors the test causes while no alert about capacity or health fires.
 func TestPrometheusScrapesTheStack(t *testing.T) {
 	prometheus := filepath.Join(repoRoot, "bin", "prometheus")
 	if _, err := os.Stat(prometheus); err != nil {
@@ -63,23 +64,65 @@ func TestPrometheusScrapesTheStack(t *testing.T) {
 		}
 	}
 
+	// Prometheus as the README starts it from the repository, with the
+	// run command's addresses swapped for this stack's: the config in the
+	// test's folder, a free port, storage in the folder.
 	addr, err := stack.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	proc := startToolProc(t, "prometheus", []string{prometheus,
-		"--config.file=" + filepath.Join(dir, "prometheus.yml"),
-		"--storage.tsdb.path=" + filepath.Join(dir, "data"),
-		"--web.listen-address=" + addr,
-	}, append(os.Environ(), "GOMAXPROCS=1"))
+	swap := map[string]string{
+		"deploy/prometheus/prometheus.yml": filepath.Join(dir, "prometheus.yml"),
+		"127.0.0.1:9095":                   addr,
+		".state/prometheus":                filepath.Join(dir, "data"),
+	}
+	start := readmeShBlock(t, "scripts/prometheus-debian.sh")
+	if len(start) != 2 || !strings.HasPrefix(start[1], "bin/prometheus ") {
+		t.Fatalf("README: the Prometheus block is %q, want scripts/prometheus-debian.sh, then bin/prometheus", start)
+	}
+	// Installed already (checked above), so the script must do nothing.
+	if out, err := readmeRun(start[0], swap); err != nil || out != "" {
+		t.Fatalf("README: %s: %v, printed %q, want nothing", start[0], err, out)
+	}
+	argv := strings.Fields(swapAll(t, start[1], swap))
+	argv[0] = filepath.Join(repoRoot, argv[0])
+	proc := startToolProc(t, "prometheus", argv, append(os.Environ(), "GOMAXPROCS=1"))
 	api := promAPI{base: "http://" + addr, proc: proc, client: &http.Client{Timeout: 5 * time.Second}}
 
 	// Every target up, named after its replica.
-	start := time.Now()
+	begin := time.Now()
 	if err := pollUntil(60*time.Second, func() error { return api.targetsUp(want) }); err != nil {
 		t.Fatalf("targets: %v", err)
 	}
-	t.Logf("all %d targets up after %v", len(want), time.Since(start).Round(time.Millisecond))
+	t.Logf("all %d targets up after %v", len(want), time.Since(begin).Round(time.Millisecond))
+
+	// The README's queries: up is 1 for each target, and no alert is
+	// pending or firing before any call.
+	queries := readmeShBlock(t, "bin/promtool query instant")
+	if len(queries) != 2 || !strings.HasSuffix(queries[0], "'up'") || !strings.HasSuffix(queries[1], "'ALERTS'") {
+		t.Fatalf("README: the query block is %q, want the queries of up and ALERTS", queries)
+	}
+	out, err := readmeRun(queries[0], swap)
+	if err != nil {
+		t.Fatalf("README: %s: %v\n%s", queries[0], err, out)
+	}
+	ups := strings.Split(strings.TrimSpace(out), "\n")
+	slices.Sort(ups)
+	var wantUps []string
+	for inst := range want {
+		job, replica, _ := strings.Cut(inst, "-")
+		wantUps = append(wantUps, fmt.Sprintf(`up{instance="%s", job="%s", replica="%s"} => 1`, inst, job, replica))
+	}
+	slices.Sort(wantUps)
+	for i := range ups {
+		ups[i], _, _ = strings.Cut(ups[i], " @[") // the evaluation time
+	}
+	if !slices.Equal(ups, wantUps) {
+		t.Errorf("README: %s printed\n%s\nwant\n%s", queries[0], out, strings.Join(wantUps, "\n"))
+	}
+	if out, err := readmeRun(queries[1], swap); err != nil || strings.TrimSpace(out) != "" {
+		t.Errorf("README: %s: %v, printed %q, want nothing on a healthy stack", queries[1], err, out)
+	}
 
 	// Calls through the edge until the rules see them: every recording
 	// rule has numbers, those of the calls have the values the calls
@@ -107,7 +150,7 @@ func TestPrometheusScrapesTheStack(t *testing.T) {
 		{`job_proxy_server:haproxy_server_sessions:saturation{proxy="be_grpc_stream",server="grpc2"}`, func(v float64) bool { return v >= 0 && v < 0.8 }, "under 0.8"},
 		{`job_method:grpc_server_handling_seconds:p99_rate1m{job="server",grpc_method="GetCodename"}`, func(v float64) bool { return v > 0 && v <= 10 }, "within the histogram's buckets"},
 	}
-	start = time.Now()
+	begin = time.Now()
 	var sent time.Time
 	err = pollUntil(90*time.Second, func() error {
 		if time.Since(sent) >= 500*time.Millisecond {
@@ -151,7 +194,7 @@ func TestPrometheusScrapesTheStack(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the rules do not see the calls: %v", err)
 	}
-	t.Logf("the rules saw the calls %v after the first", time.Since(start).Round(time.Millisecond))
+	t.Logf("the rules saw the calls %v after the first", time.Since(begin).Round(time.Millisecond))
 
 	// Every series a rule reads exists, with the labels it selects on.
 	checked := 0
@@ -500,4 +543,57 @@ func TestRuleSelectors(t *testing.T) {
 			t.Errorf("ruleSelectors(%s) = %q, want %q", c.query, got, c.want)
 		}
 	}
+}
+
+// readmeShBlock returns the commands of the ```sh block of README.md whose
+// first line starts with prefix, a command continued with a backslash
+// joined into one line.
+func readmeShBlock(t *testing.T, prefix string) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, part := range strings.Split(string(b), "```sh\n")[1:] {
+		body, _, ok := strings.Cut(part, "```")
+		if !ok || !strings.HasPrefix(body, prefix) {
+			continue
+		}
+		var cmds []string
+		for _, line := range strings.Split(strings.ReplaceAll(body, "\\\n", " "), "\n") {
+			if line = strings.Join(strings.Fields(line), " "); line != "" {
+				cmds = append(cmds, line)
+			}
+		}
+		return cmds
+	}
+	t.Fatalf("README.md has no sh block starting with %q", prefix)
+	return nil
+}
+
+// swapAll replaces each key of swap in cmd, failing when one is missing:
+// the README and this test name the same addresses.
+func swapAll(t *testing.T, cmd string, swap map[string]string) string {
+	t.Helper()
+	for from, to := range swap {
+		if !strings.Contains(cmd, from) {
+			t.Fatalf("README: %s does not name %s", cmd, from)
+		}
+		cmd = strings.ReplaceAll(cmd, from, to)
+	}
+	return cmd
+}
+
+// readmeRun runs one README command with bash in the repository, the
+// addresses in swap that it names replaced, and returns its output.
+func readmeRun(cmd string, swap map[string]string) (string, error) {
+	for from, to := range swap {
+		cmd = strings.ReplaceAll(cmd, from, to)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := exec.CommandContext(ctx, "bash", "-c", cmd)
+	c.Dir = repoRoot
+	out, err := c.CombinedOutput()
+	return string(out), err
 }
