@@ -1,0 +1,284 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/codename-gateway/codename-gateway/internal/stack"
+)
+
+// TestRunCommandFromAnotherFolder runs the README's run command,
+// scripts/run.sh, as a user would from some other folder: it must find its
+// files without writing into that folder, print commands that work pasted
+// there by a user whose PATH does not have the repository's bin/, and stop
+// on Ctrl-C (SIGINT) without an alarming line.
+func TestRunCommandFromAnotherFolder(t *testing.T) {
+	work := t.TempDir()
+	addrs := map[string]string{}
+	for _, k := range []string{"CODENAME_HTTPS_ADDR", "CODENAME_HTTP_ADDR", "CODENAME_STATS_ADDR", "CODENAME_GRPC_ADDR", "CODENAME_GATEWAY_ADDR", "CODENAME_GRPC_ADMIN_ADDR", "CODENAME_GATEWAY_ADMIN_ADDR"} {
+		a, err := stack.FreeAddr()
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs[k] = a
+	}
+	cmd := exec.Command(filepath.Join(repoRoot, "scripts", "run.sh"))
+	cmd.Dir = work
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "CODENAME_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	// Relative to the repository, as the README names it, whatever the
+	// folder the command starts in.
+	if rel, err := filepath.Rel(repoRoot, stack.HAProxyBinary()); err == nil && strings.HasPrefix(rel, "bin/") {
+		cmd.Env = append(cmd.Env, "CODENAME_HAPROXY="+rel)
+	} else {
+		cmd.Env = append(cmd.Env, "CODENAME_HAPROXY="+stack.HAProxyBinary())
+	}
+	for k, v := range addrs {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	t.Cleanup(func() {
+		// Only if the test failed before SIGINT was answered.
+		_ = cmd.Process.Kill()
+		<-exited
+	})
+	var (
+		mu  sync.Mutex
+		all strings.Builder
+	)
+	output := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return all.String()
+	}
+	up := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			mu.Lock()
+			all.WriteString(sc.Text() + "\n")
+			mu.Unlock()
+			if strings.Contains(sc.Text(), "Press Ctrl-C to stop") {
+				up <- output()
+			}
+		}
+		_, _ = io.Copy(io.Discard, stdout)
+		exited <- cmd.Wait()
+	}()
+	var seen string
+	select {
+	case seen = <-up:
+	case err := <-exited:
+		exited <- err
+		t.Fatalf("scripts/run.sh exited before it was up: %v\n%s", err, output())
+	case <-time.After(4 * time.Minute): // setup and a build first
+		t.Fatalf("scripts/run.sh did not come up within 4 minutes:\n%s", output())
+	}
+	// Its Go tools are pinned, with every dependency: building them never
+	// looks a version up.
+	if strings.Contains(seen, "finding module") {
+		t.Errorf("the run command looked Go modules up:\n%s", seen)
+	}
+	if entries, err := os.ReadDir(work); err != nil || len(entries) != 0 {
+		t.Errorf("the run command wrote into the folder it was started from: %v %v", entries, err)
+	}
+
+	commands := bannerCommands(t, seen, work)
+	if len(commands) < 7 {
+		t.Fatalf("found %d commands in the banner, want curl, grpcurl and client ones:\n%s", len(commands), seen)
+	}
+	for _, c := range commands {
+		t.Run(filepath.Base(strings.Fields(c)[0]), func(t *testing.T) { runPasted(t, c, work) })
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		exited <- err
+		if err != nil {
+			t.Errorf("scripts/run.sh exited with %v after Ctrl-C, want success", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("scripts/run.sh did not exit within 30 s of Ctrl-C")
+	}
+	// What the stop printed. (On a machine this busy, HAProxy may
+	// have warned of a slow health check while starting: that is no part
+	// of Ctrl-C.)
+	_, stopping, ok := strings.Cut(output(), "\nstopping\n")
+	if !ok {
+		t.Fatalf("the run command did not say it was stopping:\n%s", output())
+	}
+	alarming := regexp.MustCompile(`(?m)^.*(ALERT|WARNING|panic|level=(ERROR|WARN)).*$`)
+	if lines := alarming.FindAllString(stopping, -1); len(lines) > 0 {
+		t.Errorf("Ctrl-C made the run command print alarming lines:\n%s", strings.Join(lines, "\n"))
+	}
+	if !strings.Contains(stopping, "msg=stopped component=server") || !strings.Contains(stopping, "msg=stopped component=gateway") {
+		t.Errorf("the server and the gateway did not say they stopped:\n%s", stopping)
+	}
+	for k, a := range addrs {
+		conn, err := net.DialTimeout("tcp", a, time.Second)
+		if err == nil {
+			conn.Close()
+			t.Errorf("%s (%s) still accepts connections after Ctrl-C", k, a)
+		} else if !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Errorf("%s (%s): %v, want connection refused", k, a, err)
+		}
+	}
+}
+
+// bannerCommands returns the commands of the banner: its indented lines
+// that are not comments, between "is up" and the page's address.
+func bannerCommands(t *testing.T, out, dir string) []string {
+	t.Helper()
+	start := strings.Index(out, "codename-gateway is up. Try, from "+dir+":")
+	end := strings.Index(out, "The web page is at ")
+	if start < 0 || end < start {
+		t.Fatalf("no banner for %s in:\n%s", dir, out)
+	}
+	var cmds []string
+	for line := range strings.Lines(out[start:end]) {
+		line = strings.TrimSuffix(line, "\n")
+		if strings.HasPrefix(line, "  ") && !strings.HasPrefix(line, "  #") {
+			cmds = append(cmds, strings.TrimSpace(line))
+		}
+	}
+	return cmds
+}
+
+// runPasted runs a banner command as a user pasting it into a shell in
+// dir would, with a PATH that lacks the repository's bin/ and nothing to
+// read on standard input, and checks what it printed.
+func runPasted(t *testing.T, command, dir string) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", "-c", command)
+	cmd.Dir = dir
+	// The shell and what it runs are one process group, stopped together.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	var path []string
+	for _, p := range filepath.SplitList(os.Getenv("PATH")) {
+		if abs, err := filepath.Abs(p); err == nil && abs != filepath.Join(repoRoot, "bin") {
+			path = append(path, p)
+		}
+	}
+	cmd.Env = append(os.Environ(), "PATH="+strings.Join(path, string(filepath.ListSeparator)))
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if strings.Contains(command, "codenames:stream") {
+		pastedStream(t, cmd, cancel, command)
+		return
+	}
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s\nfailed: %v\n%s%s", command, err, out, stderr.String())
+	}
+	var want *regexp.Regexp
+	switch {
+	case strings.Contains(command, "GetCodename"):
+		want = regexp.MustCompile(`"name": "[A-Z]`)
+	case strings.Contains(command, "codename-client"):
+		want = regexp.MustCompile(`^[A-Z][a-z]+ [A-Z][a-z]+\n$`)
+	case strings.Contains(command, "/v1/codename?"):
+		want = regexp.MustCompile(`^\{"name":"[A-Z]`)
+	case strings.Contains(command, "openapi.json"):
+		want = regexp.MustCompile(`"paths"`)
+	case strings.Contains(command, "/metrics"):
+		want = regexp.MustCompile(`(?m)^haproxy_process_`)
+	default:
+		t.Fatalf("no expectation for the banner's command %s", command)
+	}
+	if !want.Match(out) {
+		t.Errorf("%s\nprinted %q, want a match for %s", command, out, want)
+	}
+}
+
+// pastedStream runs the banner's stream, which goes on until Ctrl-C, as a
+// user who types one category: it must answer with codenames of that
+// category, one JSON object a line.
+func pastedStream(t *testing.T, cmd *exec.Cmd, stop func(), command string) {
+	t.Helper()
+	cmd.Stdin = strings.NewReader(`{"category":"science"}` + "\n")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		stop() // the user's Ctrl-C
+		_ = cmd.Wait()
+	}()
+	sc := bufio.NewScanner(out)
+	name := regexp.MustCompile(`^\{"result":\{"name":"([^"]+)"\}\}$`)
+	for i := 0; i < 2; i++ {
+		if !sc.Scan() {
+			t.Fatalf("%s\nended after %d lines: %v", command, i, sc.Err())
+		}
+		m := name.FindStringSubmatch(sc.Text())
+		if m == nil || categoryOf(m[1]) != "science" {
+			t.Errorf("%s\nline %q, want a science codename as {\"result\":{\"name\":...}}", command, sc.Text())
+		}
+	}
+}
+
+// TestRunCommandOutsideItsRepository: a copy of run.sh that is not in a
+// checkout says so, and writes nothing, neither where it lies nor where
+// it was started.
+func TestRunCommandOutsideItsRepository(t *testing.T) {
+	copyDir, startDir := t.TempDir(), t.TempDir()
+	script, err := os.ReadFile(filepath.Join(repoRoot, "scripts", "run.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(copyDir, "scripts"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(copyDir, "scripts", "run.sh"), script, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(t.Context(), filepath.Join(copyDir, "scripts", "run.sh"))
+	cmd.Dir = startDir
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("run.sh outside a checkout: %v, want exit status 1\n%s", err, out)
+	}
+	want := "run.sh: " + filepath.Join(copyDir, "go.mod") + " is missing: run the run.sh of a checkout of the repository (its scripts/run.sh)\n"
+	if string(out) != want {
+		t.Errorf("printed %q, want %q", out, want)
+	}
+	for _, dir := range []string{copyDir, startDir} {
+		for _, name := range []string{".state", "bin"} {
+			if _, err := os.Stat(filepath.Join(dir, name)); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("%s/%s exists (%v): written before the check", dir, name, err)
+			}
+		}
+	}
+}
