@@ -220,6 +220,19 @@ func TestRateLimit(t *testing.T) {
 	if resp, _ := do(t, c, "GET", s.httpsURL("/healthz"), "", ""); resp.StatusCode != http.StatusOK {
 		t.Errorf("/healthz over the limit: %s, want 200", resp.Status)
 	}
+	// Of gRPC health, only the one-shot Check is exempt: Watch holds a
+	// stream, so it obeys the limit like any other stream.
+	health := healthpb.NewHealthClient(s.grpcConn(t, true))
+	if res, err := health.Check(t.Context(), &healthpb.HealthCheckRequest{}); err != nil || res.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Errorf("health Check over the limit: %v %v, want SERVING", res, err)
+	}
+	watch, err := health.Watch(t.Context(), &healthpb.HealthCheckRequest{})
+	if err == nil {
+		_, err = watch.Recv()
+	}
+	if status.Code(err) != codes.ResourceExhausted {
+		t.Errorf("health Watch over the limit: %v, want ResourceExhausted", err)
+	}
 	// The stream opened before goes on.
 	if _, err := stream.Recv(); err != nil {
 		t.Errorf("stream after the limit tripped: %v", err)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -346,5 +347,33 @@ func (wb *wellBehaved) progressOrReport(t *testing.T, before []int64, after stri
 		t.Fatalf("after %s: well-behaved %s stream ended: %v", after, ended.name, ended.failure())
 	case !ok:
 		t.Fatalf("after %s: some well-behaved streams stopped receiving", after)
+	}
+}
+
+// TestUpgradeOnlyForTheWebSocket: a request that asks for any upgrade but
+// a WebSocket on the stream's route gets the answer it would get without
+// the upgrade headers, since the edge strips them (finding 1 of issue 10:
+// HAProxy 2.6 answered these with 502, after it had reset the shared
+// backend connection); a WebSocket on the stream's route is upgraded.
+func TestUpgradeOnlyForTheWebSocket(t *testing.T) {
+	s := shared(t)
+	const ws = "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+	for _, tt := range []struct {
+		name, request string
+		status        int
+		body          string
+	}{
+		{"bare Connection: upgrade", "GET /v1/codename?category=space HTTP/1.1\r\nHost: localhost\r\nConnection: keep-alive, Upgrade\r\n\r\n", http.StatusOK, `"name"`},
+		{"h2c (curl --http2)", "GET /v1/codename?category=space HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n", http.StatusOK, `"name"`},
+		{"h2c on a POST", "POST /v1/codename HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\nContent-Length: 20\r\n\r\n{\"category\":\"space\"}", http.StatusOK, `"name"`},
+		{"WebSocket on a unary route", "GET /v1/codename?category=space HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" + ws + "\r\n", http.StatusOK, `"name"`},
+		// A plain GET on the stream's route is the gateway's 406.
+		{"another protocol on the stream's route", "GET /v1/codenames:stream HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: foo/1\r\n\r\n", http.StatusNotAcceptable, `"code":12`},
+		{"WebSocket on the stream's route", "GET /v1/codenames:stream HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" + ws + "\r\n", http.StatusSwitchingProtocols, ""},
+	} {
+		a, err := h1Raw(s.cfg.HTTPAddr, tt.request)
+		if err != nil || a.status != tt.status || !strings.Contains(a.body, tt.body) {
+			t.Errorf("%s: %+v %v, want %d with %s", tt.name, a, err, tt.status, tt.body)
+		}
 	}
 }
