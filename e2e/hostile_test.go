@@ -181,10 +181,10 @@ func TestHostileSlowClients(t *testing.T) {
 }
 
 // TestHostileOversizedMessages: a JSON body over 64 KiB is a 413 in the
-// JSON error shape; a gRPC message over the server's 64 KiB limit
-// (CODENAME_MAX_RECV_BYTES) is RESOURCE_EXHAUSTED, unary or streamed; one
-// just under the limit gets through to be judged on its content; and the
-// server goes on serving.
+// JSON error shape, whose code is RESOURCE_EXHAUSTED; a gRPC message over
+// the server's 64 KiB limit (CODENAME_MAX_RECV_BYTES) is RESOURCE_EXHAUSTED
+// too, unary or streamed; one just under the limit gets through to be
+// judged on its content; and the server goes on serving.
 func TestHostileOversizedMessages(t *testing.T) {
 	s := startWith(t, 1, "")
 	big := strings.Repeat("a", 70<<10)
@@ -195,8 +195,8 @@ func TestHostileOversizedMessages(t *testing.T) {
 			resp, b := do(t, c, "POST", tp.url(s, "/v1/codename"), "application/json", `{"category":"`+big+`"}`)
 			var got errorBody
 			if resp.StatusCode != http.StatusRequestEntityTooLarge || resp.Header.Get("Content-Type") != "application/json" || json.Unmarshal(b, &got) != nil ||
-				got.Code != int(codes.InvalidArgument) || !strings.Contains(got.Message, "larger than 65536 bytes") || got.Details == nil {
-				t.Errorf("got %s %q %.200s, want 413 with the JSON error shape", resp.Status, resp.Header.Get("Content-Type"), b)
+				got.Code != int(codes.ResourceExhausted) || !strings.Contains(got.Message, "larger than 65536 bytes") || got.Details == nil {
+				t.Errorf("got %s %q %.200s, want 413 with the JSON error shape and code 8, as gRPC says", resp.Status, resp.Header.Get("Content-Type"), b)
 			}
 			if resp, b := do(t, c, "POST", tp.url(s, "/v1/codename"), "application/json", `{"category":"space"}`); resp.StatusCode != http.StatusOK {
 				t.Errorf("after the oversized body: %s %s", resp.Status, b)
