@@ -1,14 +1,18 @@
 package e2e
 
 import (
+	"bufio"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"io"
 	"net/http"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
@@ -123,6 +127,62 @@ func TestRequestIDEverywhere(t *testing.T) {
 			s.wantGRPCLines(t, grpcID(t, s, secure, nil))
 		})
 	}
+	t.Run("REST streams", func(t *testing.T) {
+		c := transports[2].client(t, s)
+		// One codename of a stream, then the client goes: the server logs
+		// the stream when it ends.
+		firstLine := func(t *testing.T, req *http.Request) string {
+			t.Helper()
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("status %d, want 200", resp.StatusCode)
+			}
+			if _, err := bufio.NewReader(resp.Body).ReadString('\n'); err != nil {
+				t.Fatalf("first line: %v", err)
+			}
+			return resp.Header.Get("X-Request-Id")
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		sse, err := http.NewRequestWithContext(ctx, "GET", s.httpURL("/v1/codenames:stream?category=science"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sse.Header.Set("Accept", "text/event-stream")
+		body, send := io.Pipe()
+		defer send.Close()
+		go func() { _, _ = io.WriteString(send, `{"category":"science"}`+"\n") }()
+		ndjson, err := http.NewRequestWithContext(ctx, "POST", s.httpURL("/v1/codenames:stream"), body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ndjson.Header.Set("Content-Type", "application/json")
+		ws, resp, err := dialWS(t, s, false, "")
+		if err != nil {
+			t.Fatalf("WebSocket: %v", err)
+		}
+		if err := ws.Write(ctx, websocket.MessageText, []byte(`{"category":"science"}`)); err != nil {
+			t.Fatal(err)
+		}
+		readWS(t, ctx, ws)
+		ws.CloseNow()
+		for _, st := range []struct{ name, id, backend string }{
+			{"SSE", firstLine(t, sse), " be_rest_stream/"},
+			{"NDJSON", firstLine(t, ndjson), " be_rest_stream/"},
+			{"WebSocket", resp.Header.Get("X-Request-Id"), " be_rest_ws/"},
+		} {
+			if !traceIDPattern.MatchString(st.id) {
+				t.Fatalf("%s: x-request-id %q, want a trace ID", st.name, st.id)
+			}
+			s.waitLine(t, "haproxy", st.backend, "/v1/codenames:stream", " trace_id="+st.id+" ")
+			s.waitLine(t, "gateway-1", "msg=request", "path=/v1/codenames:stream", "trace_id="+st.id)
+			s.waitLine(t, "server-1", `msg="finished call"`, "grpc.method=KeepGettingCodenames", "trace_id="+st.id)
+		}
+	})
 	t.Run("refused by HAProxy", func(t *testing.T) {
 		id := restID(t, s, transports[2], "GET", "/v1/%63odename", nil, http.StatusBadRequest)
 		s.waitLine(t, "haproxy", " 400 ", " trace_id="+id+" ")
