@@ -38,3 +38,10 @@ go tool -modfile=tools/buf/go.mod buf generate --output "$out"
 go run ./api/internal/applyoverlay \
   "$out/.openapiv3/codename/v1/codename.openapi.json" api/openapi/overlay.yaml \
   >"$out/api/codename/v1/codename.openapi.json"
+
+# A client generated from the served document by a well-known generator,
+# pinned in its own tools module so that its dependencies stay out of the
+# project's; e2e/openapi_test.go calls the running system with it.
+mkdir -p "$out/api/openapi/openapiclient"
+go tool -modfile=tools/oapi-codegen/go.mod oapi-codegen -config api/openapi/oapi-codegen.yaml \
+  -o "$out/api/openapi/openapiclient/client.gen.go" "$out/api/codename/v1/codename.openapi.json"

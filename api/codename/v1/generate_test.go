@@ -31,19 +31,29 @@ func TestGeneratedCodeIsFresh(t *testing.T) {
 	if len(generated) < 4 {
 		t.Fatalf("generated %d files, want the messages, gRPC stubs, gateway handlers and OpenAPI document", len(generated))
 	}
-	for _, path := range generated {
-		name := filepath.Base(path)
+	client, err := filepath.Glob(filepath.Join(out, "api/openapi/openapiclient/*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(client) != 1 {
+		t.Fatalf("generated %d files in api/openapi/openapiclient, want the OpenAPI client", len(client))
+	}
+	for _, path := range append(generated, client...) {
+		rel, err := filepath.Rel(out, path)
+		if err != nil {
+			t.Fatal(err)
+		}
 		want, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := os.ReadFile(name)
+		got, err := os.ReadFile(filepath.Join(repoRoot, rel))
 		if err != nil {
-			t.Errorf("%s is generated but not committed: %v", name, err)
+			t.Errorf("%s is generated but not committed: %v", rel, err)
 			continue
 		}
 		if !bytes.Equal(got, want) {
-			t.Errorf("%s differs from what scripts/generate.sh makes: run it and commit the result", name)
+			t.Errorf("%s differs from what scripts/generate.sh makes: run it and commit the result", rel)
 		}
 	}
 }
