@@ -282,3 +282,44 @@ func TestRunCommandOutsideItsRepository(t *testing.T) {
 		}
 	}
 }
+
+// TestStackHelpNamesEveryChildSetting: every variable the server's and the
+// gateway's -help name is either set by the stack for each child (found in
+// internal/stack's source, as "CODENAME_X=") or named by the stack's own
+// -help, so that the run command's user finds every setting in one place.
+func TestStackHelpNamesEveryChildSetting(t *testing.T) {
+	help := func(name string) string {
+		out, err := exec.CommandContext(t.Context(), filepath.Join(binDir, name), "-help").CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s -help: %v\n%s", name, err, out)
+		}
+		return string(out)
+	}
+	stackHelp := help("codename-stack")
+	srcs, err := filepath.Glob(filepath.Join(repoRoot, "internal", "stack", "*.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := map[string]bool{}
+	for _, src := range srcs {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range regexp.MustCompile(`"(CODENAME_[A-Z0-9_]+)=`).FindAllSubmatch(b, -1) {
+			set[string(m[1])] = true
+		}
+	}
+	variable := regexp.MustCompile(`\$(CODENAME_[A-Z0-9_]+)\b`)
+	for _, child := range []string{"codename-server", "codename-gateway"} {
+		vars := variable.FindAllStringSubmatch(help(child), -1)
+		if len(vars) < 10 {
+			t.Fatalf("%s -help names %d variables, want all its flags'", child, len(vars))
+		}
+		for _, m := range vars {
+			if !set[m[1]] && !strings.Contains(stackHelp, "$"+m[1]+"\n") && !strings.Contains(stackHelp, "$"+m[1]+" ") {
+				t.Errorf("%s reads $%s, which the stack neither sets nor names in its -help", child, m[1])
+			}
+		}
+	}
+}
