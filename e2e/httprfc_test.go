@@ -122,6 +122,23 @@ func TestHTTPRFC(t *testing.T) {
 		}
 	})
 
+	t.Run("unparsable request", func(t *testing.T) {
+		// A request line longer than HAProxy's buffer is refused before
+		// any rule runs, so with HAProxy's built-in HTML page (400 on
+		// 2.6, 414 from 3.0; 3.2 would take an errorfile 400 for other
+		// parse errors, but a file beside the config is one more thing
+		// every deployment must ship). Its status line still has a reason.
+		r := withKey(rfcRequest{method: "GET", target: "/v1/codename?category=" + strings.Repeat("a", 20<<10)})
+		resp, _, line, err := rawH1From("127.0.0.2", s.cfg.HTTPAddr, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := statusLine.FindStringSubmatch(line)
+		if m == nil || (resp.StatusCode != http.StatusBadRequest && resp.StatusCode != http.StatusRequestURITooLong) || strings.TrimSpace(m[2]) == "" {
+			t.Errorf("status line %q, want 400 or 414 with a reason phrase", line)
+		}
+	})
+
 	t.Run("rate limit", func(t *testing.T) {
 		// Over 60 requests in 10 s from one address: HAProxy's 429.
 		r := withKey(rfcRequest{method: "GET", target: "/v1/codename", status: 429, message: "rate limit exceeded"})
