@@ -39,12 +39,34 @@ func (g *gateway) routingErrorHandler(ctx context.Context, mux *runtime.ServeMux
 // form of err (see public) with a message that is valid UTF-8, and a code
 // that agrees with the HTTP status (see codeOfStatus).
 func errorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
-	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, agreeing(validUTF8(public(err))))
+	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, agreeing(stable(validUTF8(public(err)))))
 }
 
 // streamErrorHandler does the same for the error line that ends a stream.
 func streamErrorHandler(_ context.Context, err error) *status.Status {
-	return status.Convert(validUTF8(public(err)))
+	return status.Convert(stable(validUTF8(public(err))))
+}
+
+// protoPrefixNBSP is how the protobuf module begins its errors in some
+// builds: it picks a no-break space or a space after "proto:" at random,
+// build by build, so that nobody compares its messages.
+const protoPrefixNBSP = "proto:\u00a0"
+
+// stable gives err the same message in every build: a protojson error
+// (an unknown JSON field, a wrong type) begins "proto: " with a plain
+// space. The message is the client's only clue; it should not change
+// under them from one release to the next.
+func stable(err error) error {
+	if hse := new(runtime.HTTPStatusError); errors.As(err, &hse) {
+		return &runtime.HTTPStatusError{HTTPStatus: hse.HTTPStatus, Err: stable(hse.Err)}
+	}
+	st := status.Convert(err)
+	if !strings.Contains(st.Message(), protoPrefixNBSP) {
+		return err
+	}
+	p := st.Proto()
+	p.Message = strings.ReplaceAll(p.Message, protoPrefixNBSP, "proto: ")
+	return status.FromProto(p).Err()
 }
 
 // agreeing gives an error that carries an HTTP status of its own the gRPC

@@ -163,17 +163,9 @@ func TestREST(t *testing.T) {
 		{name: "malformed json", method: "POST", target: "/v1/codename", body: `{"category":`,
 			wantCode: 400, wantType: "application/json", golden: "malformed_json"},
 		{name: "unknown field", method: "POST", target: "/v1/codename", body: `{"categroy":"space"}`,
-			wantCode: 400, wantType: "application/json", check: func(t *testing.T, body []byte) {
-				// protojson words its errors differently from build to
-				// build on purpose, so no golden file here.
-				var got apiError
-				if err := json.Unmarshal(body, &got); err != nil {
-					t.Fatalf("error body is not JSON: %v\n%s", err, body)
-				}
-				if got.Code != 3 || !strings.Contains(got.Message, `"categroy"`) {
-					t.Errorf("got %+v, want code 3 and a message naming the field \"categroy\"", got)
-				}
-			}},
+			// protojson puts a space or a no-break space after "proto:",
+			// a different choice in each build; the gateway's is a space.
+			wantCode: 400, wantType: "application/json", golden: "unknown_field"},
 		{name: "trailing junk", method: "POST", target: "/v1/codename", body: `{"category":"space"} garbage`,
 			wantCode: 400, wantType: "application/json", golden: "trailing_junk"},
 		{name: "two objects", method: "POST", target: "/v1/codename", body: `{"category":"space"}{"category":"animals"}`,
