@@ -48,6 +48,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 
 	fs := envflag.New(args[0], getenv, stderr)
 	fs.About(about)
+	fs.AlsoReads("GOGC", "the Go garbage collector's target (default here 200, where Go's is 100)")
+	// OpenTelemetry's own standard variables (internal/telemetry).
+	fs.AlsoReads("OTEL_TRACES_EXPORTER", "otlp to export spans, none never to (unset: export only when an OTLP endpoint is set)")
+	fs.AlsoReads("OTEL_EXPORTER_OTLP_ENDPOINT", "the collector to export spans to; the other standard OTEL_* variables (protocol, headers, sampler, service name) apply too")
 	addr := fs.String("addr", "CODENAME_GATEWAY_ADDR", "127.0.0.1:8081", "address to serve HTTP/1.1 and h2c on")
 	adminAddr := fs.String("admin-addr", "CODENAME_GATEWAY_ADMIN_ADDR", "127.0.0.1:8082", "address to serve /metrics and /healthz on, for Prometheus and orchestrators, never through HAProxy (empty: no admin listener)")
 	single := getenv("CODENAME_GRPC_ADDR")

@@ -104,6 +104,10 @@ type options struct {
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
 	fs := envflag.New(args[0], getenv, stderr)
 	fs.About(about)
+	fs.AlsoReads("GOGC", "the Go garbage collector's target (default here 200, where Go's is 100)")
+	// OpenTelemetry's own standard variables (internal/telemetry).
+	fs.AlsoReads("OTEL_TRACES_EXPORTER", "otlp to export spans, none never to (unset: export only when an OTLP endpoint is set)")
+	fs.AlsoReads("OTEL_EXPORTER_OTLP_ENDPOINT", "the collector to export spans to; the other standard OTEL_* variables (protocol, headers, sampler, service name) apply too")
 	addr := fs.String("addr", "CODENAME_GRPC_ADDR", "127.0.0.1:9090", "address to serve gRPC on, and GET /healthz for HAProxy's health checks")
 	// Metrics stay off the gRPC port, which HAProxy forwards to: a path
 	// rule in front of it is one spelling away from letting them out.

@@ -27,6 +27,8 @@ var passedOn = []struct{ env, usage string }{
 	{"CODENAME_RATE_LIMIT", "HAProxy: requests per 10 s per client address (default: no limit)"},
 	{"CODENAME_STATS_USER", "HAProxy: user of the stats listener (default stats)"},
 	{"CODENAME_STATS_PASSWORD", "HAProxy: with it set, the stats listener asks for basic auth"},
+	{"OTEL_TRACES_EXPORTER", "server and gateway: otlp to export their spans, none never to (unset: only when an OTLP endpoint is set)"},
+	{"OTEL_EXPORTER_OTLP_ENDPOINT", "server and gateway: the collector to export spans to; the other standard OTEL_* variables apply too"},
 	{"GOMAXPROCS", "Go: cores each Go process schedules on (default: an equal share with HAProxy)"},
 	{"GOGC", "Go: the garbage collector's target of the server and the gateway (default 200)"},
 }

@@ -29,12 +29,13 @@ type Set struct {
 	// repeated names the flags defined by Repeated, which read their
 	// variable only when not given.
 	repeated []string
-	others   []passedOn
+	// reads and others are variables that are no flag, documented in the
+	// help: read by this program, or handed on to the ones it starts.
+	reads, others []envNote
 }
 
-// passedOn is an environment variable that is not a flag of this program
-// but that it hands on to others, documented in its help.
-type passedOn struct{ env, usage string }
+// envNote is an environment variable that is not a flag.
+type envNote struct{ env, usage string }
 
 // New returns an empty Set that reads the environment through getenv and
 // prints its help to output. The flag package prints nothing itself:
@@ -116,7 +117,11 @@ func (s *Set) repeatedFromEnv() error {
 
 // PassesOn documents, in the help, an environment variable that this
 // program does not read as a flag but that the processes it starts do.
-func (s *Set) PassesOn(env, usage string) { s.others = append(s.others, passedOn{env, usage}) }
+func (s *Set) PassesOn(env, usage string) { s.others = append(s.others, envNote{env, usage}) }
+
+// AlsoReads documents, in the help, an environment variable that this
+// program reads but not as a flag, such as a library's standard ones.
+func (s *Set) AlsoReads(env, usage string) { s.reads = append(s.reads, envNote{env, usage}) }
 
 // Parse reports a malformed environment variable, then parses args. Asked
 // for -help (or -h), it prints the help and returns flag.ErrHelp, which
@@ -158,9 +163,18 @@ func (s *Set) PrintHelp(w io.Writer) {
 		}
 		b.WriteString("\n        " + usage + "\n")
 	})
-	if len(s.others) > 0 {
-		b.WriteString("\nRead from the environment by the processes it starts (their -help says more):\n\n")
-		for _, o := range s.others {
+	for _, section := range []struct {
+		title string
+		notes []envNote
+	}{
+		{"Also read from the environment:", s.reads},
+		{"Read from the environment by the processes it starts (their -help says more):", s.others},
+	} {
+		if len(section.notes) == 0 {
+			continue
+		}
+		b.WriteString("\n" + section.title + "\n\n")
+		for _, o := range section.notes {
 			fmt.Fprintf(&b, "  $%s\n        %s\n", o.env, o.usage)
 		}
 	}

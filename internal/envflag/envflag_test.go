@@ -92,6 +92,7 @@ func TestHelp(t *testing.T) {
 			var l list
 			s.Repeated(&l, "H", "PROG_HEADERS", "a header")
 			s.PassesOn("PROG_CHILD_THING", "what the children read")
+			s.AlsoReads("LIB_THING", "what a library reads")
 			if err := s.Parse([]string{arg}); !errors.Is(err, flag.ErrHelp) {
 				t.Fatalf("Parse(%s) = %v, want flag.ErrHelp", arg, err)
 			}
@@ -116,7 +117,7 @@ func TestHelp(t *testing.T) {
 			if n != 6 {
 				t.Errorf("visited %d flags, want 6", n)
 			}
-			for _, want := range []string{`-addr string   $PROG_ADDR   (default "127.0.0.1:1")`, "-max bytes   $PROG_MAX\n", "-fast   $PROG_FAST\n", "\n  $PROG_CHILD_THING\n        what the children read\n"} {
+			for _, want := range []string{`-addr string   $PROG_ADDR   (default "127.0.0.1:1")`, "-max bytes   $PROG_MAX\n", "-fast   $PROG_FAST\n", "\n  $PROG_CHILD_THING\n        what the children read\n", "Also read from the environment:\n\n  $LIB_THING\n        what a library reads\n"} {
 				if !strings.Contains(help, want) {
 					t.Errorf("help lacks %q:\n%s", want, help)
 				}

@@ -43,8 +43,9 @@ var looksLikeError = regexp.MustCompile(`(?m)^(codename-[a-z]+: |panic|.*level=(
 
 // Check runs p with -help, as main runs it, and checks that it exits 0,
 // prints the help on its one stream and nothing else, opens with p.About,
-// and names each flag's environment variable, among them every variable
-// the flags read (found by running p.Run with a getenv that notes them).
+// and names each flag's environment variable, and every variable read on
+// the way to the help (found by running p.Run with a getenv that notes
+// them).
 func Check(t *testing.T, p Program) {
 	t.Helper()
 	if os.Getenv(childEnv) == "1" {
@@ -110,7 +111,7 @@ func Check(t *testing.T, p Program) {
 		t.Errorf("run(-help) = %v, want flag.ErrHelp", err)
 	}
 	for k := range read {
-		if strings.HasPrefix(k, "CODENAME_") && !strings.Contains(help, "$"+k) {
+		if !strings.Contains(help, "$"+k) {
 			t.Errorf("%s reads $%s, which its help does not name", p.Name, k)
 		}
 	}
