@@ -194,7 +194,7 @@ func TestRequestIDEverywhere(t *testing.T) {
 			t.Errorf("the client's x-request-id reached the server's log: %q", line)
 		}
 	})
-	t.Run("no id when no exporter is configured", func(t *testing.T) {
+	t.Run("no span export with no OTEL_* set", func(t *testing.T) {
 		for _, child := range []string{"gateway-1", "server-1"} {
 			if line := s.logLine(child, "exporting traces"); line != "" {
 				t.Errorf("%s exports traces with no OTEL_* set: %q", child, line)
