@@ -35,9 +35,13 @@ done
 
 trap 'rm -rf "$out/.openapiv3"' EXIT
 go tool -modfile=tools/buf/go.mod buf generate --output "$out"
+# The served document: the generator's, completed by the overlay with what
+# a proto cannot say (see api/openapi/overlay.yaml). Written aside first, so
+# that a failed step leaves the committed document as it was.
 go run ./api/internal/applyoverlay \
   "$out/.openapiv3/codename/v1/codename.openapi.json" api/openapi/overlay.yaml \
-  >"$out/api/codename/v1/codename.openapi.json"
+  >"$out/.openapiv3/served.json"
+mv "$out/.openapiv3/served.json" "$out/api/codename/v1/codename.openapi.json"
 
 # A client generated from the served document by a well-known generator,
 # pinned in its own tools module so that its dependencies stay out of the
