@@ -137,6 +137,10 @@ func callThrough(t *testing.T, ctx context.Context) (traceID string, traceparent
 	if s2 := <-got; s2.id != s.id {
 		t.Errorf("the stream saw trace %q, the unary call %q", s2.id, s.id)
 	}
+	// The server ends a call's span after the client has its answer;
+	// once stopped, it has ended them all.
+	_ = conn.Close()
+	gs.GracefulStop()
 	return s.id, s.md
 }
 
@@ -181,15 +185,34 @@ func TestIDsFlowWithoutExporter(t *testing.T) {
 }
 
 // TestExportsSpansWhenConfigured: with OTEL_TRACES_EXPORTER=otlp and an
-// endpoint, the client and the server spans of a call reach the collector
-// with the trace ID of the context the call was made in, under the service
-// name given (OTEL_SERVICE_NAME would override it).
+// endpoint, over either protocol, the client and the server spans of a
+// call reach the collector with the trace ID of the context the call was
+// made in, under the service name given (OTEL_SERVICE_NAME would override
+// it).
 func TestExportsSpansWhenConfigured(t *testing.T) {
+	t.Run("http/protobuf", func(t *testing.T) {
+		rcv := otlptest.Start()
+		t.Cleanup(rcv.Close)
+		t.Setenv("OTEL_TRACES_EXPORTER", "otlp")
+		t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", rcv.URL())
+		wantExported(t, rcv)
+	})
+	t.Run("grpc", func(t *testing.T) {
+		rcv, err := otlptest.StartGRPC()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(rcv.Close)
+		t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", rcv.URL())
+		t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+		wantExported(t, rcv)
+	})
+}
+
+// wantExported sets telemetry up from the environment, makes a call and a
+// stream in a trace, and checks that their spans reached rcv.
+func wantExported(t *testing.T, rcv *otlptest.Receiver) {
 	resetGlobals(t)
-	rcv := otlptest.Start()
-	t.Cleanup(rcv.Close)
-	t.Setenv("OTEL_TRACES_EXPORTER", "otlp")
-	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", rcv.URL())
 	shutdown, enabled, err := Setup(t.Context(), "codename-test", os.Getenv)
 	if err != nil || !enabled {
 		t.Fatalf("Setup = enabled %v, %v; want enabled", enabled, err)
