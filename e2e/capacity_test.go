@@ -6,7 +6,11 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -20,6 +24,7 @@ import (
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
 	"github.com/codename-gateway/codename-gateway/internal/stack"
+	"github.com/codename-gateway/codename-gateway/server"
 )
 
 // grpcConnFrom dials HAProxy's cleartext port with gRPC from the loopback
@@ -354,4 +359,74 @@ func TestBackPressureQueues(t *testing.T) {
 	if status.Code(err) != codes.Unavailable || time.Since(start) < 4*time.Second {
 		t.Errorf("a stream over the limit for %v: %v, want UNAVAILABLE after about 5 s in the queue", time.Since(start).Round(time.Millisecond), err)
 	}
+}
+
+// TestHeldRESTStreamsLeaveRoomForCalls: a gateway has one HTTP/2
+// connection to each server, and grpc-go holds a call back for as long as
+// that connection has the server's MaxConcurrentStreams open. So the
+// server's limit must exceed what HAProxy lets one gateway hold (two
+// stream pools of CODENAME_SERVER_MAXSTREAMS, CODENAME_SERVER_MAXCONN
+// unary calls, the gateway's health Watch); with the old default of 1000
+// streams against HAProxy's 10000, REST streams held within every
+// address's share stopped all of the gateway's unary calls (measured at a
+// tenth of the scale: 19 SSE streams and a limit of 20, a unary REST call
+// still waiting after 5 s). Here at a small scale, with the limits in that
+// relation: streams held up to HAProxy's limits, and calls still pass.
+func TestHeldRESTStreamsLeaveRoomForCalls(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(repoRoot, "haproxy/haproxy.cfg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	preset := func(name string) int {
+		m := regexp.MustCompile(`(?m)^\s*presetenv ` + name + ` (\d+)$`).FindSubmatch(b)
+		if m == nil {
+			t.Fatalf("haproxy.cfg sets no default for %s", name)
+		}
+		n, _ := strconv.Atoi(string(m[1]))
+		return n
+	}
+	if need := 2*preset("CODENAME_SERVER_MAXSTREAMS") + preset("CODENAME_SERVER_MAXCONN") + 1; server.DefaultMaxConcurrentStreams < need {
+		t.Errorf("the server's default MaxConcurrentStreams is %d, want at least %d, what HAProxy's defaults let one gateway hold", server.DefaultMaxConcurrentStreams, need)
+	}
+
+	const streams, calls = 10, 5
+	s := startSystem(t, fmt.Sprintf("CODENAME_SERVER_MAXSTREAMS=%d", streams), fmt.Sprintf("CODENAME_SERVER_MAXCONN=%d", calls),
+		fmt.Sprintf("CODENAME_MAX_STREAMS_PER_CONN=%d", 2*streams+calls+1))
+	for i := range streams {
+		conn, events := openSSEStream(t, s.cfg.HTTPAddr, "space")
+		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if err := readLineWith(events, `data: {"result"`); err != nil {
+			t.Fatalf("SSE stream %d: %v", i+1, err)
+		}
+		_ = conn.SetReadDeadline(time.Time{})
+		ws, _, err := dialWS(t, s, false, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ws.Write(t.Context(), websocket.MessageText, []byte(`{"category":"space"}`)); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		_, _, err = ws.Read(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("WebSocket %d: %v", i+1, err)
+		}
+	}
+	rest := transports[2].client(t, s)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	req, _ := http.NewRequestWithContext(ctx, "GET", s.httpURL("/v1/codename?category=space"), nil)
+	resp, err := rest.Do(req)
+	if err == nil {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			err = fmt.Errorf("%s", resp.Status)
+		}
+	}
+	if err != nil {
+		t.Errorf("a unary REST call beside %d held SSE streams and %d WebSockets: %v", streams, streams, err)
+	}
+	t.Logf("a unary REST call beside %d held SSE streams and %d WebSockets took %v", streams, streams, time.Since(start).Round(time.Millisecond))
 }

@@ -10,12 +10,18 @@ import (
 // Defaults of the per-connection limits, for a server that any client on
 // the network may reach (grpc-go's own defaults are no limits at all).
 const (
-	// DefaultMaxConcurrentStreams bounds what one connection may cost: a
-	// held stream costs the server about 18 KB (bench/results), so a
-	// connection holds at most about 18 MB. HAProxy reads the limit from
-	// the server's SETTINGS and opens another connection when it reaches
-	// it, so the limit never refuses its clients' streams.
-	DefaultMaxConcurrentStreams = 1000
+	// DefaultMaxConcurrentStreams bounds what one connection may cost
+	// (about 18 KB a held stream, bench/results). HAProxy reads it from
+	// the server's SETTINGS and opens another connection when one is
+	// full, but a gateway keeps one connection per replica, and grpc-go
+	// holds a call back for as long as that connection is full: so the
+	// limit must exceed what HAProxy lets one gateway hold at once (its
+	// two stream pools' CODENAME_SERVER_MAXSTREAMS, 10000 each, and
+	// CODENAME_SERVER_MAXCONN unary calls, 500, and the gateway's health
+	// Watch), or a gateway's held REST streams stop its unary calls and
+	// its /healthz (e2e TestHeldRESTStreamsLeaveRoomForCalls). HAProxy's
+	// per-replica limits, not this one, bound the server's load.
+	DefaultMaxConcurrentStreams = 1 << 15
 	// DefaultMaxConnectionIdle closes a connection with no call for that
 	// long: a client that went away without a word stops costing a socket.
 	DefaultMaxConnectionIdle = 5 * time.Minute

@@ -145,7 +145,7 @@ func TestParseFlags(t *testing.T) {
 			DrainDelay:            2 * time.Second,
 			DrainTimeout:          10 * time.Second,
 			MaxRecvMsgSize:        64 << 10,
-			MaxConcurrentStreams:  1000,
+			MaxConcurrentStreams:  1 << 15,
 			MaxConnectionIdle:     5 * time.Minute,
 			MaxConnectionAge:      30 * time.Minute,
 			MaxConnectionAgeGrace: 5 * time.Minute,
