@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 
@@ -50,11 +49,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	httpsAddr := fs.String("https-addr", "CODENAME_HTTPS_ADDR", ":8443", "HAProxy TLS listener (h2 and http/1.1)")
 	httpAddr := fs.String("http-addr", "CODENAME_HTTP_ADDR", ":8080", "HAProxy cleartext listener (HTTP/1.1 and h2c)")
 	statsAddr := fs.String("stats-addr", "CODENAME_STATS_ADDR", "127.0.0.1:8404", "HAProxy stats page and Prometheus metrics (loopback: for operators only)")
-	grpcAddr := fs.String("grpc-addr", "CODENAME_GRPC_ADDR", "127.0.0.1:9090", "gRPC server (the first replica)")
-	gatewayAddr := fs.String("gateway-addr", "CODENAME_GATEWAY_ADDR", "127.0.0.1:8081", "REST gateway (the first replica)")
-	grpcAdminAddr := fs.String("grpc-admin-addr", "CODENAME_GRPC_ADMIN_ADDR", "127.0.0.1:9091", "gRPC server's metrics and health, for operators (the first replica)")
-	gatewayAdminAddr := fs.String("gateway-admin-addr", "CODENAME_GATEWAY_ADMIN_ADDR", "127.0.0.1:8082", "REST gateway's metrics and health, for operators (the first replica)")
-	replicas := fs.Int("replicas", "CODENAME_REPLICAS", 1, fmt.Sprintf("how many gRPC servers and gateways to run (1 to %d); replica i listens on the first one's port + i-1", stack.MaxReplicas))
+	grpcAddr := fs.String("grpc-addr", "CODENAME_GRPC_ADDR", defaultListeners.grpc, "gRPC server (the first replica)")
+	gatewayAddr := fs.String("gateway-addr", "CODENAME_GATEWAY_ADDR", defaultListeners.gateway, "REST gateway (the first replica)")
+	grpcAdminAddr := fs.String("grpc-admin-addr", "CODENAME_GRPC_ADMIN_ADDR", defaultListeners.grpcAdmin, "gRPC server's metrics and health, for operators (the first replica)")
+	gatewayAdminAddr := fs.String("gateway-admin-addr", "CODENAME_GATEWAY_ADMIN_ADDR", defaultListeners.gatewayAdmin, "REST gateway's metrics and health, for operators (the first replica)")
+	replicas := fs.Int("replicas", "CODENAME_REPLICAS", 1, fmt.Sprintf("how many gRPC servers and gateways to run (1 to %d); replica i listens on the first one's ports + 10(i-1)", stack.MaxReplicas))
 	apiKey := fs.String("api-key", "CODENAME_API_KEY", "", "API key HAProxy requires of every caller (default: none required)")
 	apiKeyFile := fs.String("api-key-file", "CODENAME_API_KEY_FILE", "", "file holding the API key, instead of -api-key")
 	userDir := fs.String("user-dir", "CODENAME_USER_DIR", "", "folder the commands the banner prints are written for, so that they work pasted there (default: the current folder; scripts/run.sh gives the folder it was started from)")
@@ -66,18 +65,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	cfg.BinDir, cfg.HAProxy, cfg.HAProxyConfig, cfg.StateDir = *binDir, *haproxy, *haproxyCfg, *stateDir
 	cfg.HTTPSAddr, cfg.HTTPAddr, cfg.StatsAddr = *httpsAddr, *httpAddr, *statsAddr
-	if cfg.GRPCAddrs, err = consecutive(*grpcAddr, *replicas); err != nil {
+	l, err := replicaListeners(firstAddrs{*grpcAddr, *gatewayAddr, *grpcAdminAddr, *gatewayAdminAddr}, *replicas)
+	if err != nil {
 		return err
 	}
-	if cfg.GatewayAddrs, err = consecutive(*gatewayAddr, *replicas); err != nil {
-		return err
-	}
-	if cfg.GRPCAdminAddrs, err = consecutive(*grpcAdminAddr, *replicas); err != nil {
-		return err
-	}
-	if cfg.GatewayAdminAddrs, err = consecutive(*gatewayAdminAddr, *replicas); err != nil {
-		return err
-	}
+	cfg.GRPCAddrs, cfg.GatewayAddrs, cfg.GRPCAdminAddrs, cfg.GatewayAdminAddrs = l.grpc, l.gateway, l.grpcAdmin, l.gatewayAdmin
 	cfg.APIKey = *apiKey
 	if *apiKeyFile != "" {
 		b, err := os.ReadFile(*apiKeyFile)
@@ -111,30 +103,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		_ = s.Stop()
 		return fmt.Errorf("%s exited: %v", p.Name, p.Err())
 	}
-}
-
-// consecutive returns n addresses: addr, then the same host with the next
-// ports up.
-func consecutive(addr string, n int) ([]string, error) {
-	if n < 1 || n > stack.MaxReplicas {
-		return nil, fmt.Errorf("replicas: want 1 to %d, got %d", stack.MaxReplicas, n)
-	}
-	host, portStr, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, err
-	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", addr, err)
-	}
-	if port < 1 || port+n-1 > 65535 {
-		return nil, fmt.Errorf("%s: %d replicas need ports %d to %d", addr, n, port, port+n-1)
-	}
-	addrs := make([]string, n)
-	for i := range addrs {
-		addrs[i] = net.JoinHostPort(host, strconv.Itoa(port+i))
-	}
-	return addrs, nil
 }
 
 // hostPort replaces the host of a listen address such as ":8443".
