@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/binary"
 	"io"
 	"net/http"
@@ -27,7 +28,7 @@ func grpcFrame(t *testing.T, category string) []byte {
 
 // TestContentTypeRouting checks which backend HAProxy picks for each
 // content type. The gRPC server answers in application/grpc; the gateway
-// answers in JSON (and knows no /codename.v1.CodenameCreator/... path).
+// answers in JSON, or in gRPC-Web to gRPC-Web (e2e/connect_test.go).
 func TestContentTypeRouting(t *testing.T) {
 	s := shared(t)
 	const grpcPath = "/codename.v1.CodenameCreator/GetCodename"
@@ -56,9 +57,12 @@ func TestContentTypeRouting(t *testing.T) {
 				t.Run(tt.name, func(t *testing.T) {
 					var body io.Reader = http.NoBody
 					if tt.method == "POST" {
-						if strings.HasPrefix(tt.contentType, "application/grpc") {
+						switch {
+						case strings.HasPrefix(tt.contentType, "application/grpc-web-text"):
+							body = strings.NewReader(base64.StdEncoding.EncodeToString(grpcFrame(t, "space")))
+						case strings.HasPrefix(tt.contentType, "application/grpc"):
 							body = bytes.NewReader(grpcFrame(t, "space"))
-						} else {
+						default:
 							body = strings.NewReader(`{"category":"space"}`)
 						}
 					}
@@ -74,11 +78,23 @@ func TestContentTypeRouting(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					_, _ = io.Copy(io.Discard, resp.Body)
+					answer, err := io.ReadAll(resp.Body)
 					resp.Body.Close()
+					if err != nil {
+						t.Fatal(err)
+					}
 
 					got := "rest"
-					if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/grpc") {
+					if ct := resp.Header.Get("Content-Type"); strings.HasPrefix(ct, "application/grpc-web") {
+						// The gateway's gRPC-Web: the status is in the
+						// trailers frame at the end of the body.
+						if strings.HasPrefix(ct, "application/grpc-web-text") {
+							answer, err = decodeBase64Groups(answer)
+						}
+						if err != nil || !bytes.Contains(answer, []byte("grpc-status: 0")) {
+							t.Errorf("gRPC-Web answer %q (%v), want grpc-status: 0 in its trailers", answer, err)
+						}
+					} else if strings.HasPrefix(ct, "application/grpc") {
 						got = "grpc"
 						if st := resp.Trailer.Get("Grpc-Status"); st != "0" {
 							t.Errorf("grpc-status = %q, want 0: the gRPC server should have answered", st)

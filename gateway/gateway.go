@@ -1,8 +1,8 @@
 // Package gateway is the REST face of CodenameCreator: an http.Handler built
 // on the grpc-gateway v2 runtime that turns JSON requests into gRPC calls on
 // a connection it is given, streams codenames back as newline-delimited JSON,
-// answers /healthz from grpc.health.v1, and serves the OpenAPI document and
-// the web page.
+// answers /healthz from grpc.health.v1, serves the OpenAPI document and
+// the web page, and answers gRPC-Web and Connect calls on the gRPC paths.
 package gateway
 
 import (
@@ -47,6 +47,10 @@ type Options struct {
 	// backend writes; and it keeps idle proxies in between from timing the
 	// stream out. Zero means DefaultSSEHeartbeat, less than zero none.
 	SSEHeartbeat time.Duration
+	// CORSOrigins are the origins (scheme://host[:port], as browsers send
+	// them in Origin) whose pages may call the gRPC paths with gRPC-Web
+	// or Connect clients. None by default.
+	CORSOrigins []string
 	// Logger receives one line per request. Nil discards them.
 	Logger *slog.Logger
 	// Metrics, if not nil, receives the gateway's request metrics. The
@@ -140,7 +144,9 @@ func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler
 
 	root := http.NewServeMux()
 	g.site = root
-	root.Handle("/", g.mux) // REST routes, /healthz, and JSON 404s for anything unknown
+	// REST routes, /healthz, and JSON 404s for anything unknown; and on the
+	// gRPC paths, gRPC-Web and Connect calls (gateway/connect.go).
+	root.Handle("/", browserRPCOr(newConnectHandler(g.client, g.streams, opts.MaxBodyBytes), g.mux))
 	root.HandleFunc("GET /openapi.json", serveOpenAPI)
 	site := http.FileServerFS(web.Files)
 	root.Handle("GET /{$}", site)
@@ -160,7 +166,7 @@ func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler
 	if reg == nil {
 		reg = prometheus.NewRegistry() // counted, but served nowhere
 	}
-	return &handler{observe(root, logger, reg), g}, nil
+	return &handler{observe(withCORS(root, opts.CORSOrigins), logger, reg), g}, nil
 }
 
 // gateway holds what the REST handlers share.

@@ -62,6 +62,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	maxBody := fs.Int64("max-body-bytes", "CODENAME_MAX_BODY_BYTES", gateway.DefaultMaxBodyBytes, "largest unary request body, and largest message of a streaming body")
 	callTimeout := fs.Duration("call-timeout", "CODENAME_CALL_TIMEOUT", gateway.DefaultCallTimeout, "longest a unary REST call waits for the gRPC server (keep it below HAProxy's timeout server); a shorter Grpc-Timeout header wins; streams have no such bound")
 	sseHeartbeat := fs.Duration("sse-heartbeat", "CODENAME_SSE_HEARTBEAT", gateway.DefaultSSEHeartbeat, "longest a Server-Sent Events stream goes without a write before a comment line goes out, so that a client gone behind HAProxy is noticed and idle proxies see traffic (negative: never)")
+	corsOrigins := fs.String("cors-origins", "CODENAME_CORS_ORIGINS", "", "origins (scheme://host[:port], comma-separated) whose pages may call the gRPC paths with gRPC-Web or Connect clients; none by default")
 	drainDelay := fs.Duration("drain-delay", "CODENAME_DRAIN_DELAY", 2*time.Second, "on shutdown, how long to keep serving with /healthz NOT_SERVING, so that HAProxy moves traffic away first")
 	drain := fs.Duration("drain-timeout", "CODENAME_DRAIN_TIMEOUT", 10*time.Second, "how long shutdown waits for requests in flight")
 	tlsFlags := defineTLSFlags(fs)
@@ -69,6 +70,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	tlsFiles, err := tlsFlags.files()
+	if err != nil {
+		return err
+	}
+	origins, err := parseOrigins(*corsOrigins)
 	if err != nil {
 		return err
 	}
@@ -102,7 +107,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return fmt.Errorf("gRPC client: %w", err)
 	}
 	defer conn.Close()
-	h, err := gateway.New(ctx, conn, gateway.Options{MaxBodyBytes: *maxBody, CallTimeout: *callTimeout, SSEHeartbeat: *sseHeartbeat, Logger: logger, Metrics: reg})
+	h, err := gateway.New(ctx, conn, gateway.Options{MaxBodyBytes: *maxBody, CallTimeout: *callTimeout, SSEHeartbeat: *sseHeartbeat, CORSOrigins: origins, Logger: logger, Metrics: reg})
 	if err != nil {
 		return err
 	}
