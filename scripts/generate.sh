@@ -33,6 +33,11 @@ for f in annotations.proto openapiv3.proto; do
   install -m 0644 "$openapi_dir/protoc-gen-openapiv3/options/$f" third_party/googleapis/protoc-gen-openapiv3/options/
 done
 
+# protoc-gen-es, for the JavaScript clients, is pinned by npm's lock file.
+if [[ ! -x web/clients/node_modules/.bin/protoc-gen-es ]]; then
+  echo "generate: web/clients/node_modules/.bin/protoc-gen-es is missing: run scripts/setup.sh test (npm ci in web/clients)" >&2
+  exit 1
+fi
 trap 'rm -rf "$out/.openapiv3"' EXIT
 go tool -modfile=tools/buf/go.mod buf generate --output "$out"
 # The served document: the generator's, completed by the overlay with what

@@ -91,3 +91,29 @@ for dir in "${gotools[@]}"; do
   done
   echo "$stamp" >"bin/.$dir.version"
 done
+
+# The Node clients of the tests (web/clients: connect-node's gRPC-Web
+# transport, and protoc-gen-es, which scripts/generate.sh runs): exactly
+# the versions package-lock.json pins, installed with npm ci; nothing is
+# fetched after this. Again only when the lock file changed: the stamp in
+# node_modules holds its checksum. They need Node 20 or later.
+if [[ $mode == test ]]; then
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    sudo=()
+    [[ $(id -u) == 0 ]] || sudo=(sudo)
+    echo "setup: installing nodejs npm" >&2
+    "${sudo[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  fi
+  node_major=$(node -p 'process.versions.node.split(".")[0]')
+  if ((node_major < 20)); then
+    echo "setup: web/clients needs Node 20 or later, and node is $(node --version)" >&2
+    exit 1
+  fi
+  stamp=$(sha256sum web/clients/package-lock.json | cut -d' ' -f1)
+  if [[ $(cat web/clients/node_modules/.setup-stamp 2>/dev/null) != "$stamp" ]]; then
+    echo "setup: npm ci in web/clients" >&2
+    (cd web/clients && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$stamp" >web/clients/node_modules/.setup-stamp
+  fi
+fi

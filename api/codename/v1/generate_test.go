@@ -27,19 +27,17 @@ func TestGeneratedCodeIsFresh(t *testing.T) {
 	}
 	// The folder and its subfolders: connect-go's code has a package of
 	// its own (codenamev1connect).
-	var generated []string
-	err := filepath.WalkDir(filepath.Join(out, "api/codename/v1"), func(path string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			generated = append(generated, path)
-		}
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	generated := filesUnder(t, filepath.Join(out, "api/codename/v1"))
 	if len(generated) < 5 {
 		t.Fatalf("generated %d files, want the messages, gRPC stubs, gateway handlers, connect-go handlers and OpenAPI document", len(generated))
 	}
+	// protoc-gen-es's JavaScript and type declarations for the Node and
+	// browser clients, with the google/api files they import.
+	js := filesUnder(t, filepath.Join(out, "web/clients/gen"))
+	if len(js) < 2 {
+		t.Fatalf("generated %d files in web/clients/gen, want codename_pb.js and codename_pb.d.ts at least", len(js))
+	}
+	generated = append(generated, js...)
 	client, err := filepath.Glob(filepath.Join(out, "api/openapi/openapiclient/*"))
 	if err != nil {
 		t.Fatal(err)
@@ -84,4 +82,20 @@ func TestBufLint(t *testing.T) {
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Errorf("buf lint: %v\n%s", err, b)
 	}
+}
+
+// filesUnder lists the files in dir and its subfolders.
+func filesUnder(t *testing.T, dir string) []string {
+	t.Helper()
+	var files []string
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			files = append(files, path)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
 }
