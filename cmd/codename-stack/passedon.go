@@ -15,6 +15,7 @@ var passedOn = []struct{ env, usage string }{
 	{"CODENAME_MAX_BODY_BYTES", "gateway: largest REST body, and largest message of a streaming body"},
 	{"CODENAME_CALL_TIMEOUT", "gateway: deadline of a unary REST call"},
 	{"CODENAME_SSE_HEARTBEAT", "gateway: longest a Server-Sent Events stream stays silent"},
+	{"CODENAME_CORS_ORIGINS", "gateway: origins whose pages may call the gRPC paths with gRPC-Web or Connect clients (default: none)"},
 	{"CODENAME_DRAIN_DELAY", "server and gateway: on stop, how long to serve as NOT_SERVING first"},
 	{"CODENAME_DRAIN_TIMEOUT", "server and gateway: then, how long to wait for calls in flight"},
 	{"CODENAME_BACKEND_TLS", "the stack: TLS behind HAProxy, mutual (the default, with client certificates), on, or off"},
