@@ -198,8 +198,12 @@ func TestNoCleartextBetweenHosts(t *testing.T) {
 				t.Errorf("with CODENAME_BACKEND_TLS=%s, the category seen in the clear between hosts: %v", mode, category)
 			}
 			switch {
-			case mode == "off" && (atEdge != len(names) || atGateway == 0):
-				t.Errorf("with cleartext backends the captures found %d of %d codenames at the edge and %d at gateway1, want all and some: they do not see the traffic", atEdge, len(names), atGateway)
+			// Some, not all: a full run once saw 4 of 10 at the edge (10 of
+			// 10 alone), likely a name split over two segments or a packet
+			// tcpdump missed on a busy machine. Some is what shows that the
+			// captures see the traffic; "none with TLS" is the claim.
+			case mode == "off" && (atEdge == 0 || atGateway == 0):
+				t.Errorf("with cleartext backends the captures found %d of %d codenames at the edge and %d at gateway1, want some at each: they do not see the traffic", atEdge, len(names), atGateway)
 			case mode != "off" && atEdge+atGateway != 0:
 				t.Errorf("with TLS behind the edge, codenames crossed between hosts in the clear: %d at the edge, %d at gateway1", atEdge, atGateway)
 			}
