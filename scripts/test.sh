@@ -83,7 +83,18 @@ for target in \
   ./gateway:FuzzWebSocketMessage \
   ./gateway:FuzzSSEQuery; do
   pkg=${target%%:*} name=${target#*:}
+  corpus=$pkg/testdata/fuzz/$name
+  before=$(ls "$corpus" 2>/dev/null || true)
   if ! out=$(go test "$pkg" -run '^$' -fuzz "^$name\$" -fuzztime "$fuzztime" -fuzzminimizetime 5s 2>&1); then
+    # Go 1.26's fuzzing coordinator can fail a target with a bare
+    # "context deadline exceeded" as -fuzztime ends, having found nothing
+    # (go.dev/issue/75804, fixed in Go 1.27). A real failure writes its
+    # input into the corpus folder; only that one fails the run.
+    if [[ $(ls "$corpus" 2>/dev/null || true) == "$before" ]] &&
+      [[ $(grep -v '^fuzz: ' <<<"$out") == $'--- FAIL: '"$name"' ('*$')\n    context deadline exceeded\nFAIL\nexit status 1\nFAIL\t'* ]]; then
+      echo "$name: the fuzzing coordinator's end-of-time race (go.dev/issue/75804), no failing input; not a failure"
+      continue
+    fi
     echo "$out"
     exit 1
   fi
