@@ -52,18 +52,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	defer out.Flush()
 	// Trace ids flow always; spans are exported only when the OTEL_*
 	// environment asks for it.
-	shutdownTraces, tracing, err := telemetry.Setup(ctx, "codename-server", getenv)
+	stopTraces, err := telemetry.Start(ctx, "codename-server", getenv, logger)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err := telemetry.Shutdown(ctx, shutdownTraces); err != nil {
-			logger.Warn("traces", "err", err)
-		}
-	}()
-	if tracing {
-		logger.Info("exporting traces over OTLP")
-	}
+	defer stopTraces()
 	cfg := opts.cfg
 	cfg.Logger = logger
 	if opts.tls.Cert != "" {

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -133,6 +134,24 @@ func Shutdown(ctx context.Context, shutdown func(context.Context) error) error {
 		return fmt.Errorf("export the last spans: %w", err)
 	}
 	return nil
+}
+
+// Start is Setup as a process's main wants it: it says on logger when
+// spans are exported, and stop, deferred by main, flushes them at exit
+// within ShutdownTimeout and logs why if some may be lost.
+func Start(ctx context.Context, service string, getenv func(string) string, logger *slog.Logger) (stop func(), err error) {
+	shutdown, enabled, err := Setup(ctx, service, getenv)
+	if err != nil {
+		return nil, err
+	}
+	if enabled {
+		logger.Info("exporting traces over OTLP")
+	}
+	return func() {
+		if err := Shutdown(ctx, shutdown); err != nil {
+			logger.Warn("traces", "err", err)
+		}
+	}, nil
 }
 
 // TraceID is the trace ID of the span in ctx as 32 lowercase hex digits,
