@@ -10,13 +10,13 @@
 #   SERIES  the HAProxy branch required, such as 3.0 or 3.2
 #   SUITE   the Debian suite that ships it, such as trixie (Debian 13)
 #
-# The archive is the one apt already uses on this machine (the first URIs
-# of /etc/apt/sources.list.d/debian.sources), checked against Debian's
-# archive keyring. Debian updates a suite's package in place, so the
+# The archive is the one apt already uses on this machine (see
+# debian-archive.sh). Debian updates a suite's package in place, so the
 # series is pinned, not the exact version; `bin/haproxy-SERIES -v` says
 # which one was installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/debian-archive.sh
 series=${1:?usage: $0 SERIES SUITE} suite=${2:?usage: $0 SERIES SUITE}
 link=bin/haproxy-$series
 root=$PWD/bin/debian-$suite
@@ -32,31 +32,10 @@ command -v patchelf >/dev/null || {
   DEBIAN_FRONTEND=noninteractive ${sudo:-} apt-get install -y -qq --no-install-recommends patchelf >/dev/null
 }
 
-sources=/etc/apt/sources.list.d/debian.sources
-mirror=$(awk '/^URIs:/ { print $2; exit }' "$sources")
-[[ -n $mirror ]] || { echo "setup: no Debian archive found in $sources" >&2; exit 1; }
-
-# A private apt: its own lists, cache and an empty status, so that it
-# downloads the whole dependency closure and installs nothing.
-apt=$(mktemp -d)
-trap 'rm -rf "$apt"' EXIT
-mkdir -p "$apt/sources" "$apt/lists/partial" "$apt/archives/partial"
-touch "$apt/status"
-cat >"$apt/sources/debian.sources" <<EOF
-Types: deb
-URIs: $mirror
-Suites: $suite
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-EOF
-opts=(
-  -o Dir::Etc::SourceList=/dev/null -o "Dir::Etc::SourceParts=$apt/sources"
-  -o "Dir::State::Lists=$apt/lists" -o "Dir::State::status=$apt/status"
-  -o "Dir::Cache::Archives=$apt/archives" -o "Dir::Cache::pkgcache=" -o "Dir::Cache::srcpkgcache="
-  -o Debug::NoLocking=1 -o APT::Sandbox::User=root -o APT::Install-Recommends=0 -qq
-)
-apt-get "${opts[@]}" update
-apt-get "${opts[@]}" install --download-only -y haproxy >/dev/null
+# The whole dependency closure: with an empty status, apt installs
+# nothing and downloads everything haproxy needs.
+private_apt "$suite"
+apt-get "${apt_opts[@]}" install --download-only -y haproxy >/dev/null
 
 rm -rf "$root"
 mkdir -p "$root"

@@ -9,13 +9,13 @@
 #
 # usage: scripts/prometheus-debian.sh
 #
-# The archive is the one apt already uses on this machine (the first URIs
-# of /etc/apt/sources.list.d/debian.sources), and apt checks what it
-# fetches against Debian's archive keyring. If Debian replaces the pinned
+# The archive is the one apt already uses on this machine (see
+# debian-archive.sh). If Debian replaces the pinned
 # version in the suite, the download fails with apt's message: change the
 # pin below (and check `promtool test rules` still passes) then.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/debian-archive.sh
 suite=trixie
 version=2.53.3+ds1-2
 root=$PWD/bin/prometheus-debian
@@ -27,31 +27,10 @@ if installed prometheus && installed promtool; then
 fi
 echo "setup: installing Prometheus and promtool $version from Debian $suite into $root" >&2
 
-sources=/etc/apt/sources.list.d/debian.sources
-mirror=$(awk '/^URIs:/ { print $2; exit }' "$sources" 2>/dev/null || true)
-[[ -n $mirror ]] || { echo "setup: no Debian archive found in $sources: cannot fetch Prometheus" >&2; exit 1; }
-
-# A private apt: its own lists and cache, so that nothing on the machine
-# changes; `apt-get download` fetches exactly the two packages.
-apt=$(mktemp -d)
-trap 'rm -rf "$apt"' EXIT
-mkdir -p "$apt/sources" "$apt/lists/partial" "$apt/debs"
-touch "$apt/status"
-cat >"$apt/sources/debian.sources" <<EOF
-Types: deb
-URIs: $mirror
-Suites: $suite
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-EOF
-opts=(
-  -o Dir::Etc::SourceList=/dev/null -o "Dir::Etc::SourceParts=$apt/sources"
-  -o "Dir::State::Lists=$apt/lists" -o "Dir::State::status=$apt/status"
-  -o "Dir::Cache::pkgcache=" -o "Dir::Cache::srcpkgcache="
-  -o Debug::NoLocking=1 -o APT::Sandbox::User=root -qq
-)
-apt-get "${opts[@]}" update || { echo "setup: cannot read Debian $suite's package lists from $mirror" >&2; exit 1; }
-(cd "$apt/debs" && apt-get "${opts[@]}" download "prometheus=$version" "promtool=$version") || {
+# `apt-get download` fetches exactly the two packages.
+private_apt "$suite"
+mkdir -p "$apt/debs"
+(cd "$apt/debs" && apt-get "${apt_opts[@]}" download "prometheus=$version" "promtool=$version") || {
   echo "setup: Debian $suite does not offer prometheus and promtool $version (any more?): see scripts/prometheus-debian.sh" >&2
   exit 1
 }
