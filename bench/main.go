@@ -6,7 +6,7 @@
 //
 // It builds the binaries, starts the system (gRPC server, REST gateway,
 // HAProxy) as child processes on free loopback ports with internal/stack,
-// and drives it with h2load for unary gRPC and REST, and with a small Go
+// and drives it with h2load for unary gRPC, REST, gRPC-Web and Connect, and with a small Go
 // harness for what h2load cannot do: bidi streams, latency percentiles
 // from a gRPC client, and many held streams. The REST gateway is also
 // compared with connectrpc's vanguard-go over the same server (bench/vanguard,
@@ -175,6 +175,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		f         func() ([]figure, []string, error)
 	}{
 		{"unary", "unary throughput and CPU", []string{figGRPCRatio, figHAProxyCPU, figRESTRatio, figRESTCPU,
+			figGRPCWebRatio, figGRPCWebCPU, figConnectRatio, figConnectCPU,
 			figTLSGRPCRatio, figTLSRESTRatio, figTLSHAProxyCPU, figTLSHAProxyCost, figTLSRESTCPU, figTLSRESTCost}, func() (figs []figure, details []string, err error) {
 			// A second stack, with TLS on the hops behind HAProxy, runs
 			// only for this step, so that it weighs on no other figure.

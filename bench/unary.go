@@ -30,10 +30,10 @@ type unaryLoad struct {
 	conns, streams int
 }
 
-// measureUnary measures unary GetCodename three ways, in alternating
+// measureUnary measures unary GetCodename five ways, in alternating
 // rounds, with the same h2load settings: gRPC direct to the server, gRPC
-// through HAProxy, and REST (GET /v1/codename) through HAProxy and the
-// gateway. sys's hops behind HAProxy are cleartext; tlsSys is a second
+// through HAProxy, and through HAProxy and the gateway REST (GET
+// /v1/codename), gRPC-Web and Connect JSON (POST on the gRPC path). sys's hops behind HAProxy are cleartext; tlsSys is a second
 // stack whose hops are TLS, and the same gRPC and REST calls through its
 // HAProxy run in the same rounds, so that TLS is weighed against cleartext
 // side by side (issue 11 point 7). sys alone stays the reference of the
@@ -67,6 +67,17 @@ func measureUnary(ctx context.Context, sys, tlsSys *system, load unaryLoad, p pl
 	}
 
 	grpcPath := "/codename.v1.CodenameCreator/GetCodename"
+	connectBody, err := writeConnectRequest(workDir, req)
+	if err != nil {
+		return nil, nil, err
+	}
+	browserURL := "http://" + sys.proxyAddr() + grpcPath
+	if err := checkGRPCWeb(ctx, browserURL, body); err != nil {
+		return nil, nil, fmt.Errorf("gRPC-Web: %w", err)
+	}
+	if err := checkConnect(ctx, browserURL, connectBody); err != nil {
+		return nil, nil, fmt.Errorf("Connect: %w", err)
+	}
 	run := func(sys *system, url string, headers []string, bodyFile string) func(context.Context, time.Duration) (unarySample, error) {
 		return func(ctx context.Context, d time.Duration) (unarySample, error) {
 			job := h2loadJob{url: url, conns: load.conns, streams: load.streams, duration: d, headers: headers, bodyFile: bodyFile}
@@ -79,13 +90,15 @@ func measureUnary(ctx context.Context, sys, tlsSys *system, load unaryLoad, p pl
 		config[unarySample]{"gRPC direct", run(sys, "http://"+sys.grpcAddr()+grpcPath, grpcHeaders, body)},
 		config[unarySample]{"gRPC through HAProxy", run(sys, "http://"+sys.proxyAddr()+grpcPath, grpcHeaders, body)},
 		config[unarySample]{"REST through HAProxy and gateway", run(sys, restURL, nil, "")},
+		config[unarySample]{"gRPC-Web through HAProxy and gateway", run(sys, browserURL, grpcWebHeaders, body)},
+		config[unarySample]{"Connect JSON through HAProxy and gateway", run(sys, browserURL, connectHeaders, connectBody)},
 		config[unarySample]{"gRPC through HAProxy, TLS backends", run(tlsSys, "http://"+tlsSys.proxyAddr()+grpcPath, grpcHeaders, body)},
 		config[unarySample]{"REST through HAProxy and gateway, TLS backends", run(tlsSys, tlsRESTURL, nil, "")},
 	)
 	if err != nil {
 		return nil, nil, err
 	}
-	direct, proxied, rest, tlsProxied, tlsRest := samples[0], samples[1], samples[2], samples[3], samples[4]
+	direct, proxied, rest, grpcWeb, connectJSON, tlsProxied, tlsRest := samples[0], samples[1], samples[2], samples[3], samples[4], samples[5], samples[6]
 	rate := func(s unarySample) float64 { return s.rate }
 	cpu := func(names ...string) func(unarySample) float64 {
 		return func(s unarySample) float64 {
@@ -107,6 +120,10 @@ func measureUnary(ctx context.Context, sys, tlsSys *system, load unaryLoad, p pl
 		measured(figHAProxyCPU, hapCPU, ""),
 		measured(figRESTRatio, restRatio, ""),
 		measured(figRESTCPU, goCPU, ""),
+		measured(figGRPCWebRatio, pairedRatio(each(grpcWeb, rate), each(direct, rate)), ""),
+		measured(figGRPCWebCPU, each(grpcWeb, cpu(procGateway, procServer)), ""),
+		measured(figConnectRatio, pairedRatio(each(connectJSON, rate), each(direct, rate)), ""),
+		measured(figConnectCPU, each(connectJSON, cpu(procGateway, procServer)), ""),
 		measured(figTLSGRPCRatio, pairedRatio(each(tlsProxied, rate), each(proxied, rate)), ""),
 		measured(figTLSRESTRatio, pairedRatio(each(tlsRest, rate), each(rest, rate)), ""),
 		measured(figTLSHAProxyCPU, tlsHAPCPU, ""),
@@ -116,15 +133,24 @@ func measureUnary(ctx context.Context, sys, tlsSys *system, load unaryLoad, p pl
 	}
 	details := []string{
 		fmt.Sprintf("Unary load: h2load, 1 thread, %d connections × %d streams in flight, %v per run, GetCodename{category: science}.", load.conns, load.streams, p.duration),
-		fmt.Sprintf("Unary calls/s (median): gRPC direct %.0f, gRPC through HAProxy %.0f, REST through HAProxy and gateway %.0f.",
-			median(each(direct, rate)), median(each(proxied, rate)), median(each(rest, rate))),
+		fmt.Sprintf("Unary calls/s (median): gRPC direct %.0f, gRPC through HAProxy %.0f, through HAProxy and gateway REST %.0f, gRPC-Web %.0f, Connect JSON %.0f.",
+			median(each(direct, rate)), median(each(proxied, rate)), median(each(rest, rate)), median(each(grpcWeb, rate)), median(each(connectJSON, rate))),
+		fmt.Sprintf("Unary throughput through HAProxy and gateway / REST (median of each round's ratio): gRPC-Web %.2f, Connect JSON %.2f.",
+			median(pairedRatio(each(grpcWeb, rate), each(rest, rate))), median(pairedRatio(each(connectJSON, rate), each(rest, rate)))),
 		fmt.Sprintf("CPU µs per gRPC call direct (median): server %.1f.", median(each(direct, cpu(procServer)))),
-		fmt.Sprintf("CPU µs per call of h2load itself (median): gRPC direct %.1f, gRPC through HAProxy %.1f, REST %.1f.",
-			median(each(direct, cpu(procLoad))), median(each(proxied, cpu(procLoad))), median(each(rest, cpu(procLoad)))),
+		fmt.Sprintf("CPU µs per call of h2load itself (median): gRPC direct %.1f, gRPC through HAProxy %.1f, REST %.1f, gRPC-Web %.1f, Connect JSON %.1f.",
+			median(each(direct, cpu(procLoad))), median(each(proxied, cpu(procLoad))), median(each(rest, cpu(procLoad))),
+			median(each(grpcWeb, cpu(procLoad))), median(each(connectJSON, cpu(procLoad)))),
 		fmt.Sprintf("CPU µs per gRPC call through HAProxy (median): HAProxy %.1f, server %.1f.",
 			median(hapCPU), median(each(proxied, cpu(procServer)))),
 		fmt.Sprintf("CPU µs per REST call (median): HAProxy %.1f, gateway %.1f, server %.1f.",
 			median(each(rest, cpu(procHAProxy))), median(each(rest, cpu(procGateway))), median(each(rest, cpu(procServer)))),
+		fmt.Sprintf("gRPC-Web and Connect JSON: POST %s with the headers %q and the same 5-byte-framed NameRequest as gRPC, and %q with the message in protobuf JSON; HAProxy routes both to the gateway, whose connect-go handlers forward them to the server.",
+			grpcPath, grpcWebHeaders, connectHeaders),
+		fmt.Sprintf("CPU µs per gRPC-Web call (median): HAProxy %.1f, gateway %.1f, server %.1f.",
+			median(each(grpcWeb, cpu(procHAProxy))), median(each(grpcWeb, cpu(procGateway))), median(each(grpcWeb, cpu(procServer)))),
+		fmt.Sprintf("CPU µs per Connect JSON call (median): HAProxy %.1f, gateway %.1f, server %.1f.",
+			median(each(connectJSON, cpu(procHAProxy))), median(each(connectJSON, cpu(procGateway))), median(each(connectJSON, cpu(procServer)))),
 		"TLS backends: a second stack, started with CODENAME_BACKEND_TLS=mutual (TLS with client certificates from HAProxy to the servers and the gateways, and from the gateways to the servers), measured in the same rounds as the cleartext one; HAProxy's listener is cleartext in both.",
 		fmt.Sprintf("Unary calls/s with TLS backends (median): gRPC through HAProxy %.0f, REST through HAProxy and gateway %.0f.",
 			median(each(tlsProxied, rate)), median(each(tlsRest, rate))),

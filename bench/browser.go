@@ -1,0 +1,196 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
+)
+
+// Issue 14 point 4: the calls a browser's typed client makes, gRPC-Web and
+// Connect unary, on the gRPC path through HAProxy to the gateway, which
+// answers them with connect-go. h2load sends them as it sends gRPC: a POST
+// with fixed headers and a body file. It sees only HTTP statuses, and a
+// gRPC-Web error still answers 200, so a check reads real answers before
+// any load, and the server's counters vouch for every call after each run
+// (measureH2load).
+
+// grpcWebHeaders make h2load's request a binary gRPC-Web call, as
+// connect-web and grpc-web send it. Its body is the same length-prefixed
+// message as a gRPC call's (writeGRPCRequest).
+var grpcWebHeaders = []string{"content-type: application/grpc-web+proto", "x-grpc-web: 1"}
+
+// connectHeaders make h2load's request a Connect unary call with a JSON
+// body, as connect-web sends it by default.
+var connectHeaders = []string{"content-type: application/json", "connect-protocol-version: 1"}
+
+// writeConnectRequest writes the body of a Connect unary JSON call
+// carrying req into dir: the message in protobuf's JSON mapping, unframed.
+func writeConnectRequest(dir string, req *codenamev1.NameRequest) (string, error) {
+	b, err := protojson.Marshal(req)
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "name-request.json")
+	return path, os.WriteFile(path, b, 0o644)
+}
+
+// h2cClient speaks cleartext HTTP/2 with prior knowledge, as h2load does,
+// so that a check takes the path the load takes.
+func h2cClient() *http.Client {
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	return &http.Client{Transport: &http.Transport{Protocols: &p}, Timeout: 5 * time.Second}
+}
+
+// checkBrowserRPC makes a few calls to url, each a POST of bodyFile with
+// headers (as h2load would send them), and hands each answer to read,
+// which must find a codename in it.
+func checkBrowserRPC(ctx context.Context, url string, headers []string, bodyFile string,
+	read func(http.Header, []byte) (*codenamev1.NameResult, error)) error {
+	body, err := os.ReadFile(bodyFile)
+	if err != nil {
+		return err
+	}
+	client := h2cClient()
+	defer client.CloseIdleConnections()
+	for range 3 {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		for _, h := range headers {
+			k, v, _ := strings.Cut(h, ":")
+			req.Header.Set(k, strings.TrimSpace(v))
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return fmt.Errorf("POST %s: %w", url, err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("POST %s (%s): %s %q", url, req.Header.Get("Content-Type"), resp.Status, b)
+		}
+		res, err := read(resp.Header, b)
+		if err != nil {
+			return fmt.Errorf("POST %s (%s): %w", url, req.Header.Get("Content-Type"), err)
+		}
+		if res.GetName() == "" {
+			return fmt.Errorf("POST %s (%s): empty name", url, req.Header.Get("Content-Type"))
+		}
+	}
+	return nil
+}
+
+// checkGRPCWeb makes a few binary gRPC-Web calls to url: each must answer
+// 200 with one message and a trailer frame saying grpc-status 0.
+func checkGRPCWeb(ctx context.Context, url, bodyFile string) error {
+	return checkBrowserRPC(ctx, url, grpcWebHeaders, bodyFile, readGRPCWeb)
+}
+
+// checkConnect makes a few Connect unary JSON calls to url: each must
+// answer 200 with a JSON NameResult.
+func checkConnect(ctx context.Context, url, bodyFile string) error {
+	return checkBrowserRPC(ctx, url, connectHeaders, bodyFile, readConnect)
+}
+
+// readGRPCWeb decodes a unary binary gRPC-Web answer: length-prefixed
+// frames, a message (flag 0) then the trailers (flag 0x80, HTTP/1-style
+// header lines). An error may come instead in the headers alone
+// (Trailers-Only). Anything but exactly one message and grpc-status 0 is an
+// error, so that an answer from the wrong place cannot pass for a call.
+func readGRPCWeb(h http.Header, body []byte) (*codenamev1.NameResult, error) {
+	if mt, _, err := mime.ParseMediaType(h.Get("Content-Type")); err != nil || !strings.HasPrefix(mt, "application/grpc-web") {
+		return nil, fmt.Errorf("content-type %q is not gRPC-Web", h.Get("Content-Type"))
+	}
+	if s := h.Get("Grpc-Status"); s != "" && s != "0" {
+		return nil, fmt.Errorf("grpc-status %s in the headers: %s", s, h.Get("Grpc-Message"))
+	}
+	var (
+		res      *codenamev1.NameResult
+		trailers http.Header
+	)
+	for len(body) > 0 {
+		if len(body) < 5 {
+			return nil, fmt.Errorf("a frame cut short: %d bytes left", len(body))
+		}
+		flag, n := body[0], binary.BigEndian.Uint32(body[1:5])
+		if uint64(len(body)-5) < uint64(n) {
+			return nil, fmt.Errorf("a frame of %d bytes with %d left", n, len(body)-5)
+		}
+		payload := body[5 : 5+n]
+		body = body[5+n:]
+		switch {
+		case trailers != nil:
+			return nil, errors.New("a frame after the trailers")
+		case flag&0x80 != 0:
+			t, err := parseTrailers(payload)
+			if err != nil {
+				return nil, err
+			}
+			trailers = t
+		case flag != 0:
+			return nil, fmt.Errorf("a message with flag %#x (compressed, though none was asked for)", flag)
+		case res != nil:
+			return nil, errors.New("more than one message in a unary answer")
+		default:
+			res = &codenamev1.NameResult{}
+			if err := proto.Unmarshal(payload, res); err != nil {
+				return nil, fmt.Errorf("message: %w", err)
+			}
+		}
+	}
+	if trailers == nil {
+		return nil, errors.New("no trailer frame")
+	}
+	if s := trailers.Get("Grpc-Status"); s != "0" {
+		return nil, fmt.Errorf("grpc-status %q in the trailers: %s", s, trailers.Get("Grpc-Message"))
+	}
+	if res == nil {
+		return nil, errors.New("grpc-status 0 with no message")
+	}
+	return res, nil
+}
+
+// parseTrailers reads a gRPC-Web trailer frame: header lines ending in
+// CRLF, with no blank line after the last.
+func parseTrailers(b []byte) (http.Header, error) {
+	h := http.Header{}
+	for line := range strings.SplitSeq(strings.TrimSuffix(string(b), "\r\n"), "\r\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("trailer line %q is no header", line)
+		}
+		h.Add(strings.TrimSpace(k), strings.TrimSpace(v))
+	}
+	return h, nil
+}
+
+// readConnect decodes a Connect unary JSON answer.
+func readConnect(h http.Header, body []byte) (*codenamev1.NameResult, error) {
+	if mt, _, err := mime.ParseMediaType(h.Get("Content-Type")); err != nil || mt != "application/json" {
+		return nil, fmt.Errorf("content-type %q is not Connect JSON", h.Get("Content-Type"))
+	}
+	res := &codenamev1.NameResult{}
+	if err := protojson.Unmarshal(body, res); err != nil {
+		return nil, fmt.Errorf("%q: %w", body, err)
+	}
+	return res, nil
+}
