@@ -1,6 +1,8 @@
-// The codename-gateway demo page: plain JavaScript, no dependencies, and
-// every request goes to the page's own origin through relative URLs, so it
-// works the same over https://…:8443 and http://…:8080.
+// The codename-gateway demo page: plain JavaScript, and every request goes
+// to the page's own origin through relative URLs, so it works the same over
+// https://…:8443 and http://…:8080. Its one dependency is typed.js, the
+// generated Connect and gRPC-Web clients (built by scripts/generate.sh from
+// web/clients/typed.mjs), loaded only when one of those protocols is chosen.
 //
 // The stream has one state at a time, shown in #state:
 //
@@ -23,6 +25,7 @@ const MAX_LOG = 80;
 const BACKOFF_FIRST_MS = 250;
 const BACKOFF_CAP_MS = 5000;
 const UNARY_TIMEOUT_MS = 10000;
+const RPC_PATH = '/codename.v1.CodenameCreator/';
 
 // gRPC status codes that asking again cannot fix: INVALID_ARGUMENT,
 // NOT_FOUND, PERMISSION_DENIED, FAILED_PRECONDITION, OUT_OF_RANGE,
@@ -37,6 +40,7 @@ const ui = {
   categoriesRetry: $('categories-retry'),
   error: $('error'),
   getOne: $('get-one'),
+  unaryProtocol: $('unary-protocol'),
   onceRequest: $('once-request'),
   codename: $('codename'),
   transport: $('transport'),
@@ -65,7 +69,26 @@ const TRANSPORTS = {
     open: openEventSource,
     note: 'An EventSource on /v1/codenames:stream?category=…, with each codename pushed as an event. EventSource can only listen, so changing the category restarts the stream.',
   },
+  connect: {
+    open: (s, sink) => openTyped('connect', s, sink),
+    note: 'The generated, typed client of @connectrpc/connect-web calls KeepGettingCodenames in the Connect protocol, as a server stream: a browser cannot stream a request body, so changing the category restarts the stream.',
+  },
+  grpcweb: {
+    open: (s, sink) => openTyped('grpcweb', s, sink),
+    note: 'The same typed client in gRPC-Web, the framing of gRPC that a browser can send: HAProxy routes it by its content type to the gateway, which calls the gRPC server. A server stream, so changing the category restarts it.',
+  },
 };
+
+// typed loads the generated Connect and gRPC-Web clients the first time
+// they are needed: most visits never pay for them.
+let typedModule = null;
+function typed() {
+  typedModule ??= import('./typed.js').catch((e) => {
+    typedModule = null; // let the next attempt load it again
+    throw e;
+  });
+  return typedModule;
+}
 
 // ---------------------------------------------------------------- helpers
 
@@ -205,7 +228,10 @@ function fillCategories(list, preferred) {
 let unaryBusy = false;
 
 function updateOnceRequest() {
-  ui.onceRequest.textContent = `GET /v1/codename?category=${encodeURIComponent(ui.category.value)}`;
+  const protocol = ui.unaryProtocol.value;
+  ui.onceRequest.textContent = protocol === 'rest'
+    ? `GET /v1/codename?category=${encodeURIComponent(ui.category.value)}`
+    : `POST ${RPC_PATH}GetCodename (${protocol === 'connect' ? 'Connect' : 'gRPC-Web'})`;
 }
 
 async function getOne() {
@@ -213,6 +239,10 @@ async function getOne() {
   unaryBusy = true;
   updateControls();
   clearError();
+  if (ui.unaryProtocol.value !== 'rest') {
+    await getOneTyped(ui.unaryProtocol.value, ui.category.value);
+    return;
+  }
   const category = ui.category.value;
   const url = `/v1/codename?category=${encodeURIComponent(category)}`;
   ui.codename.classList.add('pending');
@@ -240,6 +270,28 @@ async function getOne() {
     showError(e && e.name === 'TimeoutError'
       ? 'The gateway did not answer within 10 seconds.'
       : 'Could not reach the gateway. Is it running?');
+  } finally {
+    ui.codename.classList.remove('pending');
+    unaryBusy = false;
+    updateControls();
+  }
+}
+
+// getOneTyped makes the same call with the typed client, in protocol.
+async function getOneTyped(protocol, category) {
+  const what = `${RPC_PATH}GetCodename (${protocol})`;
+  ui.codename.classList.add('pending');
+  log('→', `${what} ${JSON.stringify({ category })}`);
+  try {
+    const client = await typed();
+    const name = await client.getCodename(protocol, category, UNARY_TIMEOUT_MS);
+    ui.codename.textContent = name;
+    log('←', `${what} ${JSON.stringify({ name })}`);
+  } catch (e) {
+    const problem = e && typeof e.message === 'string' ? e : { message: String(e) };
+    ui.codename.textContent = '';
+    showError(problem.message);
+    log('←', `${what} error ${problem.code ?? ''} ${problem.message}`);
   } finally {
     ui.codename.classList.remove('pending');
     unaryBusy = false;
@@ -570,6 +622,24 @@ function openFetch(s, sink) {
   })();
 }
 
+// openTyped streams with the generated client in protocol ('connect' or
+// 'grpcweb'); the client reports codenames and the end in the page's terms.
+function openTyped(protocol, s, sink) {
+  const controller = new AbortController();
+  s.close = () => controller.abort();
+  sink.log('→', `${RPC_PATH}KeepGettingCodenames (${protocol}) ${JSON.stringify({ category: s.category })}`);
+  typed().then(
+    (client) => {
+      if (controller.signal.aborted) return;
+      client.streamCodenames(protocol, s.category, controller.signal, (name) => {
+        sink.log('←', JSON.stringify({ name }));
+        sink.name(name);
+      }, (problem) => sink.end(problem));
+    },
+    () => sink.end({ message: 'could not load the typed client (typed.js)' }),
+  );
+}
+
 function openEventSource(s, sink) {
   const url = `${STREAM_PATH}?category=${encodeURIComponent(s.category)}`;
   sink.log('•', `EventSource ${url}`);
@@ -610,6 +680,7 @@ function openEventSource(s, sink) {
 ui.category.addEventListener('change', categoryChanged);
 ui.transport.addEventListener('change', transportChanged);
 ui.getOne.addEventListener('click', getOne);
+ui.unaryProtocol.addEventListener('change', updateOnceRequest);
 ui.start.addEventListener('click', start);
 ui.stop.addEventListener('click', stop);
 ui.categoriesRetry.addEventListener('click', () => {

@@ -38,6 +38,12 @@ func TestGeneratedCodeIsFresh(t *testing.T) {
 		t.Fatalf("generated %d files in web/clients/gen, want codename_pb.js and codename_pb.d.ts at least", len(js))
 	}
 	generated = append(generated, js...)
+	// The page's typed clients, bundled from them (web/clients/typed.mjs).
+	bundle := filepath.Join(out, "web/static/typed.js")
+	if _, err := os.Stat(bundle); err != nil {
+		t.Fatalf("scripts/generate.sh made no page bundle: %v", err)
+	}
+	generated = append(generated, bundle)
 	client, err := filepath.Glob(filepath.Join(out, "api/openapi/openapiclient/*"))
 	if err != nil {
 		t.Fatal(err)
