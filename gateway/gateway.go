@@ -65,10 +65,13 @@ type Options struct {
 // checked the caller's key; the gateway logs it and passes it on.
 const apiKeyIDHeader = "x-api-key-id"
 
-// New returns the gateway's handler, which calls the gRPC server over conn.
-// The caller owns conn; ctx bounds nothing but the registration itself.
-// Serve drains the handler when it shuts down.
-func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler, error) {
+// New returns the gateway's handler, which calls the gRPC server over conn:
+// a *grpc.ClientConn dialed to the servers when the gateway runs as a
+// process of its own, or the server's in-process connection when it runs
+// inside the server (server.Config.REST). The caller owns conn; ctx bounds
+// nothing but the registration itself. Serve drains the handler when it
+// shuts down.
+func New(ctx context.Context, conn grpc.ClientConnInterface, opts Options) (http.Handler, error) {
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
 	}
@@ -78,7 +81,7 @@ func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler
 	if opts.SSEHeartbeat == 0 {
 		opts.SSEHeartbeat = DefaultSSEHeartbeat
 	}
-	var cc grpc.ClientConnInterface = conn
+	cc := conn
 	if opts.CallTimeout > 0 {
 		cc = unaryDeadline{conn, opts.CallTimeout}
 	}

@@ -1,6 +1,8 @@
 // Command codename-server serves the CodenameCreator gRPC service, with
 // grpc.health.v1 and server reflection (and GET /healthz for HAProxy on the
-// same port), until SIGINT or SIGTERM, then drains. Its Prometheus metrics
+// same port), until SIGINT or SIGTERM, then drains. Given -rest-addr, it
+// serves the REST gateway there too (co-located mode), calling the service
+// in process instead of over the network. Its Prometheus metrics
 // are on a separate admin listener, on loopback by default. Given a
 // certificate, the gRPC port serves TLS only, and SIGHUP reads the TLS
 // files again.
@@ -19,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/codename-gateway/codename-gateway/gateway"
 	"github.com/codename-gateway/codename-gateway/internal/envflag"
 	"github.com/codename-gateway/codename-gateway/internal/logbuf"
 	"github.com/codename-gateway/codename-gateway/internal/telemetry"
@@ -71,10 +74,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return fmt.Errorf("gRPC listener: %w", err)
 	}
+	if opts.restAddr != "" {
+		rest, err := restConfig(ctx, opts, logger, out)
+		if err != nil {
+			lis.Close()
+			return err
+		}
+		cfg.REST = rest
+		logger.Info("serving REST (co-located gateway)", "addr", rest.Listener.Addr().String(), "tls", rest.TLS != nil, "client_ca", opts.restTLS.CA != "")
+	}
 	if opts.adminAddr != "" {
 		admin, err := net.Listen("tcp", opts.adminAddr)
 		if err != nil {
 			lis.Close()
+			if cfg.REST != nil {
+				cfg.REST.Listener.Close()
+			}
 			return fmt.Errorf("admin listener: %w", err)
 		}
 		cfg.MetricsListener = admin // Serve closes it
@@ -92,6 +107,10 @@ type options struct {
 	adminAddr string // "" for no admin listener
 	tls       tlsreload.Files
 	cfg       server.Config
+	// The co-located gateway's: no restAddr, no gateway in this process.
+	restAddr string
+	restTLS  tlsreload.Files
+	gateway  gateway.Options
 }
 
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
@@ -124,6 +143,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	tlsCert := fs.String("tls-cert", "CODENAME_GRPC_TLS_CERT", "", "PEM certificate chain: serve the gRPC port (gRPC and /healthz) over TLS only, ALPN h2 and http/1.1 (empty: cleartext)")
 	tlsKey := fs.String("tls-key", "CODENAME_GRPC_TLS_KEY", "", "PEM private key of -tls-cert")
 	tlsClientCA := fs.String("tls-client-ca", "CODENAME_GRPC_TLS_CLIENT_CA", "", "PEM CA certificates: with -tls-cert, accept only clients whose certificate chains to them (mutual TLS)")
+	rest := defineRESTFlags(fs)
 	if err := fs.Parse(args[1:]); err != nil {
 		return options{}, err
 	}
@@ -136,7 +156,14 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	if *maxStreams < 1 || int64(*maxStreams) > math.MaxUint32 {
 		return options{}, fmt.Errorf("-max-streams-per-conn %d: want 1 to %d", *maxStreams, uint32(math.MaxUint32))
 	}
+	restTLS, gw, err := rest.check()
+	if err != nil {
+		return options{}, err
+	}
 	return options{
+		restAddr:  *rest.addr,
+		restTLS:   restTLS,
+		gateway:   gw,
 		addr:      *addr,
 		adminAddr: *adminAddr,
 		tls:       tlsreload.Files{Cert: *tlsCert, Key: *tlsKey, CA: *tlsClientCA},

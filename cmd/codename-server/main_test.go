@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
+	"github.com/codename-gateway/codename-gateway/gateway"
 	"github.com/codename-gateway/codename-gateway/internal/runtest"
 	"github.com/codename-gateway/codename-gateway/internal/tlsreload"
 	"github.com/codename-gateway/codename-gateway/server"
@@ -150,6 +152,11 @@ func TestParseFlags(t *testing.T) {
 			MaxConnectionAge:      30 * time.Minute,
 			MaxConnectionAgeGrace: 5 * time.Minute,
 		},
+		gateway: gateway.Options{
+			MaxBodyBytes: gateway.DefaultMaxBodyBytes,
+			CallTimeout:  gateway.DefaultCallTimeout,
+			SSEHeartbeat: gateway.DefaultSSEHeartbeat,
+		},
 	}
 	with := func(change func(*options)) options {
 		o := defaults
@@ -204,6 +211,17 @@ func TestParseFlags(t *testing.T) {
 		{name: "negative streams per connection", args: []string{"-max-streams-per-conn=-1"}, wantErr: true},
 		{name: "streams per connection past uint32", args: []string{"-max-streams-per-conn=4294967296"}, wantErr: true},
 		{name: "malformed duration in the environment", env: map[string]string{"CODENAME_MAX_CONN_AGE": "forever"}, wantErr: true},
+		{name: "co-located gateway, configured as codename-gateway is",
+			env: map[string]string{"CODENAME_REST_ADDR": "127.0.0.1:8081", "CODENAME_CALL_TIMEOUT": "3s", "CODENAME_CORS_ORIGINS": "https://app.example.com",
+				"CODENAME_GATEWAY_TLS_CERT": "g.pem", "CODENAME_GATEWAY_TLS_KEY": "gk.pem", "CODENAME_GATEWAY_TLS_CLIENT_CA": "ca.pem"},
+			want: with(func(o *options) {
+				o.restAddr = "127.0.0.1:8081"
+				o.gateway.CallTimeout = 3 * time.Second
+				o.gateway.CORSOrigins = []string{"https://app.example.com"}
+				o.restTLS = tlsreload.Files{Cert: "g.pem", Key: "gk.pem", CA: "ca.pem"}
+			})},
+		{name: "REST certificate without key", args: []string{"-rest-addr=127.0.0.1:0", "-rest-tls-cert=g.pem"}, wantErr: true},
+		{name: "malformed CORS origin", env: map[string]string{"CODENAME_CORS_ORIGINS": "https://app.example.com/"}, wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -218,7 +236,7 @@ func TestParseFlags(t *testing.T) {
 			if err != nil {
 				t.Fatalf("parseFlags: %v", err)
 			}
-			if got != tt.want {
+			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("parseFlags =\n%+v\nwant\n%+v", got, tt.want)
 			}
 		})
