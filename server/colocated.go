@@ -77,6 +77,9 @@ func (s *grpcServer) startREST(ctx context.Context) (*restServer, error) {
 		} else {
 			r.err = gateway.Serve(ctx, rc.Listener, h, d)
 		}
+		// As a gateway process says at exit, so that whoever watches
+		// for it finds it in either mode.
+		opts.Logger.Info("stopped")
 	}()
 	return r, nil
 }

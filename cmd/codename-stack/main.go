@@ -50,9 +50,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	httpAddr := fs.String("http-addr", "CODENAME_HTTP_ADDR", ":8080", "HAProxy cleartext listener (HTTP/1.1 and h2c)")
 	statsAddr := fs.String("stats-addr", "CODENAME_STATS_ADDR", "127.0.0.1:8404", "HAProxy stats page and Prometheus metrics (loopback: for operators only)")
 	grpcAddr := fs.String("grpc-addr", "CODENAME_GRPC_ADDR", defaultListeners.grpc, "gRPC server (the first replica)")
-	gatewayAddr := fs.String("gateway-addr", "CODENAME_GATEWAY_ADDR", defaultListeners.gateway, "REST gateway (the first replica)")
+	gatewayAddr := fs.String("gateway-addr", "CODENAME_GATEWAY_ADDR", defaultListeners.gateway, "REST gateway (the first replica; co-located, the first server's REST listener)")
 	grpcAdminAddr := fs.String("grpc-admin-addr", "CODENAME_GRPC_ADMIN_ADDR", defaultListeners.grpcAdmin, "gRPC server's metrics and health, for operators (the first replica)")
-	gatewayAdminAddr := fs.String("gateway-admin-addr", "CODENAME_GATEWAY_ADMIN_ADDR", defaultListeners.gatewayAdmin, "REST gateway's metrics and health, for operators (the first replica)")
+	gatewayAdminAddr := fs.String("gateway-admin-addr", "CODENAME_GATEWAY_ADMIN_ADDR", defaultListeners.gatewayAdmin, "REST gateway's metrics and health, for operators (the first replica; unused co-located, where the server's admin listener serves them)")
+	// Co-located by default: on one host, a gateway process beside each
+	// server only adds a network hop and a process's CPU to every REST
+	// call. Separate is for scaling, restarting or placing the REST side
+	// apart from the gRPC side.
+	gatewayMode := fs.String("gateway-mode", stack.GatewayModeEnv, stack.Colocated, "where the REST gateway runs: colocated, inside each gRPC server on -gateway-addr (no gateway process, no network hop: cheapest per REST call), or separate, a codename-gateway process per replica (to scale or restart REST apart from gRPC); HAProxy's config is the same for both")
 	replicas := fs.Int("replicas", "CODENAME_REPLICAS", 1, fmt.Sprintf("how many gRPC servers and gateways to run (1 to %d); replica i listens on the first one's ports + 10(i-1)", stack.MaxReplicas))
 	apiKey := fs.String("api-key", "CODENAME_API_KEY", "", "API key HAProxy requires of every caller (default: none required)")
 	apiKeyFile := fs.String("api-key-file", "CODENAME_API_KEY_FILE", "", "file holding the API key, instead of -api-key")
@@ -64,6 +69,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	cfg.BinDir, cfg.HAProxy, cfg.HAProxyConfig, cfg.StateDir = *binDir, *haproxy, *haproxyCfg, *stateDir
+	cfg.Env = append(cfg.Env, stack.GatewayModeEnv+"="+*gatewayMode)
 	cfg.HTTPSAddr, cfg.HTTPAddr, cfg.StatsAddr = *httpsAddr, *httpAddr, *statsAddr
 	l, err := replicaListeners(firstAddrs{*grpcAddr, *gatewayAddr, *grpcAdminAddr, *gatewayAdminAddr}, *replicas)
 	if err != nil {

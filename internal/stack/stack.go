@@ -58,6 +58,11 @@ type Config struct {
 	// ReadyTimeout bounds the wait for the whole system to answer; zero
 	// means 30 seconds.
 	ReadyTimeout time.Duration
+	// GatewayAddrs are the REST gateway's listeners either way: a gateway
+	// process's in the separate mode, a server's own in the co-located
+	// mode ($CODENAME_GATEWAY_MODE, mode.go), where GatewayAdminAddrs go
+	// unused (the servers' admin listeners serve the gateway's metrics).
+	//
 	// GatewayTarget is the gRPC target the gateways dial, such as
 	// dns:///codename-server:9090; empty means the servers' addresses.
 	GatewayTarget string
@@ -121,8 +126,9 @@ func (p *Process) Err() error { return p.err }
 // Signal sends sig to the child.
 func (p *Process) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
 
-// Start creates the TLS files if needed, starts the server, the gateway and
-// HAProxy, and returns once a request through HAProxy reaches the gRPC
+// Start creates the TLS files if needed, starts the servers, the gateways
+// (unless $CODENAME_GATEWAY_MODE in cfg.Env or the environment is
+// colocated, when the servers serve REST themselves) and HAProxy, and returns once a request through HAProxy reaches the gRPC
 // server's health check. On error, whatever was started is stopped again.
 func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	if cfg.HAProxy == "" {
@@ -161,8 +167,12 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	// CPU limit would give it (bench/: 25-30 % less CPU per call in the
 	// server and the gateway on 2 cores). A GOMAXPROCS in the environment
 	// still wins.
+	mode, err := gatewayMode(lastValue(common, GatewayModeEnv))
+	if err != nil {
+		return nil, err
+	}
 	if !slices.ContainsFunc(common, func(kv string) bool { return strings.HasPrefix(kv, "GOMAXPROCS=") }) {
-		common = append(common, fmt.Sprintf("GOMAXPROCS=%d", GoMaxProcs(n)))
+		common = append(common, fmt.Sprintf("GOMAXPROCS=%d", goMaxProcsFor(mode, n)))
 	}
 	secure, err := backendTLS(lastValue(common, "CODENAME_BACKEND_TLS"), filepath.Join(cfg.StateDir, "tls"), files.CA, cfg.GRPCAddrs, cfg.GatewayAddrs)
 	if err != nil {
@@ -194,10 +204,19 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 		if i < len(cfg.GRPCAdminAddrs) {
 			env = append(env, "CODENAME_GRPC_ADMIN_ADDR="+cfg.GRPCAdminAddrs[i])
 		}
+		if mode == Colocated {
+			// The server serves REST where the gateway would, with the
+			// gateway's certificate, which HAProxy checks by its name.
+			env = append(env, "CODENAME_REST_ADDR="+cfg.GatewayAddrs[i])
+			env = append(env, secure.gateway...)
+		}
 		children = append(children, child{fmt.Sprintf("server-%d", i+1), []string{filepath.Join(cfg.BinDir, "codename-server")}, env})
 	}
 	for i, addr := range cfg.GatewayAddrs {
 		hapEnv = append(hapEnv, ReplicaEnv("CODENAME_GATEWAY_ADDR", i+1)+"="+addr)
+		if mode == Colocated {
+			continue
+		}
 		target := cfg.GatewayTarget
 		if target == "" {
 			target = strings.Join(cfg.GRPCAddrs, ",")
