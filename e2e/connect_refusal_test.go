@@ -40,7 +40,7 @@ const (
 // refusals carry, and with the gateway's CORS headers for allowed origins
 // only; REST's refusals keep the JSON shape and get no CORS headers.
 func TestConnectRefusals(t *testing.T) {
-	s := startWith(t, 1, testKey, "CODENAME_RATE_LIMIT=12", "CODENAME_CORS_ORIGINS="+corsOrigin+", "+secondOrigin)
+	s := startWith(t, 1, testKey, "CODENAME_RATE_LIMIT=12", "CODENAME_STREAMS_PER_SOURCE=3", "CODENAME_CORS_ORIGINS="+corsOrigin+", "+secondOrigin)
 	// What the gateway exposes to an allowed origin's page on its own
 	// answers: a refusal must expose the same.
 	gatewayExposes := exposedByGateway(t, s)
@@ -118,6 +118,28 @@ func TestConnectRefusals(t *testing.T) {
 			})
 		}
 	}
+
+	t.Run("more in progress than the address's share", func(t *testing.T) {
+		rec := &headerRecorder{}
+		hc := clientFrom(t, s, transports[1], 32, rec)
+		streams := connect.NewClient[codenamev1.NameRequest, codenamev1.NameResult](hc, s.httpsURL(codenamev1connect.CodenameCreatorKeepGettingCodenamesProcedure))
+		for i := range 3 {
+			held, err := streams.CallServerStream(t.Context(), originRequest(corsOrigin, testKey))
+			if err != nil {
+				t.Fatalf("held stream %d: %v", i, err)
+			}
+			defer held.Close()
+			if !held.Receive() {
+				t.Fatalf("held stream %d: %v", i, held.Err())
+			}
+		}
+		for _, p := range browserProtocols {
+			client := codenamev1connect.NewCodenameCreatorClient(hc, s.httpsURL(""), p.opts...)
+			_, err := client.GetCodename(t.Context(), originRequest(corsOrigin, testKey))
+			wantRefusal(t, p.name+" with 3 streams held", err, connect.CodeResourceExhausted, "too many requests in progress")
+			wantCORS(t, p.name+" with 3 streams held", rec.last(), corsOrigin, gatewayExposes)
+		}
+	})
 
 	t.Run("gRPC-Web text over HTTP", func(t *testing.T) {
 		c := clientFrom(t, s, transports[2], 30, nil)
