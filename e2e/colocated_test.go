@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
 	"github.com/codename-gateway/codename-gateway/api/codename/v1/codenamev1connect"
 	"github.com/codename-gateway/codename-gateway/internal/stack"
+	"github.com/codename-gateway/codename-gateway/internal/telemetry/otlptest"
 )
 
 // colocatedEnv is what starts a stack in the co-located mode: the gateway
@@ -181,4 +183,25 @@ func doWith(t *testing.T, c *http.Client, method, url, body string, header http.
 		t.Fatalf("%s %s: read body: %v", method, url, err)
 	}
 	return resp, b
+}
+
+// TestColocatedTracesExported: with spans exported, the co-located server
+// records the REST request's span and, though no transport carries the
+// call, the call's server span, named as a call from the network is.
+func TestColocatedTracesExported(t *testing.T) {
+	rcv := otlptest.Start()
+	t.Cleanup(rcv.Close)
+	s := startSystem(t, colocatedEnv, "OTEL_TRACES_EXPORTER=otlp", "OTEL_EXPORTER_OTLP_ENDPOINT="+rcv.URL(), "OTEL_BSP_SCHEDULE_DELAY=100")
+	s.waitLine(t, "server-1", "exporting traces over OTLP")
+	restTrace := restID(t, s, transports[2], "GET", "/v1/codename?category=science", nil, http.StatusOK)
+	want := []otlptest.Span{
+		{Service: "codename-server", Name: "GET", TraceID: restTrace, Kind: "SPAN_KIND_SERVER"},
+		{Service: "codename-server", Name: "codename.v1.CodenameCreator/GetCodename", TraceID: restTrace, Kind: "SPAN_KIND_SERVER"},
+	}
+	missing := func() []otlptest.Span {
+		return slices.DeleteFunc(slices.Clone(want), func(w otlptest.Span) bool { return slices.Contains(rcv.Spans(), w) })
+	}
+	if _, ok := stack.PollUntil(10*time.Second, func() bool { return len(missing()) == 0 }); !ok {
+		t.Errorf("spans not exported: %+v; got %+v", missing(), rcv.Spans())
+	}
 }

@@ -141,7 +141,8 @@ func (c *inProcess) Invoke(ctx context.Context, method string, args, reply any, 
 		return status.Errorf(codes.ResourceExhausted, "grpc: received message larger than max (%d vs. %d)", n, c.maxRecv)
 	}
 	stream := &unaryStream{method: method}
-	sctx := grpc.NewContextWithServerTransportStream(incomingContext(ctx), stream)
+	sctx, endSpan := traceInProcess(incomingContext(ctx), method)
+	sctx = grpc.NewContextWithServerTransportStream(sctx, stream)
 	sctx = peer.NewContext(sctx, &inProcessPeer)
 	resp, err := m.handler(m.impl, sctx, func(v any) error {
 		// The handler gets a request of its own, as it would from the
@@ -168,6 +169,9 @@ func (c *inProcess) Invoke(ctx context.Context, method string, args, reply any, 
 		if _, ok := status.FromError(err); !ok {
 			err = status.FromContextError(err).Err()
 		}
+	}
+	endSpan(err)
+	if err != nil {
 		return err
 	}
 	out, ok := resp.(proto.Message)
