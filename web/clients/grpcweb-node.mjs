@@ -1,24 +1,35 @@
 // Calls the service through HAProxy as a Node program would, with
 // @connectrpc/connect-node's gRPC-Web transport and the code protoc-gen-es
 // generated from the proto, and prints what it got as one JSON line for
-// e2e TestGRPCWebFromNode to check.
+// e2e TestGRPCWebFromNode to check. Then it has HAProxy refuse calls in
+// gRPC-Web and Connect (JSON and binary), and prints the codes the
+// clients read from those refusals.
 //
-// usage: node grpcweb-node.mjs BASE_URL HTTP_VERSION CA_FILE API_KEY
+// usage: node grpcweb-node.mjs BASE_URL HTTP_VERSION CA_FILE API_KEY LOCAL_ADDRESS
+// (LOCAL_ADDRESS: the loopback address to call from, which has a rate
+// limit of its own)
 import { readFileSync } from "node:fs";
 import { createClient, ConnectError } from "@connectrpc/connect";
-import { createGrpcWebTransport } from "@connectrpc/connect-node";
+import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { CodenameCreator } from "./gen/codename/v1/codename_pb.js";
 
-const [baseUrl, httpVersion, caFile, apiKey] = process.argv.slice(2);
-const nodeOptions = baseUrl.startsWith("https:") ? { ca: readFileSync(caFile) } : {};
+const [baseUrl, httpVersion, caFile, apiKey, localAddress] = process.argv.slice(2);
+const nodeOptions = { localAddress, ...(baseUrl.startsWith("https:") ? { ca: readFileSync(caFile) } : {}) };
 const transport = createGrpcWebTransport({ baseUrl, httpVersion, nodeOptions });
 
 // KeepGettingCodenames is bidi in the proto; over gRPC-Web it is the
 // server stream a browser can make of it (README: Typed browser clients).
+const asServerStream = (m) => m.name === "KeepGettingCodenames" ? { ...m, methodKind: "server_streaming" } : m;
+// Each method again under a path with its first letter percent-escaped:
+// the same method to the gateway, a non-canonical path to HAProxy.
+const escaped = (m) => ({
+  ...m,
+  name: `%${m.name.charCodeAt(0).toString(16)}${m.name.slice(1)}`,
+  localName: `escaped${m.name}`,
+});
 const service = {
   ...CodenameCreator,
-  methods: CodenameCreator.methods.map((m) =>
-    m.name === "KeepGettingCodenames" ? { ...m, methodKind: "server_streaming" } : m),
+  methods: [...CodenameCreator.methods.map(asServerStream), ...CodenameCreator.methods.map(asServerStream).map(escaped)],
 };
 const client = createClient(service, transport);
 const headers = { "x-api-key": apiKey };
@@ -45,4 +56,34 @@ for await (const res of client.keepGettingCodenames({ category: "space" }, { hea
   if (out.stream.length === 3) break;
 }
 abort.abort();
+
+// The code a server stream ends with, 0 if it delivers a message.
+const streamCodeOf = (c, options) => codeOf(async () => {
+  for await (const _ of c.keepGettingCodenames({ category: "space" }, options)) return;
+});
+const clients = {
+  grpcweb: client,
+  connectjson: createClient(service, createConnectTransport({ baseUrl, httpVersion, nodeOptions })),
+  connectproto: createClient(service, createConnectTransport({ baseUrl, httpVersion, nodeOptions, useBinaryFormat: true })),
+};
+out.refused = {};
+for (const [name, c] of Object.entries(clients)) {
+  out.refused[name] = {
+    nokey: await codeOf(() => c.getCodename({ category: "science" })),
+    nokeyStream: await streamCodeOf(c, {}),
+    escaped: await codeOf(() => c.escapedGetCodename({ category: "science" }, { headers })),
+    escapedStream: await codeOf(async () => {
+      for await (const _ of c.escapedKeepGettingCodenames({ category: "space" }, { headers })) return;
+    }),
+  };
+}
+// Calls with the key until HAProxy's rate limit refuses one (at most 100),
+// then one of each kind per protocol while the limit holds.
+let passed = 0;
+while (passed < 100 && (await codeOf(() => client.getCodename({ category: "science" }, { headers }))) === 0) passed++;
+out.passedBeforeLimit = passed;
+for (const [name, c] of Object.entries(clients)) {
+  out.refused[name].limited = await codeOf(() => c.getCodename({ category: "science" }, { headers }));
+  out.refused[name].limitedStream = await streamCodeOf(c, { headers });
+}
 console.log(JSON.stringify(out));
