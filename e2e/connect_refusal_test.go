@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -24,6 +25,10 @@ import (
 // subtest asks for before it goes over.
 const refusalLimit = 12
 
+// heldShare is the number of requests an address may have in progress
+// (CODENAME_STREAMS_PER_SOURCE) in TestConnectRefusals.
+const heldShare = 3
+
 // secondOrigin is allowed too, written after a comma and a space, as an
 // operator may write the list.
 const secondOrigin = "https://second.example:8443"
@@ -40,7 +45,7 @@ const (
 // refusals carry, and with the gateway's CORS headers for allowed origins
 // only; REST's refusals keep the JSON shape and get no CORS headers.
 func TestConnectRefusals(t *testing.T) {
-	s := startWith(t, 1, testKey, "CODENAME_RATE_LIMIT=12", "CODENAME_STREAMS_PER_SOURCE=3", "CODENAME_CORS_ORIGINS="+corsOrigin+", "+secondOrigin)
+	s := startWith(t, 1, testKey, "CODENAME_RATE_LIMIT="+strconv.Itoa(refusalLimit), "CODENAME_STREAMS_PER_SOURCE="+strconv.Itoa(heldShare), "CODENAME_CORS_ORIGINS="+corsOrigin+", "+secondOrigin)
 	// What the gateway exposes to an allowed origin's page on its own
 	// answers: a refusal must expose the same.
 	gatewayExposes := exposedByGateway(t, s)
@@ -123,7 +128,7 @@ func TestConnectRefusals(t *testing.T) {
 		rec := &headerRecorder{}
 		hc := clientFrom(t, s, transports[1], 32, rec)
 		streams := connect.NewClient[codenamev1.NameRequest, codenamev1.NameResult](hc, s.httpsURL(codenamev1connect.CodenameCreatorKeepGettingCodenamesProcedure))
-		for i := range 3 {
+		for i := range heldShare {
 			held, err := streams.CallServerStream(t.Context(), originRequest(corsOrigin, testKey))
 			if err != nil {
 				t.Fatalf("held stream %d: %v", i, err)
@@ -136,8 +141,8 @@ func TestConnectRefusals(t *testing.T) {
 		for _, p := range browserProtocols {
 			client := codenamev1connect.NewCodenameCreatorClient(hc, s.httpsURL(""), p.opts...)
 			_, err := client.GetCodename(t.Context(), originRequest(corsOrigin, testKey))
-			wantRefusal(t, p.name+" with 3 streams held", err, connect.CodeResourceExhausted, "too many requests in progress")
-			wantCORS(t, p.name+" with 3 streams held", rec.last(), corsOrigin, gatewayExposes)
+			wantRefusal(t, p.name+" with the share of streams held", err, connect.CodeResourceExhausted, "too many requests in progress")
+			wantCORS(t, p.name+" with the share of streams held", rec.last(), corsOrigin, gatewayExposes)
 		}
 	})
 
