@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -204,4 +205,55 @@ func TestColocatedTracesExported(t *testing.T) {
 	if _, ok := stack.PollUntil(10*time.Second, func() bool { return len(missing()) == 0 }); !ok {
 		t.Errorf("spans not exported: %+v; got %+v", missing(), rcv.Spans())
 	}
+}
+
+// TestColocatedReplicaDrains: co-located, a server told to stop drains
+// its REST listener with its gRPC one: its /healthz says NOT_SERVING on
+// both, HAProxy moves REST and gRPC calls to the other replica without a
+// REST call failing, and it exits cleanly.
+func TestColocatedReplicaDrains(t *testing.T) {
+	// Cleartext behind the edge, so that the test can ask the REST
+	// listener itself.
+	s := startWith(t, 2, "", colocatedEnv, "CODENAME_DRAIN_DELAY=1500ms", "CODENAME_BACKEND_TLS=off")
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	defer stopLoad()
+	grpcLoad := grpcUnaryLoad(loadCtx, s.grpcClient(t, true), 2)
+	restLoad := restUnaryLoad(loadCtx, transports[1].client(t, s), s.httpsURL("/v1/codename"), 2)
+	h1Load := restUnaryLoad(loadCtx, transports[2].client(t, s), s.httpURL("/v1/codename"), 2)
+	waitFor(t, "some load", func() bool { return grpcLoad.ok.Load() > 20 && restLoad.ok.Load() > 20 && h1Load.ok.Load() > 20 })
+
+	victim := s.Process("server-1")
+	if err := victim.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// The REST listener's /healthz, which HAProxy's gateway backend checks,
+	// follows the server's own health.
+	waitFor(t, "server-1's REST /healthz to say NOT_SERVING", func() bool {
+		resp, err := http.Get("http://" + s.cfg.GatewayAddrs[0] + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusServiceUnavailable
+	})
+	select {
+	case <-victim.Done():
+		if err := victim.Err(); err != nil {
+			t.Errorf("server-1 exited with %v, want success", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("server-1 did not exit")
+	}
+	n := restLoad.ok.Load()
+	waitFor(t, "REST calls after the drain", func() bool { return restLoad.ok.Load() > n+20 })
+	stopLoad()
+	grpcLoad.checkAfterKill(t, "gRPC unary")
+	restLoad.check(t, "REST unary over h2")
+	h1Load.check(t, "REST unary over HTTP/1.1")
+	if strings.Contains(s.log.String(), "drain timed out") {
+		t.Error("server-1 needed its drain timeout: something held the graceful stop open")
+	}
+	s.waitLine(t, "server-1", "msg=stopped", "component=gateway")
 }
