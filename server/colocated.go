@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 
@@ -76,6 +77,9 @@ func (s *grpcServer) startREST(ctx context.Context) (*restServer, error) {
 			r.err = gateway.ServeTLS(ctx, rc.Listener, h, d, rc.TLS)
 		} else {
 			r.err = gateway.Serve(ctx, rc.Listener, h, d)
+		}
+		if r.err == nil && ctx.Err() == nil {
+			r.err = errors.New("the REST listener stopped serving")
 		}
 		// As a gateway process says at exit, so that whoever watches
 		// for it finds it in either mode.
