@@ -30,7 +30,7 @@ import (
 )
 
 // about opens the help.
-const about = "codename-server serves the CodenameCreator gRPC service, with health and reflection, until SIGINT or SIGTERM, then drains."
+const about = "codename-server serves the CodenameCreator gRPC service, with health and reflection (and, given -rest-addr, the REST gateway in the same process), until SIGINT or SIGTERM, then drains."
 
 func main() {
 	if err := run(context.Background(), os.Args, os.Getenv, os.Stderr); err != nil && !errors.Is(err, flag.ErrHelp) {
