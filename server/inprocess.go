@@ -41,9 +41,13 @@ type inProcess struct {
 	methods map[string]unaryMethod // by full method name
 	chain   grpc.UnaryServerInterceptor
 	maxRecv int
-	// stopping is closed when the server stops taking calls; a call after
-	// that gets UNAVAILABLE, as on a connection the server closed.
-	stopping <-chan struct{}
+	// stopped is closed when the grpc.Server has stopped; a call after
+	// that gets UNAVAILABLE, as on a connection the server closed. Until
+	// then, through the drain, calls are served: a separate gateway would
+	// retry a call the draining server refused on another replica, and
+	// the co-located gateway has no other, while its own listener drains
+	// as long as the server's does.
+	stopped <-chan struct{}
 
 	lis     *bufconn.Listener
 	streams *grpc.ClientConn
@@ -96,12 +100,12 @@ func (s *grpcServer) inProcessConn() (*inProcess, error) {
 		return nil, fmt.Errorf("in-process connection: %w", err)
 	}
 	return &inProcess{
-		methods:  s.unaryMethods,
-		chain:    chainUnary(s.unaryInterceptors),
-		maxRecv:  s.cfg.MaxRecvMsgSize,
-		stopping: s.draining,
-		lis:      lis,
-		streams:  cc,
+		methods: s.unaryMethods,
+		chain:   chainUnary(s.unaryInterceptors),
+		maxRecv: s.cfg.MaxRecvMsgSize,
+		stopped: s.stopped,
+		lis:     lis,
+		streams: cc,
 	}, nil
 }
 
@@ -125,7 +129,7 @@ func (c *inProcess) Invoke(ctx context.Context, method string, args, reply any, 
 	if err := ctx.Err(); err != nil {
 		return status.FromContextError(err).Err()
 	}
-	if isClosed(c.stopping) {
+	if isClosed(c.stopped) {
 		return status.Error(codes.Unavailable, "the server is shutting down")
 	}
 	m, ok := c.methods[method]

@@ -136,6 +136,9 @@ type grpcServer struct {
 	health   *health.Server
 	reg      *prometheus.Registry
 	draining chan struct{}
+	// stopped is closed once the grpc.Server has stopped: from then on a
+	// co-located gateway's in-process calls are refused too.
+	stopped chan struct{}
 	// What a co-located gateway's in-process calls run: the server's unary
 	// interceptors, and its services' unary methods by full name.
 	unaryInterceptors []grpc.UnaryServerInterceptor
@@ -207,7 +210,7 @@ func newServer(cfg Config) *grpcServer {
 	hs.SetServingStatus(codenamev1.CodenameCreator_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	reflection.Register(gs)
 	calls.InitializeMetrics(gs)
-	return &grpcServer{gs: gs, cfg: cfg, logger: logger, health: hs, reg: metrics, draining: draining,
+	return &grpcServer{gs: gs, cfg: cfg, logger: logger, health: hs, reg: metrics, draining: draining, stopped: make(chan struct{}),
 		unaryInterceptors: unary, unaryMethods: reg.methods}
 }
 
@@ -251,6 +254,7 @@ func (s *grpcServer) serve(ctx context.Context, lis net.Listener) error {
 		lis.Close()
 		_ = hsrv.Close()
 		gs.Stop() // ends the stream workers too
+		close(s.stopped)
 		rest.abort()
 		return fmt.Errorf("serve: %w", err)
 	case <-rest.failed():
@@ -258,6 +262,7 @@ func (s *grpcServer) serve(ctx context.Context, lis net.Listener) error {
 		_ = hsrv.Close()
 		gs.Stop()
 		<-served
+		close(s.stopped)
 		rest.abort()
 		return fmt.Errorf("REST: %w", rest.err)
 	case <-ctx.Done():
@@ -287,6 +292,7 @@ func (s *grpcServer) serve(ctx context.Context, lis net.Listener) error {
 		<-stopped
 	}
 	<-served
+	close(s.stopped)
 	rest.wait()
 	return nil
 }
