@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -8,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"connectrpc.com/connect"
 )
@@ -41,7 +43,10 @@ func TestGRPCWebFromNode(t *testing.T) {
 		{"http-h1", s.httpURL(""), "1.1", "127.0.0.43"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			cmd := exec.CommandContext(t.Context(), node, "grpcweb-node.mjs", tt.url, tt.httpVersion, s.caFile, testKey, tt.from)
+			// The program's calls are bounded; this bounds the program.
+			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, node, "grpcweb-node.mjs", tt.url, tt.httpVersion, s.caFile, testKey, tt.from)
 			cmd.Dir = dir
 			var stderr strings.Builder
 			cmd.Stderr = &stderr

@@ -57,9 +57,18 @@ for await (const res of client.keepGettingCodenames({ category: "space" }, { hea
 }
 abort.abort();
 
-// The code a server stream ends with, 0 if it delivers a message.
-const streamCodeOf = (c, options) => codeOf(async () => {
-  for await (const _ of c.keepGettingCodenames({ category: "space" }, options)) return;
+// Each call below is bounded: a refusal comes at once, and a call that is
+// not refused must not hold the program.
+const bounded = { timeoutMs: 10000 };
+// The code a server stream of method ends with, 0 if it delivers a
+// message (the stream is then cancelled).
+const streamCodeOf = (c, method, options) => codeOf(async () => {
+  const stop = new AbortController();
+  try {
+    for await (const _ of c[method]({ category: "space" }, { ...bounded, ...options, signal: stop.signal })) return;
+  } finally {
+    stop.abort();
+  }
 });
 const clients = {
   grpcweb: client,
@@ -69,21 +78,19 @@ const clients = {
 out.refused = {};
 for (const [name, c] of Object.entries(clients)) {
   out.refused[name] = {
-    nokey: await codeOf(() => c.getCodename({ category: "science" })),
-    nokeyStream: await streamCodeOf(c, {}),
-    escaped: await codeOf(() => c.escapedGetCodename({ category: "science" }, { headers })),
-    escapedStream: await codeOf(async () => {
-      for await (const _ of c.escapedKeepGettingCodenames({ category: "space" }, { headers })) return;
-    }),
+    nokey: await codeOf(() => c.getCodename({ category: "science" }, bounded)),
+    nokeyStream: await streamCodeOf(c, "keepGettingCodenames", {}),
+    escaped: await codeOf(() => c.escapedGetCodename({ category: "science" }, { ...bounded, headers })),
+    escapedStream: await streamCodeOf(c, "escapedKeepGettingCodenames", { headers }),
   };
 }
 // Calls with the key until HAProxy's rate limit refuses one (at most 100),
 // then one of each kind per protocol while the limit holds.
 let passed = 0;
-while (passed < 100 && (await codeOf(() => client.getCodename({ category: "science" }, { headers }))) === 0) passed++;
+while (passed < 100 && (await codeOf(() => client.getCodename({ category: "science" }, { ...bounded, headers }))) === 0) passed++;
 out.passedBeforeLimit = passed;
 for (const [name, c] of Object.entries(clients)) {
-  out.refused[name].limited = await codeOf(() => c.getCodename({ category: "science" }, { headers }));
-  out.refused[name].limitedStream = await streamCodeOf(c, { headers });
+  out.refused[name].limited = await codeOf(() => c.getCodename({ category: "science" }, { ...bounded, headers }));
+  out.refused[name].limitedStream = await streamCodeOf(c, "keepGettingCodenames", { headers });
 }
 console.log(JSON.stringify(out));
