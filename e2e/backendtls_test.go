@@ -42,7 +42,8 @@ func callServerDirectly(t *testing.T, s *system, creds credentials.TransportCred
 func TestTLSOnEveryHop(t *testing.T) {
 	for _, mode := range []string{"on", "mutual"} {
 		t.Run(mode, func(t *testing.T) {
-			s := startSystem(t, "CODENAME_BACKEND_TLS="+mode)
+			// Separate: the gateways' own TLS to the servers is a hop here.
+			s := startSystem(t, "CODENAME_BACKEND_TLS="+mode, separateEnv)
 			ctx, cancel := context.WithCancel(t.Context())
 			wb := openWellBehaved(t, ctx, s, 1)
 			wb.progress(t, make([]int64, len(wb.streams)))
@@ -97,7 +98,8 @@ func TestTLSOnEveryHop(t *testing.T) {
 // no call and no stream may fail, and new connections get the new
 // certificates.
 func TestCertificateRotationUnderLoad(t *testing.T) {
-	s := startSystem(t, "CODENAME_BACKEND_TLS=mutual")
+	// Separate: the gateways' client certificates are among those rotated.
+	s := startSystem(t, "CODENAME_BACKEND_TLS=mutual", separateEnv)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	wb := openWellBehaved(t, ctx, s, 2)

@@ -216,7 +216,7 @@ func openSSEOverH2(t *testing.T, s *system) (net.Conn, *bufio.Reader) {
 func TestCancellationReachesServer(t *testing.T) {
 	s := startWith(t, 1, "")
 	server := newMetricsProbe(t, s.cfg.GRPCAdminAddrs[0])
-	gateway := newMetricsProbe(t, s.cfg.GatewayAdminAddrs[0])
+	gateway := newMetricsProbe(t, s.restAdminAddr(1))
 	openStreams := func() float64 { return server.value("codename_open_streams") }
 	h2c := s.grpcClient(t, false)
 	grpcTLS := s.grpcClient(t, true)

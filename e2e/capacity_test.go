@@ -252,7 +252,9 @@ func TestHeldStreamMemory(t *testing.T) {
 			// the goroutines are given back within 2 s of the close. The
 			// limits per client address are raised to hold 200 streams,
 			// one connection each, from one address.
-			s := startSystem(t, "CODENAME_STREAM_INTERVAL=2s", "GOGC=5", "CODENAME_STREAMS_PER_SOURCE=1000", "CODENAME_CONN_PER_SOURCE=1000")
+			// Separate: the gateway's and the server's costs are measured
+			// apart, in processes of their own.
+			s := startSystem(t, "CODENAME_STREAM_INTERVAL=2s", "GOGC=5", "CODENAME_STREAMS_PER_SOURCE=1000", "CODENAME_CONN_PER_SOURCE=1000", separateEnv)
 			server := newMetricsProbe(t, s.cfg.GRPCAdminAddrs[0])
 			gateway := newMetricsProbe(t, s.cfg.GatewayAdminAddrs[0])
 			inUse := func(p *metricsProbe) float64 {

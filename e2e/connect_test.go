@@ -60,7 +60,7 @@ func TestConnectThroughHAProxy(t *testing.T) {
 					t.Fatalf("x-request-id %q, want a trace ID", id)
 				}
 				s.waitLine(t, "haproxy", " be_rest/", "/codename.v1.CodenameCreator/GetCodename", " trace_id="+id+" ")
-				s.waitLine(t, "gateway-1", "msg=request", "path=/codename.v1.CodenameCreator/GetCodename", "trace_id="+id)
+				s.waitRESTLine(t, 1, "msg=request", "path=/codename.v1.CodenameCreator/GetCodename", "trace_id="+id)
 				s.waitLine(t, "server-1", `msg="finished call"`, "grpc.method=GetCodename", "api_key=sha256:", "trace_id="+id)
 
 				lreq := connect.NewRequest(&codenamev1.ListCategoriesRequest{})

@@ -171,7 +171,7 @@ func TestHostileSlowClients(t *testing.T) {
 	}
 	// The well-behaved GETs are counted there, so a missing POST series
 	// means none came, not that the metric moved.
-	gw := s.get(t, "http://"+s.cfg.GatewayAdminAddrs[0]+"/metrics")
+	gw := s.get(t, "http://"+s.restAdminAddr(1)+"/metrics")
 	if gets := metricValue(t, gw, "codename_gateway_http_requests_total", map[string]string{"method": "GET"}); gets == 0 {
 		t.Errorf("the gateway counted no GET, though the well-behaved callers made some")
 	}
@@ -513,7 +513,7 @@ func startWithHAProxyConfig(t *testing.T, path string, env ...string) *system {
 func TestHostileClientStopsReading(t *testing.T) {
 	s := startWith(t, 1, "", "CODENAME_STREAM_INTERVAL=0")
 	server := newMetricsProbe(t, s.cfg.GRPCAdminAddrs[0])
-	gateway := newMetricsProbe(t, s.cfg.GatewayAdminAddrs[0])
+	gateway := newMetricsProbe(t, s.restAdminAddr(1))
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 

@@ -42,7 +42,8 @@ func checkEven(t *testing.T, what string, before, after []float64, total int) {
 // over three replicas, call by call.
 func TestReplicasSpreadPerRequest(t *testing.T) {
 	const calls = 300
-	s := startWith(t, 3, "")
+	// Separate: each gateway's own spreading over the servers is tested.
+	s := startWith(t, 3, "", separateEnv)
 	client := s.grpcClient(t, true)
 	before := s.handled(t)
 	for range calls {

@@ -94,7 +94,7 @@ func grpcID(t *testing.T, s *system, secure bool, md metadata.MD) string {
 func (s *system) wantRESTLines(t *testing.T, id string) {
 	t.Helper()
 	s.waitLine(t, "haproxy", " be_rest/", "/v1/codename ", " trace_id="+id+" ")
-	s.waitLine(t, "gateway-1", "msg=request", "path=/v1/codename", "status=200", "trace_id="+id)
+	s.waitRESTLine(t, 1, "msg=request", "path=/v1/codename", "status=200", "trace_id="+id)
 	s.waitLine(t, "server-1", `msg="finished call"`, "grpc.method=GetCodename", "grpc.code=OK", "trace_id="+id)
 }
 
@@ -104,7 +104,7 @@ func (s *system) wantGRPCLines(t *testing.T, id string) {
 	t.Helper()
 	s.waitLine(t, "haproxy", " be_grpc/", "/codename.v1.CodenameCreator/GetCodename ", " trace_id="+id+" ")
 	s.waitLine(t, "server-1", `msg="finished call"`, "grpc.method=GetCodename", "grpc.code=OK", "trace_id="+id)
-	if line := s.logLine("gateway-1", id); line != "" {
+	if line := s.restLine(1, id); line != "" {
 		t.Errorf("a gRPC call went through the gateway: %q", line)
 	}
 }
@@ -179,7 +179,7 @@ func TestRequestIDEverywhere(t *testing.T) {
 				t.Fatalf("%s: x-request-id %q, want a trace ID", st.name, st.id)
 			}
 			s.waitLine(t, "haproxy", st.backend, "/v1/codenames:stream", " trace_id="+st.id+" ")
-			s.waitLine(t, "gateway-1", "msg=request", "path=/v1/codenames:stream", "trace_id="+st.id)
+			s.waitRESTLine(t, 1, "msg=request", "path=/v1/codenames:stream", "trace_id="+st.id)
 			s.waitLine(t, "server-1", `msg="finished call"`, "grpc.method=KeepGettingCodenames", "trace_id="+st.id)
 		}
 	})
@@ -195,7 +195,7 @@ func TestRequestIDEverywhere(t *testing.T) {
 		}
 	})
 	t.Run("no span export with no OTEL_* set", func(t *testing.T) {
-		for _, child := range []string{"gateway-1", "server-1"} {
+		for _, child := range []string{s.restName(1), "server-1"} {
 			if line := s.logLine(child, "exporting traces"); line != "" {
 				t.Errorf("%s exports traces with no OTEL_* set: %q", child, line)
 			}
