@@ -44,7 +44,9 @@ var allBackends = [][2]string{{"be_grpc", "grpc1"}, {"be_grpc_stream", "grpc1"},
 // line; HAProxy marks the server down, and new calls fail fast with
 // UNAVAILABLE or 503 in the JSON error shape.
 func TestBackendKilledMidStream(t *testing.T) {
-	s := startWith(t, 1, "")
+	// Separate: the gateway outlives its server here and writes the error
+	// line; co-located they die together (TestFailoverOnSIGKILL).
+	s := startWith(t, 1, "", separateEnv)
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 

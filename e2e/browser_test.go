@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/codename-gateway/codename-gateway/internal/stack"
 )
 
 // artifactDir receives the screenshots the browser tests take.
@@ -56,6 +58,12 @@ func newBrowser(t *testing.T, s *system) context.Context {
 	t.Cleanup(func() {
 		cancel()
 		cancelAlloc() // waits for the browser process to exit
+		// Its helper processes can still write into the profile for a
+		// moment after, which makes the TempDir's removal fail the test.
+		profile := filepath.Join(home, "profile")
+		if _, ok := stack.PollUntil(5*time.Second, func() bool { return os.RemoveAll(profile) == nil }); !ok {
+			t.Errorf("the browser's profile %s could not be removed within 5 s", profile)
+		}
 	})
 	// The first action starts the browser, which then lives as long as
 	// ctx; it must run without a timeout of its own.

@@ -190,8 +190,11 @@ var hostileH1 = map[string]string{
 	"WebSocket with Content-Length smuggling": "GET /v1/codenames:stream HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nContent-Length: 30\r\n\r\nGET /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
 }
 
-// sendHostileH1 sends one raw request and reads whatever comes back for at
-// most half a second: the answer does not matter, only what it does to others.
+// sendHostileH1 sends one raw request and reads what comes back until the
+// answer's header ends, the connection closes, or half a second passes: an
+// answer means HAProxy has done with the request whatever it does, and only
+// what that does to others matters. (Reading to the deadline cost every
+// answer on a kept-alive connection the whole half second.)
 func sendHostileH1(addr, request string) {
 	conn, err := dialFrom("", addr)
 	if err != nil {
@@ -202,8 +205,16 @@ func sendHostileH1(addr, request string) {
 		request = fmt.Sprintf(request, addr)
 	}
 	_ = conn.SetDeadline(time.Now().Add(500 * time.Millisecond))
-	_, _ = io.WriteString(conn, request)
-	_, _ = io.Copy(io.Discard, conn)
+	if _, err := io.WriteString(conn, request); err != nil {
+		return
+	}
+	r := bufio.NewReader(conn)
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil || line == "\r\n" {
+			return
+		}
+	}
 }
 
 // hostileH2 are HTTP/2 abuses: rapid reset on every stream route, more
