@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/csv"
 	"fmt"
 	"net/http"
 	"os"
@@ -140,11 +141,62 @@ func newSystemFrom(haproxyConfig, stateDir string, replicas int, apiKey string, 
 		return nil, fmt.Errorf("start stack: %w\n%s", err, log.String())
 	}
 	s, err := systemOf(st, log)
+	if err == nil {
+		err = waitBackendsChecked(st.Config().StatsAddr, 20*time.Second)
+	}
 	if err != nil {
 		st.Stop()
-		return nil, err
+		return nil, fmt.Errorf("%w\n%s", err, log.String())
 	}
 	return s, nil
+}
+
+// waitBackendsChecked waits until HAProxy's health checks have passed on
+// every backend server. The stack is ready once /healthz answers through
+// be_rest, but a test that opens a stream at once goes to be_rest_stream
+// or be_grpc_stream, whose first checks may not have run yet or may have
+// just failed (a process still starting, or starved for a moment on a
+// loaded machine), and then gets HAProxy's 503. A stats page that asks for
+// a password (the tests of that) cannot be read, and is not waited on.
+func waitBackendsChecked(statsAddr string, limit time.Duration) error {
+	client := &http.Client{Timeout: 2 * time.Second}
+	var pending []string
+	_, ok := stack.PollUntil(limit, func() bool {
+		resp, err := client.Get("http://" + statsAddr + "/stats;csv")
+		if err != nil {
+			pending = []string{err.Error()}
+			return false
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode == http.StatusUnauthorized {
+			pending = nil
+			return true
+		}
+		rows, err := csv.NewReader(resp.Body).ReadAll()
+		if err != nil || len(rows) < 2 {
+			pending = []string{fmt.Sprintf("stats CSV: %v", err)}
+			return false
+		}
+		col := map[string]int{}
+		for i, name := range rows[0] {
+			col[strings.TrimPrefix(name, "# ")] = i
+		}
+		pending = pending[:0]
+		for _, r := range rows[1:] {
+			px, sv, st, check := r[col["pxname"]], r[col["svname"]], r[col["status"]], r[col["check_status"]]
+			if !strings.HasPrefix(px, "be_") || sv == "BACKEND" || st == "MAINT" || st == "no check" {
+				continue
+			}
+			if st != "UP" || !strings.Contains(check, "OK") {
+				pending = append(pending, fmt.Sprintf("%s/%s %s (%s)", px, sv, st, check))
+			}
+		}
+		return len(pending) == 0
+	})
+	if !ok {
+		return fmt.Errorf("HAProxy's checks have not passed on every backend server after %v: %s", limit, strings.Join(pending, ", "))
+	}
+	return nil
 }
 
 // systemOf wraps a started stack, whose output goes to log, for the tests'
