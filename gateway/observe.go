@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,6 +43,20 @@ func observe(h http.Handler, logger *slog.Logger, reg prometheus.Registerer) htt
 		Help: "HTTP requests being answered now, open streams included.",
 	})
 	reg.MustRegister(requests, duration, inFlight)
+	// Looked up once per label set, not once per request: a lookup by
+	// label values builds a key and a slice every time.
+	durations := make(map[string]prometheus.Observer, len(methodLabels))
+	for _, m := range methodLabels {
+		durations[m] = duration.WithLabelValues(m)
+	}
+	var counters sync.Map // requestKey -> prometheus.Counter
+	count := func(method string, code int) {
+		c, ok := counters.Load(requestKey{method, code})
+		if !ok {
+			c, _ = counters.LoadOrStore(requestKey{method, code}, requests.WithLabelValues(method, strconv.Itoa(code)))
+		}
+		c.(prometheus.Counter).Inc()
+	}
 	// The global tracer follows whatever provider telemetry.Setup installs,
 	// even after this.
 	tracer := otel.Tracer("github.com/codename-gateway/codename-gateway/gateway")
@@ -68,8 +83,8 @@ func observe(h http.Handler, logger *slog.Logger, reg prometheus.Registerer) htt
 				code = http.StatusOK
 			}
 			method := methodLabel(r.Method)
-			requests.WithLabelValues(method, strconv.Itoa(code)).Inc()
-			duration.WithLabelValues(method).Observe(elapsed.Seconds())
+			count(method, code)
+			durations[method].Observe(elapsed.Seconds())
 			if span.IsRecording() {
 				span.SetAttributes(attribute.String("http.request.method", method),
 					attribute.String("url.path", r.URL.Path), attribute.Int("http.response.status_code", code))
@@ -81,13 +96,28 @@ func observe(h http.Handler, logger *slog.Logger, reg prometheus.Registerer) htt
 			if r.URL.Path == "/healthz" {
 				return // checked every few seconds; the metrics count them
 			}
-			logger.Info("request", "method", r.Method, "path", r.URL.Path, "proto", r.Proto,
-				"status", code, "duration_ms", float64(elapsed.Microseconds())/1000,
-				"api_key", r.Header.Get(apiKeyIDHeader), "trace_id", telemetry.TraceID(ctx))
+			if !logger.Enabled(ctx, slog.LevelInfo) {
+				return
+			}
+			// Attrs, not key-value arguments: each argument would be
+			// boxed into an interface, an allocation apiece.
+			logger.LogAttrs(ctx, slog.LevelInfo, "request", slog.String("method", r.Method), slog.String("path", r.URL.Path),
+				slog.String("proto", r.Proto), slog.Int("status", code), slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
+				slog.String("api_key", r.Header.Get(apiKeyIDHeader)), slog.String("trace_id", telemetry.TraceID(ctx)))
 		}()
 		h.ServeHTTP(rec, r)
 	})
 }
+
+// requestKey is a label set of the requests counter.
+type requestKey struct {
+	method string
+	code   int
+}
+
+// methodLabels are the values methodLabel gives.
+var methodLabels = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+	http.MethodPatch, http.MethodDelete, http.MethodOptions, "other"}
 
 // methodLabel maps an HTTP method to one of a fixed set of label values.
 // Any token is a valid method, and each label value is a series Prometheus

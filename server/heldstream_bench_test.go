@@ -10,7 +10,9 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"testing"
@@ -35,6 +37,9 @@ const (
 	heldRoleEnv   = "CODENAME_HELD_ROLE"   // "server" or "client"
 	heldKindEnv   = "CODENAME_HELD_KIND"   // a client's stream kind
 	heldTargetEnv = "CODENAME_HELD_TARGET" // a client's target host:port
+	// heldProfileEnv, if set, names a folder where the heap and goroutine
+	// profiles of each process are written while the streams are held.
+	heldProfileEnv = "CODENAME_HELD_PROFILE"
 )
 
 // heldKinds are the transports a client holds streams with: gRPC bidi
@@ -51,6 +56,9 @@ var heldKinds = []string{"bidi", "NDJSON", "SSE", "WebSocket"}
 // empty: with b.Loop the function runs once, and the figures are per
 // stream, not per iteration.
 func BenchmarkHeldStream(b *testing.B) {
+	if os.Getenv(heldProfileEnv) != "" {
+		runtime.MemProfileRate = 1 // every allocation, not one per 512 KB
+	}
 	for _, mode := range []string{"colocated", "separate"} {
 		for _, kind := range heldKinds {
 			b.Run(mode+"/"+kind, func(b *testing.B) {
@@ -65,6 +73,12 @@ func BenchmarkHeldStream(b *testing.B) {
 				clients := startChild(b, "client", heldKindEnv+"="+kind, heldTargetEnv+"="+target)
 				clients.expect(b, "held")
 				held, heldSrv := h.measure(b)
+				if dir := os.Getenv(heldProfileEnv); dir != "" {
+					writeProfiles(b, filepath.Join(dir, mode+"-"+kind))
+					if h.server != nil {
+						h.server.ask(b, "profile "+filepath.Join(dir, mode+"-"+kind+"-server"))
+					}
+				}
 				per := func(a, b memFigure) float64 { return float64(a.bytes-b.bytes) / heldStreams }
 				if mode == "colocated" {
 					b.ReportMetric(per(held, base), "process-B/stream")
@@ -89,6 +103,24 @@ func measureSelf() memFigure {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return memFigure{int64(m.HeapAlloc + m.StackInuse), int64(runtime.NumGoroutine())}
+}
+
+// writeProfiles writes this process's heap profile to prefix.heap and its
+// goroutines to prefix.goroutine.
+func writeProfiles(t testing.TB, prefix string) {
+	for _, name := range []string{"heap", "goroutine"} {
+		f, err := os.Create(prefix + "." + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		runtime.GC()
+		if err := pprof.Lookup(name).WriteTo(f, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // heldSetup is the processes a stream is held through.
@@ -262,6 +294,9 @@ func TestHeldStreamChild(t *testing.T) {
 // heldServer serves gRPC until stdin closes, and answers "mem" with its
 // memory figure.
 func heldServer(t *testing.T) {
+	if os.Getenv(heldProfileEnv) != "" {
+		runtime.MemProfileRate = 1
+	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -275,6 +310,10 @@ func heldServer(t *testing.T) {
 		if in.Text() == "mem" {
 			m := measureSelf()
 			fmt.Printf("mem %d %d\n", m.bytes, m.goroutines)
+		}
+		if prefix, ok := strings.CutPrefix(in.Text(), "profile "); ok {
+			writeProfiles(t, prefix)
+			fmt.Println("profile " + prefix + " written")
 		}
 	}
 	cancel()

@@ -191,8 +191,7 @@ func (c *inProcess) Invoke(ctx context.Context, method string, args, reply any, 
 // incomingContext turns the caller's outgoing metadata into the incoming
 // metadata of the call, with the keys grpc-go's transport adds.
 func incomingContext(ctx context.Context) context.Context {
-	md, _ := metadata.FromOutgoingContext(ctx)
-	md = md.Copy()
+	md, _ := metadata.FromOutgoingContext(ctx) // a copy of its own
 	if md == nil {
 		md = metadata.MD{}
 	}
