@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -8,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -93,10 +96,13 @@ func BenchmarkGetCodename(b *testing.B) {
 	}
 }
 
-// BenchmarkGatewayGetCodename is one REST GET /v1/codename through the
-// gateway's whole handler (request log and metrics included) and its gRPC
-// hop over bufconn to the real server: what the Go processes do for one
-// REST call, minus the sockets and HTTP/2 framing of the real ones.
+// BenchmarkGatewayGetCodename is one GetCodename through the gateway's
+// whole handler (request log and metrics included) and its gRPC hop over
+// bufconn to the real server: what the Go processes do for one call, minus
+// the sockets and HTTP/2 framing of the real ones. The REST call (GET
+// /v1/codename) goes through grpc-gateway's mux; gRPC-Web and Connect JSON
+// (POST on the gRPC path, as the benchmark's h2load sends them) through
+// the connect-go handlers.
 func BenchmarkGatewayGetCodename(b *testing.B) {
 	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
 	conn := startServer(b, discard)
@@ -104,17 +110,66 @@ func BenchmarkGatewayGetCodename(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.ReportAllocs()
-	stop := measureCPU(b)
-	for b.Loop() {
-		r := httptest.NewRequestWithContext(b.Context(), http.MethodGet, "/v1/codename?category=science", nil)
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, r)
-		if w.Code != http.StatusOK {
-			b.Fatalf("status %d: %s", w.Code, w.Body)
-		}
+	req := &codenamev1.NameRequest{Category: "science"}
+	dir := b.TempDir()
+	grpcBody, err := writeGRPCRequest(dir, req)
+	if err != nil {
+		b.Fatal(err)
 	}
-	stop()
+	jsonBody, err := writeConnectRequest(dir, req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const path = "/codename.v1.CodenameCreator/GetCodename"
+	for _, tt := range []struct {
+		name, method, target string
+		headers              []string
+		bodyFile             string
+		read                 func(http.Header, []byte) (*codenamev1.NameResult, error)
+	}{
+		{"REST", http.MethodGet, "/v1/codename?category=science", nil, "", readREST},
+		{"gRPC-Web", http.MethodPost, path, grpcWebHeaders, grpcBody, readGRPCWeb},
+		{"Connect JSON", http.MethodPost, path, connectHeaders, jsonBody, readConnect},
+	} {
+		b.Run(tt.name, func(b *testing.B) {
+			var body []byte
+			if tt.bodyFile != "" {
+				if body, err = os.ReadFile(tt.bodyFile); err != nil {
+					b.Fatal(err)
+				}
+			}
+			call := func() *httptest.ResponseRecorder {
+				r := httptest.NewRequestWithContext(b.Context(), tt.method, tt.target, bytes.NewReader(body))
+				for _, h := range tt.headers {
+					k, v, _ := strings.Cut(h, ":")
+					r.Header.Set(k, strings.TrimSpace(v))
+				}
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, r)
+				return w
+			}
+			// One answer read whole, outside the loop: the loop then only
+			// checks the status, as the REST case always did.
+			w := call()
+			if res, err := tt.read(w.Result().Header, w.Body.Bytes()); w.Code != http.StatusOK || err != nil || res.GetName() == "" {
+				b.Fatalf("status %d, %v: %q", w.Code, err, w.Body)
+			}
+			b.ReportAllocs()
+			stop := measureCPU(b)
+			for b.Loop() {
+				if w := call(); w.Code != http.StatusOK {
+					b.Fatalf("status %d: %s", w.Code, w.Body)
+				}
+			}
+			stop()
+		})
+	}
+}
+
+// readREST decodes the REST answer of GetCodename.
+func readREST(_ http.Header, body []byte) (*codenamev1.NameResult, error) {
+	res := &codenamev1.NameResult{}
+	return res, protojson.Unmarshal(body, res)
 }
 
 // startServer serves the gRPC server on an in-memory listener until the

@@ -33,10 +33,11 @@ type unaryLoad struct {
 // measureUnary measures unary GetCodename five ways, in alternating
 // rounds, with the same h2load settings: gRPC direct to the server, gRPC
 // through HAProxy, and through HAProxy and the gateway REST (GET
-// /v1/codename), gRPC-Web and Connect JSON (POST on the gRPC path). sys's hops behind HAProxy are cleartext; tlsSys is a second
-// stack whose hops are TLS, and the same gRPC and REST calls through its
-// HAProxy run in the same rounds, so that TLS is weighed against cleartext
-// side by side (issue 11 point 7). sys alone stays the reference of the
+// /v1/codename), gRPC-Web and Connect JSON (POST on the gRPC path). sys's
+// hops behind HAProxy are cleartext; tlsSys is a second stack whose hops
+// are TLS, and the same gRPC and REST calls through its HAProxy run in the
+// same rounds, so that TLS is weighed against cleartext side by side
+// (issue 11 point 7). sys alone stays the reference of the
 // figures that do not name TLS.
 func measureUnary(ctx context.Context, sys, tlsSys *system, load unaryLoad, p plan, workDir string) ([]figure, []string, error) {
 	req := &codenamev1.NameRequest{Category: "science"}
