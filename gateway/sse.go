@@ -3,7 +3,9 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net/http"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -88,75 +90,66 @@ func (g *gateway) serverSentEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	_ = stream.CloseSend()
 
-	// Recv may wait an hour for the next codename while the handler has
-	// heartbeats to write, so it runs in a goroutine of its own and the
-	// handler stays the only writer to w. quit, not callCtx, releases it:
-	// it must still hand over the error of a call cancelled because the
-	// gateway shuts down, which the handler turns into an error event.
-	type received struct {
-		msg *codenamev1.NameResult
-		err error
-	}
-	results := make(chan received)
-	quit := make(chan struct{})
-	recvDone := make(chan struct{})
-	go func() {
-		defer close(recvDone)
-		for {
-			msg, err := stream.Recv()
-			select {
-			case results <- received{msg, err}:
-			case <-quit:
-				return
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
-	// The goroutine ends before the handler does, so that a departed
-	// client leaves nothing behind: cancelling ends a Recv in progress, quit
-	// a hand-over nobody will take.
+	// The handler waits in Recv, which may wait an hour for the next
+	// codename, and the heartbeat is written from a timer meanwhile: one
+	// goroutine per held stream, not one more to wait in Recv. mu makes
+	// the two writers take turns, and returned keeps the timer from
+	// writing once the handler has returned. A heartbeat that fails ends
+	// the call, and so the Recv, with errClientGone.
+	var mu sync.Mutex
+	returned := false
 	defer func() {
-		cancel(nil)
-		close(quit)
-		<-recvDone
+		mu.Lock()
+		returned = true
+		mu.Unlock()
 	}()
-
 	var idle *time.Timer
-	var beat <-chan time.Time // nil, which never fires, without a heartbeat
 	if g.sseHeartbeat > 0 {
-		idle = time.NewTimer(g.sseHeartbeat)
-		defer idle.Stop()
-		beat = idle.C
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return // nobody is listening
-		case <-beat:
+		// Held while idle is set, which the timer's function reads.
+		mu.Lock()
+		idle = time.AfterFunc(g.sseHeartbeat, func() {
+			mu.Lock()
+			defer mu.Unlock()
+			if returned {
+				return
+			}
 			// A comment: EventSource ignores it, but a client that has
 			// gone makes the write fail, or makes HAProxy reset the
 			// connection, which ends ctx.
-			if _, err := w.Write([]byte(": keep-alive\n\n")); err != nil {
+			_, err := w.Write([]byte(": keep-alive\n\n"))
+			if err == nil {
+				err = rc.Flush()
+			}
+			if err != nil {
+				cancel(errClientGone)
 				return
 			}
-			if err := rc.Flush(); err != nil {
-				return
+			idle.Reset(g.sseHeartbeat)
+		})
+		mu.Unlock()
+		defer idle.Stop()
+	}
+	for {
+		msg, err := stream.Recv()
+		mu.Lock()
+		if err != nil {
+			if ctx.Err() == nil && !errors.Is(context.Cause(callCtx), errClientGone) { // else nobody is listening
+				sendError(causeOr(callCtx, err))
 			}
-		case res := <-results:
-			if res.err != nil {
-				if ctx.Err() == nil { // else nobody is listening
-					sendError(causeOr(callCtx, res.err))
-				}
-				return
-			}
-			if err := event("", "result", res.msg); err != nil {
-				return
-			}
+			mu.Unlock()
+			return
+		}
+		err = event("", "result", msg)
+		mu.Unlock()
+		if err != nil {
+			return
 		}
 		if idle != nil {
 			idle.Reset(g.sseHeartbeat)
 		}
 	}
 }
+
+// errClientGone ends a Server-Sent Events call whose heartbeat could not
+// be written: nobody is left to tell why.
+var errClientGone = errors.New("the client has gone")

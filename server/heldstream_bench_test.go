@@ -86,23 +86,26 @@ func BenchmarkHeldStream(b *testing.B) {
 					b.ReportMetric(per(held, base), "gateway-B/stream")
 					b.ReportMetric(per(heldSrv, baseSrv), "server-B/stream")
 					b.ReportMetric(float64(heldSrv.goroutines-baseSrv.goroutines)/heldStreams, "server-goroutines/stream")
+					b.ReportMetric(float64(heldSrv.stacks-baseSrv.stacks)/heldStreams, "server-stack-B/stream")
 				}
 				b.ReportMetric(float64(held.goroutines-base.goroutines)/heldStreams, "goroutines/stream")
+				b.ReportMetric(float64(held.stacks-base.stacks)/heldStreams, "stack-B/stream")
 				clients.stop(b)
 			})
 		}
 	}
 }
 
-// memFigure is what a process holds: live heap plus stacks, and goroutines.
-type memFigure struct{ bytes, goroutines int64 }
+// memFigure is what a process holds: live heap plus stacks (and the
+// stacks alone), and goroutines.
+type memFigure struct{ bytes, stacks, goroutines int64 }
 
 func measureSelf() memFigure {
 	runtime.GC()
 	runtime.GC()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	return memFigure{int64(m.HeapAlloc + m.StackInuse), int64(runtime.NumGoroutine())}
+	return memFigure{int64(m.HeapAlloc + m.StackInuse), int64(m.StackInuse), int64(runtime.NumGoroutine())}
 }
 
 // writeProfiles writes this process's heap profile to prefix.heap and its
@@ -133,7 +136,7 @@ func (h *heldSetup) measure(b *testing.B) (self, server memFigure) {
 	self = measureSelf()
 	if h.server != nil {
 		line := h.server.ask(b, "mem")
-		if _, err := fmt.Sscan(line, &server.bytes, &server.goroutines); err != nil {
+		if _, err := fmt.Sscan(line, &server.bytes, &server.stacks, &server.goroutines); err != nil {
 			b.Fatalf("server's figure %q: %v", line, err)
 		}
 	}
@@ -309,7 +312,7 @@ func heldServer(t *testing.T) {
 	for in.Scan() {
 		if in.Text() == "mem" {
 			m := measureSelf()
-			fmt.Printf("mem %d %d\n", m.bytes, m.goroutines)
+			fmt.Printf("mem %d %d %d\n", m.bytes, m.stacks, m.goroutines)
 		}
 		if prefix, ok := strings.CutPrefix(in.Text(), "profile "); ok {
 			writeProfiles(t, prefix)
