@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"bytes"
+	"encoding/json"
 	"io"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -28,11 +30,66 @@ func (c compactJSON) Marshal(v any) ([]byte, error) {
 		}
 		return compactInPlace(b), nil
 	}
+	if key, m, ok := streamLine(v); ok {
+		return c.marshalLine(key, m)
+	}
 	b, err := c.JSONPb.Marshal(v)
 	if err != nil {
 		return nil, err
 	}
 	return compactInPlace(b), nil
+}
+
+// streamLine recognises a line of a stream, {"result": msg} or {"error":
+// status}, as the runtime and the browser transports hand them over.
+func streamLine(v any) (key string, m proto.Message, ok bool) {
+	switch line := v.(type) {
+	case map[string]proto.Message:
+		if len(line) == 1 {
+			for key, m = range line {
+			}
+			ok = m != nil
+		}
+	case map[string]any:
+		if len(line) == 1 {
+			var value any
+			for key, value = range line {
+			}
+			m, ok = value.(proto.Message)
+			ok = ok && m != nil
+		}
+	}
+	if ok && !plainKey(key) {
+		return "", nil, false
+	}
+	return key, m, ok
+}
+
+// marshalLine writes {"key":msg} as JSONPb writes such a map, without its
+// reflection and its second map: json.Marshal of the message's JSON as a
+// json.RawMessage, which escapes <, >, & and U+2028/9 as HTML wants them
+// (json.HTMLEscape, the same escapes), under the key.
+func (c compactJSON) marshalLine(key string, m proto.Message) ([]byte, error) {
+	b, err := c.MarshalOptions.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	b = compactInPlace(b)
+	buf := bytes.NewBuffer(make([]byte, 0, len(b)+len(key)+8))
+	buf.WriteString(`{"` + key + `":`)
+	json.HTMLEscape(buf, b)
+	buf.WriteByte('}')
+	return buf.Bytes(), nil
+}
+
+// plainKey reports whether key needs no escaping as a JSON string.
+func plainKey(key string) bool {
+	for _, c := range []byte(key) {
+		if (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && c != '_' {
+			return false
+		}
+	}
+	return key != ""
 }
 
 // compactInPlace drops the white space outside strings from b, a valid
