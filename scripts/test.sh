@@ -5,10 +5,12 @@
 # briefly.
 #
 # The end-to-end suite runs on the system's HAProxy (2.6 on Debian 12)
-# with everything else, then on each HAProxy 3.x that setup.sh installs
-# from Debian's archive: the tests of what differs between versions and
-# of the version-sensitive edge rules (about 2 minutes a version), or all
-# of it on the versions -haproxy names (about 7 minutes a version).
+# with everything else, then its client-facing tests again with the REST
+# gateway co-located in the servers (about 2.5 minutes), then on each
+# HAProxy 3.x that setup.sh installs from Debian's archive: the tests of
+# what differs between versions and of the version-sensitive edge rules
+# (about 2 minutes a version), or all of it on the versions -haproxy names
+# (about 7 minutes a version).
 #
 # usage: scripts/test.sh [-fuzz-minutes N] [-haproxy VERSIONS] [go test flags...]
 #   -fuzz-minutes N     fuzz each target for N minutes instead of 5 seconds
@@ -31,6 +33,17 @@ done
 # features (logs, trace ids, reason phrases, exporter metrics, reloads,
 # stream forwarding, HTTP/2 conformance).
 differs='^(TestHAProxyUnderTest|TestHAProxyConfigIsValid|TestHTTP3|TestHTTP3CountsAgainstTheSourceLimit|TestDepartureForwarded|TestHostileGlitchesCloseTheConnection|TestBackendKilledMidStream|TestBackendMisbehaves|TestHostileHalfOpenStreamsTimeOut|TestHostileRequestsDoNotHurtOthers|TestDuplicatedUpgradeRefused|TestHostVanishes|TestPerMethodRouting|TestContentTypeRouting|TestAPIKey|TestHTTPRFC|TestRequestIDEverywhere|TestRequestIDReplacesInvalidTraceparent|TestRequestIDKeepsValidTraceparent|TestCanonicalPaths|TestPrometheusScrapesTheStack|TestStatsForOperatorsOnly|TestLogLinesCannotBeForged|TestRateLimit|TestHitlessReloads|TestInteropThroughEdge|TestH2SpecEdge|TestServerSentEvents|TestWebSocketBidi|TestGRPCBidiStream|TestRESTStreamFullDuplex|TestUpgradeOnlyForTheWebSocket|TestConnectThroughHAProxy|TestConnectRefusals|TestConnectRefusalsWithoutOrigins)$'
+# The tests of what a client sees, run again with the REST gateway inside
+# the servers (CODENAME_GATEWAY_MODE=colocated; the main run is separate):
+# REST, the NDJSON, WebSocket and SSE streams, the edge's policy (key,
+# canonical paths, content-type routing, HTTP RFC answers, hostile requests,
+# capacity and isolation), failures (a replica killed or drained), and the
+# browser transports, within about 150 s. Left to the separate run: what
+# only HAProxy's front end decides whatever the backend (rate limit, slow
+# and idle clients, h2 glitches, hitless reloads, stream queues, broken
+# fake backends), and the typed browser clients, whose Connect and gRPC-Web
+# calls TestConnectThroughHAProxy and TestGRPCWebFromNode make here.
+colocated='^(TestRESTUnary|TestRESTStreamFullDuplex|TestRESTBadInput|TestRESTStreamBadInput|TestGatewayServesHealthOpenAPIAndPage|TestWebSocketBidi|TestWebSocketRefusesOtherOrigins|TestWebSocketBadInput|TestServerSentEvents|TestCancellationReachesServer|TestDepartureForwarded|TestAPIKey|TestCanonicalPaths|TestContentTypeRouting|TestContentTypeReadWhole|TestHTTPRFC|TestPerMethodRouting|TestUpgradeOnlyForTheWebSocket|TestDuplicatedUpgradeRefused|TestHostileRequestsDoNotHurtOthers|TestHostileOversizedMessages|TestHostileHalfOpenStreams|TestHostileHalfOpenStreamsTimeOut|TestHostileClientStopsReading|TestFloodFromOtherAddresses|TestHeldRESTStreamsLeaveRoomForCalls|TestFailoverOnSIGKILL|TestReplicaDrainsOnSIGTERM|TestServerDrainsOnSIGTERM|TestRequestIDEverywhere|TestMetricsEndpoints|TestBrowserPage|TestConnectThroughHAProxy|TestConnectRefusals|TestConnectRefusalsWithoutOrigins|TestGRPCWebFromNode)$'
 scripts/setup.sh test
 # Installed and pinned, setup has nothing left to do: run again, it says
 # nothing (no "setup:" step, no "go: finding module" or download).
@@ -52,16 +65,20 @@ echo "== go vet"
 go vet ./...
 echo "== go test (HAProxy $(haproxy -v | sed -n 's/^HAProxy version \([^ ]*\).*/\1/p'))"
 go test -race -count=1 -timeout 20m "$@" ./...
-# A renamed test would drop out of that list silently: every name in it
-# must still be a test.
-named=$(tr '|' '\n' <<<"$differs" | wc -l)
-found=$(go test -list "$differs" ./e2e | grep -c '^Test')
-if ((found != named)); then
-  echo "scripts/test.sh: $named tests named in \$differs, $found of them found in e2e" >&2
-  exit 1
-fi
+# A renamed test would drop out of those lists silently: every name in
+# them must still be a test.
+for list in differs colocated; do
+  named=$(tr '|' '\n' <<<"${!list}" | wc -l)
+  found=$(go test -list "${!list}" ./e2e | grep -c '^Test')
+  if ((found != named)); then
+    echo "scripts/test.sh: $named tests named in \$$list, $found of them found in e2e" >&2
+    exit 1
+  fi
+done
 # The race detector watched the test code in the first run; the processes
 # under test are built without it either way.
+echo "== end-to-end tests of what a client sees, with the gateway co-located"
+CODENAME_GATEWAY_MODE=colocated go test -count=1 -timeout 20m -run "$colocated" "$@" ./e2e
 for version in 3.0 3.2; do
   if [[ ,$full, == *,$version,* ]]; then
     echo "== end-to-end tests on HAProxy $version"
