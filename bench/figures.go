@@ -13,7 +13,7 @@ const (
 	figGRPCRatio     = "gRPC unary throughput, through HAProxy / direct"
 	figHAProxyCPU    = "HAProxy CPU per gRPC request"
 	figRESTRatio     = "REST unary throughput, through HAProxy and gateway / gRPC direct"
-	figRESTCPU       = "CPU of the Go processes (gateway + server) per REST request"
+	figRESTCPU       = "CPU of the Go processes (gateway + server, separate) per REST request"
 	figVanguard      = "REST unary throughput / the same service transcoded by vanguard-go"
 	figStreamRate    = "KeepGettingCodenames messages/s through HAProxy (interval 0)"
 	figStreamRatio   = "KeepGettingCodenames messages/s, through HAProxy / direct"
@@ -24,6 +24,15 @@ const (
 	figHeldHAProxy   = "HAProxy memory per held stream (workers' RSS)"
 	figLatencyP50Add = "p50 latency HAProxy adds, 1 call in flight"
 	figLatencyP99Add = "p99 latency HAProxy adds, 50 calls in flight"
+)
+
+// Issue 15 point 5: REST unary through HAProxy with the gateway inside the
+// server (co-located), in the same rounds as the separate gateway and
+// against the same direct gRPC calls; the table lists them after
+// figRESTCPU. Co-located, the server is the only Go process.
+const (
+	figCoRESTRatio = "REST unary throughput, through HAProxy and co-located gateway / gRPC direct"
+	figCoRESTCPU   = "CPU of the Go process (server with the gateway inside, co-located) per REST request"
 )
 
 // Issue 11 point 7: the same unary calls through a second stack whose hops
@@ -56,7 +65,12 @@ var specs = slices.Concat([]figure{
 	{name: figGRPCRatio, digits: 2, target: atLeast(0.75)},
 	{name: figHAProxyCPU, unit: " µs", digits: 1, target: atMost(5)},
 	{name: figRESTRatio, digits: 2, target: atLeast(0.40)},
-	{name: figRESTCPU, unit: " µs", digits: 1, target: atMost(35)},
+	// Issue 6 asked 35 µs of the separate pair; issue 15 point 5 moved
+	// that target to the co-located process and allows the separate
+	// gateway, which pays for a network hop, 50.
+	{name: figRESTCPU, unit: " µs", digits: 1, target: atMost(50)},
+	{name: figCoRESTRatio, digits: 2, target: atLeast(0.25)},
+	{name: figCoRESTCPU, unit: " µs", digits: 1, target: atMost(35)},
 	// The issue asks for these to be measured beside REST and gRPC, with
 	// no number to meet.
 	{name: figGRPCWebRatio, digits: 2, target: noTarget()},
@@ -84,7 +98,7 @@ var specs = slices.Concat([]figure{
 	{name: figHeldHAProxy, unit: " KB", digits: 1, target: atMost(2)},
 	{name: figLatencyP50Add, unit: " ms", digits: 3, target: atMost(0.1)},
 	{name: figLatencyP99Add, unit: " ms", digits: 3, target: atMost(0.5)},
-})
+}, heldTransportSpecs())
 
 // allFigures lists the name of every figure of the table, in order.
 var allFigures = func() []string {

@@ -46,21 +46,24 @@ func main() {
 
 // options are the command's flags.
 type options struct {
-	out             string
-	duration        time.Duration
-	rounds          int
-	streams         int
-	smoke           bool
-	conns, inFlight int
-	firehose        int
-	heldRPC         string
+	out      string
+	duration time.Duration
+	rounds   int
+	streams  int
+	// transportStreams is how many streams of each transport the
+	// held-transports step holds.
+	transportStreams int
+	smoke            bool
+	conns, inFlight  int
+	firehose         int
+	heldRPC          string
 	// haproxyConfig and env let a run try a change (an HAProxy setting,
 	// GOGC ...) without editing the repository: the table then says what
 	// the change would give.
 	haproxyConfig string
 	env           listFlag
 	// only lists the steps to run (unary, yardsticks, vanguard, streams,
-	// latency, held); empty means all.
+	// latency, held, transports); empty means all.
 	only []string
 }
 
@@ -78,6 +81,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "length of one measured run of one configuration")
 	fs.IntVar(&o.rounds, "rounds", 5, "rounds of alternating runs per figure; the median is reported")
 	fs.IntVar(&o.streams, "streams", 50000, "bidi streams to hold through HAProxy for the held-streams figures")
+	fs.IntVar(&o.transportStreams, "transport-streams", 1000, "streams of each transport (gRPC bidi, NDJSON, SSE, WebSocket) to hold for the memory per stream of each process, in each gateway mode")
 	fs.BoolVar(&o.smoke, "smoke", false, "a tiny run that only proves the benchmark works: short runs, 1 round, 100 held streams")
 	fs.IntVar(&o.conns, "conns", 2, "h2load connections for unary calls")
 	fs.IntVar(&o.inFlight, "inflight", 32, "h2load requests in flight per connection for unary calls")
@@ -85,23 +89,23 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.heldRPC, "held-rpc", "codenames", "stream to hold: codenames (KeepGettingCodenames) or watch (grpc.health.v1 Watch)")
 	fs.StringVar(&o.haproxyConfig, "haproxy-config", "", "HAProxy configuration to run instead of the repository's haproxy/haproxy.cfg, to try a change")
 	fs.Var(&o.env, "env", "KEY=VALUE added to the environment of the server, gateway and HAProxy (repeatable), to try a setting such as GOGC=200")
-	only := fs.String("only", "", "comma-separated steps to run, of unary, yardsticks, vanguard, streams, latency, held (default: all)")
+	only := fs.String("only", "", "comma-separated steps to run, of unary, yardsticks, vanguard, streams, latency, held, transports (default: all)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return o, err
 	}
 	if *only != "" {
 		o.only = strings.Split(*only, ",")
 		for _, k := range o.only {
-			if !slices.Contains([]string{"unary", "yardsticks", "vanguard", "streams", "latency", "held"}, k) {
+			if !slices.Contains([]string{"unary", "yardsticks", "vanguard", "streams", "latency", "held", "transports"}, k) {
 				return o, fmt.Errorf("-only: unknown step %q", k)
 			}
 		}
 	}
 	if o.smoke {
-		o.duration, o.rounds, o.streams = 300*time.Millisecond, 1, 100
+		o.duration, o.rounds, o.streams, o.transportStreams = 300*time.Millisecond, 1, 100, 20
 	}
-	if o.rounds < 1 || o.streams < 1 || o.duration <= 0 || o.conns < 1 || o.inFlight < 1 || o.firehose < 1 {
-		return o, fmt.Errorf("-rounds, -streams, -duration, -conns, -inflight and -firehose-streams must be positive")
+	if o.rounds < 1 || o.streams < 1 || o.transportStreams < 1 || o.duration <= 0 || o.conns < 1 || o.inFlight < 1 || o.firehose < 1 {
+		return o, fmt.Errorf("-rounds, -streams, -transport-streams, -duration, -conns, -inflight and -firehose-streams must be positive")
 	}
 	return o, nil
 }
@@ -174,7 +178,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		figures   []string
 		f         func() ([]figure, []string, error)
 	}{
-		{"unary", "unary throughput and CPU", []string{figGRPCRatio, figHAProxyCPU, figRESTRatio, figRESTCPU,
+		{"unary", "unary throughput and CPU", []string{figGRPCRatio, figHAProxyCPU, figRESTRatio, figRESTCPU, figCoRESTRatio, figCoRESTCPU,
 			figGRPCWebRatio, figGRPCWebCPU, figConnectRatio, figConnectCPU,
 			figTLSGRPCRatio, figTLSRESTRatio, figTLSHAProxyCPU, figTLSHAProxyCost, figTLSRESTCPU, figTLSRESTCost}, func() (figs []figure, details []string, err error) {
 			// A second stack, with TLS on the hops behind HAProxy, runs
@@ -191,7 +195,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 					err = fmt.Errorf("stop the stack with TLS backends: %w", stopErr)
 				}
 			}()
-			return measureUnary(ctx, sys, tlsSys, unaryLoad{o.conns, o.inFlight}, p, work)
+			// The co-located stack likewise runs only for this step,
+			// with state of its own.
+			coSys, err := startSystem(ctx, binDir, filepath.Join(work, "state-colocated"), haproxyConfig,
+				append(slices.Clone(o.env), "CODENAME_STREAM_INTERVAL=0", "CODENAME_GATEWAY_MODE=colocated")...)
+			if err != nil {
+				return nil, nil, fmt.Errorf("co-located gateway: %w", err)
+			}
+			defer func() {
+				if stopErr := coSys.stop(); stopErr != nil && err == nil {
+					err = fmt.Errorf("stop the co-located stack: %w", stopErr)
+				}
+			}()
+			return measureUnary(ctx, sys, tlsSys, coSys, unaryLoad{o.conns, o.inFlight}, p, work)
 		}},
 		{"yardsticks", "yardsticks: bare HAProxy, nginx, Caddy, and the cost of each feature", yardstickFigures(), func() ([]figure, []string, error) {
 			yp := p
@@ -221,6 +237,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				return nil, nil, err
 			}
 			return measureHeld(ctx, start, o.heldRPC, o.streams, o.rounds)
+		}},
+		// Each transport on fresh stacks of both modes; the shared stack
+		// is stopped first, as for held streams.
+		{"transports", "memory per held stream, per transport, process and gateway mode", heldTransportFigures(), func() ([]figure, []string, error) {
+			if err := sys.stop(); err != nil {
+				return nil, nil, err
+			}
+			return measureHeldTransports(ctx, start, o.transportStreams, o.rounds)
 		}},
 	}
 	for _, s := range steps {

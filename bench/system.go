@@ -46,6 +46,10 @@ type system struct {
 	st  *stack.Stack
 	cfg stack.Config
 	log *tailBuffer
+	// colocated is true when the gateway runs inside the server
+	// (CODENAME_GATEWAY_MODE=colocated): there is no gateway process, and
+	// the server's admin listener serves the gateway's metrics too.
+	colocated bool
 }
 
 // stackEnv is the environment every stack of the benchmark starts with.
@@ -77,7 +81,19 @@ func startSystem(ctx context.Context, binDir, stateDir, haproxyConfig string, en
 		return nil, fmt.Errorf("start stack: %w\n%s", err, log.String())
 	}
 	cfg = st.Config()
-	return &system{st: st, cfg: cfg, log: log}, nil
+	return &system{st: st, cfg: cfg, log: log, colocated: lastEnv(cfg.Env, stack.GatewayModeEnv) == stack.Colocated}, nil
+}
+
+// lastEnv returns the value of the last key=value in env, as a child that
+// gets env sees it.
+func lastEnv(env []string, key string) string {
+	v := ""
+	for _, kv := range env {
+		if after, ok := strings.CutPrefix(kv, key+"="); ok {
+			v = after
+		}
+	}
+	return v
 }
 
 // stop stops every process of the stack.
@@ -103,8 +119,34 @@ const (
 	procLoad = "load"
 )
 
-func (s *system) server() group  { return single(procServer, s.st.Process("server-1").PID()) }
-func (s *system) gateway() group { return single(procGateway, s.st.Process("gateway-1").PID()) }
+func (s *system) server() group { return single(procServer, s.st.Process("server-1").PID()) }
+
+// gateway is the gateway process; a co-located stack has none, and asking
+// for it there is a mistake of the caller's.
+func (s *system) gateway() group {
+	if s.colocated {
+		panic("bench: a co-located stack has no gateway process")
+	}
+	return single(procGateway, s.st.Process("gateway-1").PID())
+}
+
+// goGroups are the stack's Go processes: the server and, when separate,
+// the gateway.
+func (s *system) goGroups() []group {
+	if s.colocated {
+		return []group{s.server()}
+	}
+	return []group{s.server(), s.gateway()}
+}
+
+// restAdminAddr serves the metrics of the process that serves REST: the
+// gateway's own, or the server's when the gateway is inside it.
+func (s *system) restAdminAddr() string {
+	if s.colocated {
+		return s.serverAdminAddr()
+	}
+	return s.cfg.GatewayAdminAddrs[0]
+}
 
 // haproxy is HAProxy's workers: the master (-W) only supervises them.
 func (s *system) haproxy() group {

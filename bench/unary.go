@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"time"
 
 	"google.golang.org/grpc"
@@ -37,9 +38,12 @@ type unaryLoad struct {
 // hops behind HAProxy are cleartext; tlsSys is a second stack whose hops
 // are TLS, and the same gRPC and REST calls through its HAProxy run in the
 // same rounds, so that TLS is weighed against cleartext side by side
-// (issue 11 point 7). sys alone stays the reference of the
-// figures that do not name TLS.
-func measureUnary(ctx context.Context, sys, tlsSys *system, load unaryLoad, p plan, workDir string) ([]figure, []string, error) {
+// (issue 11 point 7). coSys is a third stack, the gateway inside the
+// server (co-located), whose REST calls run in the same rounds too, so that
+// the two gateway modes stand side by side against the same direct gRPC
+// figure (issue 15 point 5). sys alone stays the reference of the figures
+// that do not name TLS or the co-located mode.
+func measureUnary(ctx context.Context, sys, tlsSys, coSys *system, load unaryLoad, p plan, workDir string) ([]figure, []string, error) {
 	req := &codenamev1.NameRequest{Category: "science"}
 	body, err := writeGRPCRequest(workDir, req)
 	if err != nil {
@@ -65,6 +69,10 @@ func measureUnary(ctx context.Context, sys, tlsSys *system, load unaryLoad, p pl
 	tlsRESTURL := "http://" + tlsSys.proxyAddr() + restPath
 	if err := checkREST(ctx, tlsRESTURL); err != nil {
 		return nil, nil, fmt.Errorf("TLS backends: %w", err)
+	}
+	coRESTURL := "http://" + coSys.proxyAddr() + restPath
+	if err := checkREST(ctx, coRESTURL); err != nil {
+		return nil, nil, fmt.Errorf("co-located gateway: %w", err)
 	}
 
 	grpcPath := "/codename.v1.CodenameCreator/GetCodename"
@@ -95,11 +103,12 @@ func measureUnary(ctx context.Context, sys, tlsSys *system, load unaryLoad, p pl
 		config[unarySample]{"Connect JSON through HAProxy and gateway", run(sys, browserURL, connectHeaders, connectBody)},
 		config[unarySample]{"gRPC through HAProxy, TLS backends", run(tlsSys, "http://"+tlsSys.proxyAddr()+grpcPath, grpcHeaders, body)},
 		config[unarySample]{"REST through HAProxy and gateway, TLS backends", run(tlsSys, tlsRESTURL, nil, "")},
+		config[unarySample]{"REST through HAProxy, gateway co-located in the server", run(coSys, coRESTURL, nil, "")},
 	)
 	if err != nil {
 		return nil, nil, err
 	}
-	direct, proxied, rest, grpcWeb, connectJSON, tlsProxied, tlsRest := samples[0], samples[1], samples[2], samples[3], samples[4], samples[5], samples[6]
+	direct, proxied, rest, grpcWeb, connectJSON, tlsProxied, tlsRest, coRest := samples[0], samples[1], samples[2], samples[3], samples[4], samples[5], samples[6], samples[7]
 	rate := func(s unarySample) float64 { return s.rate }
 	cpu := func(names ...string) func(unarySample) float64 {
 		return func(s unarySample) float64 {
@@ -114,6 +123,9 @@ func measureUnary(ctx context.Context, sys, tlsSys *system, load unaryLoad, p pl
 	restRatio := pairedRatio(each(rest, rate), each(direct, rate))
 	hapCPU := each(proxied, cpu(procHAProxy))
 	goCPU := each(rest, cpu(procGateway, procServer))
+	// Co-located, the server is the only Go process: procGateway is
+	// absent from its samples and adds nothing.
+	coGoCPU := each(coRest, cpu(procServer))
 	tlsHAPCPU := each(tlsProxied, cpu(procHAProxy))
 	tlsGoCPU := each(tlsRest, cpu(procGateway, procServer))
 	figs := []figure{
@@ -121,6 +133,8 @@ func measureUnary(ctx context.Context, sys, tlsSys *system, load unaryLoad, p pl
 		measured(figHAProxyCPU, hapCPU, ""),
 		measured(figRESTRatio, restRatio, ""),
 		measured(figRESTCPU, goCPU, ""),
+		measured(figCoRESTRatio, pairedRatio(each(coRest, rate), each(direct, rate)), ""),
+		measured(figCoRESTCPU, coGoCPU, ""),
 		measured(figGRPCWebRatio, pairedRatio(each(grpcWeb, rate), each(direct, rate)), ""),
 		measured(figGRPCWebCPU, each(grpcWeb, cpu(procGateway, procServer)), ""),
 		measured(figConnectRatio, pairedRatio(each(connectJSON, rate), each(direct, rate)), ""),
@@ -146,6 +160,8 @@ func measureUnary(ctx context.Context, sys, tlsSys *system, load unaryLoad, p pl
 			median(hapCPU), median(each(proxied, cpu(procServer)))),
 		fmt.Sprintf("CPU µs per REST call (median): HAProxy %.1f, gateway %.1f, server %.1f.",
 			median(each(rest, cpu(procHAProxy))), median(each(rest, cpu(procGateway))), median(each(rest, cpu(procServer)))),
+		fmt.Sprintf("REST through HAProxy, gateway co-located in the server (a third stack, CODENAME_GATEWAY_MODE=colocated, in the same rounds): %.0f calls/s (median), %.2f of the separate gateway's (median of each round's ratio); CPU µs per call (median): HAProxy %.1f, server (with the gateway inside) %.1f.",
+			median(each(coRest, rate)), median(pairedRatio(each(coRest, rate), each(rest, rate))), median(each(coRest, cpu(procHAProxy))), median(coGoCPU)),
 		fmt.Sprintf("gRPC-Web and Connect JSON: POST %s with the headers %q and the same 5-byte-framed NameRequest as gRPC, and %q with the message in protobuf JSON; HAProxy routes both to the gateway, whose connect-go handlers forward them to the server.",
 			grpcPath, grpcWebHeaders, connectHeaders),
 		fmt.Sprintf("CPU µs per gRPC-Web call (median): HAProxy %.1f, gateway %.1f, server %.1f.",
@@ -171,7 +187,7 @@ func measureH2load(ctx context.Context, sys *system, job h2loadJob, extra ...gro
 	if err != nil {
 		return unarySample{}, err
 	}
-	groups := append([]group{sys.server(), sys.gateway(), sys.haproxy()}, extra...)
+	groups := slices.Concat(sys.goGroups(), []group{sys.haproxy()}, extra)
 	meter, err := startCPU(groups...)
 	if err != nil {
 		return unarySample{}, err
