@@ -75,7 +75,7 @@ func (g *gateway) serverSentEvents(w http.ResponseWriter, r *http.Request) {
 	callCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	defer g.streams.onEnd(cancel)()
-	stream, err := g.client.KeepGettingCodenames(callCtx)
+	stream, err := g.openStream(callCtx)
 	if err != nil {
 		sendError(causeOr(callCtx, err))
 		return

@@ -47,7 +47,7 @@ func (g *gateway) keepGettingCodenames(w http.ResponseWriter, r *http.Request, _
 		runtime.HTTPError(ctx, g.mux, outbound, w, r, err)
 		return
 	}
-	stream, err := g.client.KeepGettingCodenames(ctx)
+	stream, err := g.openStream(ctx)
 	if err != nil {
 		runtime.HTTPError(ctx, g.mux, outbound, w, r, causeOr(ctx, err))
 		return

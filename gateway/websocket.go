@@ -34,7 +34,8 @@ func (g *gateway) webSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer g.streams.sockets.Done()
-	conn, err := websocket.Accept(w, r, nil)
+	var conn *websocket.Conn
+	onOwnStack(func() { conn, err = websocket.Accept(w, r, nil) })
 	if err != nil {
 		return // Accept has answered the request
 	}
@@ -50,47 +51,65 @@ func (g *gateway) webSocket(w http.ResponseWriter, r *http.Request) {
 	callCtx, fail := context.WithCancelCause(ctx)
 	defer fail(nil)
 	defer g.streams.onEnd(fail)()
-	stream, err := g.client.KeepGettingCodenames(callCtx)
+	stream, err := g.openStream(callCtx)
 	if err != nil {
 		g.closeWithError(ctx, conn, r, causeOr(callCtx, err))
 		return
 	}
-	_, inbound := runtime.MarshalerForRequest(g.mux, r)
+	// The page's messages are read on the handler's goroutine and the
+	// codenames written from one of their own: writing (the marshalling
+	// above all) runs deeper than reading, and a new goroutine starts with
+	// an empty stack where the handler's is already deep in the HTTP
+	// server's frames (see onOwnStack). The writer closes the socket when
+	// it is done, which ends the read; the handler waits for it.
+	written := make(chan struct{})
 	go func() {
+		defer close(written)
+		defer conn.CloseNow()
 		for {
-			_, data, err := conn.Read(ctx)
+			msg, err := stream.Recv()
 			if err != nil {
-				// The page closed the socket or went away (or broke the
-				// protocol, which coder/websocket answers itself): the
-				// call ends with nobody left to tell.
-				fail(context.Canceled)
+				g.closeWithError(ctx, conn, r, causeOr(callCtx, err))
 				return
 			}
-			// One message, one request: the marshaler would decode the
-			// first JSON value and ignore anything after it.
-			req := new(codenamev1.NameRequest)
+			if err := g.writeChunk(ctx, conn, r, "result", msg); err != nil {
+				return
+			}
+		}
+	}()
+	defer func() { <-written }()
+
+	_, inbound := runtime.MarshalerForRequest(g.mux, r)
+	for {
+		_, data, err := conn.Read(ctx)
+		if err != nil {
+			// The page closed the socket or went away (or broke the
+			// protocol, which coder/websocket answers itself): the call
+			// ends with nobody left to tell; or the writer is done.
+			fail(context.Canceled)
+			return
+		}
+		// One message, one request: the marshaler would decode the first
+		// JSON value and ignore anything after it. Decoded and sent on a
+		// stack of its own, which decoding would otherwise double; pages
+		// send a message only to change the category.
+		req := new(codenamev1.NameRequest)
+		var sendErr error
+		onOwnStack(func() {
 			err = oneJSONValue(data)
 			if err == nil {
 				err = inbound.Unmarshal(data, req)
 			}
-			if err != nil {
-				fail(status.Errorf(codes.InvalidArgument, "request stream: %v", err))
-				return
+			if err == nil {
+				sendErr = stream.Send(req)
 			}
-			if err := stream.Send(req); err != nil {
-				return // the call is over; Recv reports why
-			}
-		}
-	}()
-
-	for {
-		msg, err := stream.Recv()
+		})
 		if err != nil {
-			g.closeWithError(ctx, conn, r, causeOr(callCtx, err))
+			fail(status.Errorf(codes.InvalidArgument, "request stream: %v", err))
 			return
 		}
-		if err := g.writeChunk(ctx, conn, r, "result", msg); err != nil {
-			return
+		if sendErr != nil {
+			return // the call is over; the writer's Recv reports why
 		}
 	}
 }

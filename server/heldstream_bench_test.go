@@ -21,6 +21,7 @@ import (
 	"github.com/coder/websocket"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
 	"github.com/codename-gateway/codename-gateway/gateway"
@@ -167,6 +168,10 @@ func startHeld(b *testing.B, mode string) *heldSetup {
 	}
 	h, err := gateway.New(ctx, conn, gateway.Options{})
 	if err != nil {
+		b.Fatal(err)
+	}
+	// The connection up before the base figure, not in the first stream.
+	if _, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
 		b.Fatal(err)
 	}
 	done := make(chan error, 1)
