@@ -30,6 +30,13 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("results.md has no row for %q", name)
 		}
 	}
+	// Issue 15 point 5's rows must carry a value, in both gateway modes,
+	// not only a line saying why there is none.
+	for _, name := range append([]string{figRESTCPU, figCoRESTRatio, figCoRESTCPU, figLatencyP99Add}, heldTransportFigures()...) {
+		if bytes.Contains(md, []byte("\n| "+name+" | not measured")) {
+			t.Errorf("results.md does not measure %q", name)
+		}
+	}
 	if !bytes.Contains(md, []byte("| figure | measured | target | met? |")) {
 		t.Error("results.md has no results table")
 	}
