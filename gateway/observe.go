@@ -65,7 +65,7 @@ func observe(h http.Handler, logger *slog.Logger, reg prometheus.Registerer) htt
 		start := time.Now()
 		inFlight.Inc()
 		rec := &statusRecorder{ResponseWriter: w}
-		ctx := telemetry.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+		ctx := telemetry.Propagator.Extract(r.Context(), traceHeaders(r.Header))
 		span := trace.SpanFromContext(ctx)
 		if telemetry.Tracing() {
 			// Named by the method alone (methodLabel's): a span name must
@@ -108,6 +108,31 @@ func observe(h http.Handler, logger *slog.Logger, reg prometheus.Registerer) htt
 		h.ServeHTTP(rec, r)
 	})
 }
+
+// traceHeaders is propagation.HeaderCarrier for the propagator's own
+// keys, which it asks for in lower case: http.Header.Get would build
+// their canonical form anew, an allocation per key and request.
+type traceHeaders http.Header
+
+func (h traceHeaders) Get(key string) string {
+	switch key {
+	case "traceparent":
+		key = "Traceparent"
+	case "tracestate":
+		key = "Tracestate"
+	case "baggage":
+		key = "Baggage"
+	default:
+		return http.Header(h).Get(key)
+	}
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+func (h traceHeaders) Set(key, value string) { http.Header(h).Set(key, value) }
+func (h traceHeaders) Keys() []string        { return propagation.HeaderCarrier(h).Keys() }
 
 // requestKey is a label set of the requests counter.
 type requestKey struct {
