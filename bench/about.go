@@ -17,7 +17,7 @@ import (
 func about(ctx context.Context, args []string, o options, started time.Time, load0 string) []string {
 	cmd := "go run ./bench " + strings.Join(args[1:], " ")
 	lines := []string{
-		fmt.Sprintf("Command: `%s` (%d rounds of %v per configuration, %d held streams).", strings.TrimSpace(cmd), o.rounds, o.duration, o.streams),
+		fmt.Sprintf("Command: `%s` (%d rounds of %v per configuration, %d held streams, %d streams of each transport).", strings.TrimSpace(cmd), o.rounds, o.duration, o.streams, o.transportStreams),
 		fmt.Sprintf("Run %s, for %v, on %d CPUs (%s/%s); load average %s before, %s after.",
 			started.UTC().Format("2006-01-02 15:04 UTC"), time.Since(started).Round(time.Second), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, load0, loadAverage()),
 		fmt.Sprintf("Versions: %s; %s; %s.", firstLine(ctx, "go", "version"), firstLine(ctx, stack.HAProxyBinary(), "-v"), firstLine(ctx, "h2load", "--version")),

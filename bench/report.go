@@ -71,6 +71,12 @@ the sum over its workers (the master's children).
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", f.name, value, f.formatTarget(), met)
 	}
+	if missed := missedLimits(r.figures); len(missed) > 0 {
+		b.WriteString("\n## What limits the targets missed\n\n")
+		for _, m := range missed {
+			fmt.Fprintf(&b, "- %s\n", m)
+		}
+	}
 	b.WriteString("\n![the figures against their targets](results.svg)\n\n## Each round\n\n| figure | rounds |\n| --- | --- |\n")
 	for _, f := range r.figures {
 		if !f.measured {
