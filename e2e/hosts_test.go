@@ -90,7 +90,9 @@ func startHosts(t *testing.T, servers []string, env ...string) *hostNet {
 		GRPCAdminAddrs:    []string{h.admin["server1"], h.admin["server2"]},
 		GatewayAddrs:      []string{n.Host("gateway1").Addr + ":8081", n.Host("gateway2").Addr + ":8081"},
 		GatewayAdminAddrs: []string{n.Host("gateway1").Addr + ":8082", n.Host("gateway2").Addr + ":8082"},
+		// Separate: the gateways are hosts of their own here.
 		Env: append([]string{
+			separateEnv,
 			"CODENAME_STREAM_INTERVAL=" + streamInterval.String(), "CODENAME_DRAIN_DELAY=200ms",
 			"CODENAME_GRPC_DNS=" + serverDNSName + ":9090",
 			"CODENAME_GATEWAY_DNS=" + gatewayDNSName + ":8081",

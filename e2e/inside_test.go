@@ -34,7 +34,9 @@ func TestPortTakenIsAnError(t *testing.T) {
 		{"the gRPC server", first.cfg.GRPCAddrs[0], func(c *stack.Config, a string) { c.GRPCAddrs[0] = a }},
 		{"the gateway", first.cfg.GatewayAddrs[0], func(c *stack.Config, a string) { c.GatewayAddrs[0] = a }},
 		{"the server's admin listener", first.cfg.GRPCAdminAddrs[0], func(c *stack.Config, a string) { c.GRPCAdminAddrs[0] = a }},
-		{"the gateway's admin listener", first.cfg.GatewayAdminAddrs[0], func(c *stack.Config, a string) { c.GatewayAdminAddrs[0] = a }},
+		// Co-located, the shared stack has no gateway admin listener: the
+		// port is its server's, as taken as any.
+		{"the gateway's admin listener", first.restAdminAddr(1), func(c *stack.Config, a string) { c.GatewayAdminAddrs[0] = a }},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			free := make([]string, 7)
@@ -50,6 +52,9 @@ func TestPortTakenIsAnError(t *testing.T) {
 				BinDir: binDir, HAProxyConfig: defaultHAProxyConfig(), StateDir: t.TempDir(), Output: out,
 				HTTPSAddr: free[0], HTTPAddr: free[1], StatsAddr: free[2],
 				GRPCAddrs: free[3:4], GatewayAddrs: free[4:5], GRPCAdminAddrs: free[5:6], GatewayAdminAddrs: free[6:7],
+				// Separate: a gateway process of its own binds the
+				// gateway's admin listener.
+				Env:          []string{separateEnv},
 				ReadyTimeout: 20 * time.Second,
 			}
 			tt.set(&cfg, tt.taken)

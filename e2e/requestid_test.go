@@ -287,7 +287,9 @@ func TestRequestIDReplacesInvalidTraceparent(t *testing.T) {
 func TestRequestIDTracesExported(t *testing.T) {
 	rcv := otlptest.Start()
 	t.Cleanup(rcv.Close)
-	s := startSystem(t, "OTEL_TRACES_EXPORTER=otlp", "OTEL_EXPORTER_OTLP_ENDPOINT="+rcv.URL(), "OTEL_BSP_SCHEDULE_DELAY=100")
+	// Separate: the gateway's process exports its own spans, with its
+	// client span of the call (co-located: TestColocatedTracesExported).
+	s := startSystem(t, "OTEL_TRACES_EXPORTER=otlp", "OTEL_EXPORTER_OTLP_ENDPOINT="+rcv.URL(), "OTEL_BSP_SCHEDULE_DELAY=100", separateEnv)
 	for _, child := range []string{"gateway-1", "server-1"} {
 		s.waitLine(t, child, "exporting traces over OTLP")
 	}
