@@ -23,7 +23,7 @@ var limits = map[string]string{
 // (200 streams, collected first).
 func heldLimit(mode, process, transport string) string {
 	const where = " (profiles.md, \"Memory per held stream, per transport and process\")"
-	server := "goroutine stacks, about 11.8 KB of the server's 16.8 KB a stream: grpc-go's handler parked under the interceptors and the goroutine blocked in Recv, each keeping 8 KB or more of stack since more than a quarter of it is in use; the heap's largest part is grpc-go's stream and its metadata (operateHeaders, 2.3 KB)"
+	server := "goroutine stacks, about 11.8 KB of the server's 16.8 KB a stream: grpc-go's handler parked under the interceptors and the goroutine blocked in Recv, each keeping about 7 KB of stack since more than a quarter of it is in use; the heap's largest part is grpc-go's stream and its metadata (operateHeaders, 2.3 KB)"
 	gateway := map[string]string{
 		"NDJSON":    "3 goroutines a stream in the gateway (the HTTP/2 handler waiting in the gRPC client's Recv, the reader forwarding the request body, parked in encoding/json with its 2 KB buffer, and grpc-go's watcher of the client stream's context), 17 KB of stacks of 33.5 KB, and Go's HTTP/2 response writer's 4 KB buffer",
 		"SSE":       "2 goroutines a stream in the gateway (the HTTP/2 handler waiting in the gRPC client's Recv, and grpc-go's watcher of the client stream's context), 13.4 KB of stacks of 25.4 KB, and Go's HTTP/2 response writer's 4 KB buffer",
