@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -224,28 +223,9 @@ func TestColocatedReplicaDrains(t *testing.T) {
 	h1Load := restUnaryLoad(loadCtx, transports[2].client(t, s), s.httpURL("/v1/codename"), 2)
 	waitFor(t, "some load", func() bool { return grpcLoad.ok.Load() > 20 && restLoad.ok.Load() > 20 && h1Load.ok.Load() > 20 })
 
-	victim := s.Process("server-1")
-	if err := victim.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
 	// The REST listener's /healthz, which HAProxy's gateway backend checks,
 	// follows the server's own health.
-	waitFor(t, "server-1's REST /healthz to say NOT_SERVING", func() bool {
-		resp, err := http.Get("http://" + s.cfg.GatewayAddrs[0] + "/healthz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusServiceUnavailable
-	})
-	select {
-	case <-victim.Done():
-		if err := victim.Err(); err != nil {
-			t.Errorf("server-1 exited with %v, want success", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("server-1 did not exit")
-	}
+	drainProcess(t, s, "server-1", "http://"+s.cfg.GatewayAddrs[0]+"/healthz")
 	n := restLoad.ok.Load()
 	waitFor(t, "REST calls after the drain", func() bool { return restLoad.ok.Load() > n+20 })
 	stopLoad()

@@ -60,3 +60,30 @@ func TestServerDrainsOnSIGTERM(t *testing.T) {
 		t.Errorf("/healthz with the server gone: %s %s, want 503 with code 14 (UNAVAILABLE)", resp.Status, b)
 	}
 }
+
+// drainProcess sends SIGTERM to the child name, waits until healthURL (the
+// /healthz that HAProxy's checks read for it) says 503, and then until the
+// process has exited cleanly, within 20 s.
+func drainProcess(t *testing.T, s *system, name, healthURL string) {
+	t.Helper()
+	victim := s.Process(name)
+	if err := victim.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, name+"'s "+healthURL+" to say NOT_SERVING", func() bool {
+		resp, err := http.Get(healthURL)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusServiceUnavailable
+	})
+	select {
+	case <-victim.Done():
+		if err := victim.Err(); err != nil {
+			t.Errorf("%s exited with %v, want success", name, err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("%s did not exit", name)
+	}
+}

@@ -187,26 +187,7 @@ func TestReplicaDrainsOnSIGTERM(t *testing.T) {
 	restLoad := restUnaryLoad(loadCtx, transports[1].client(t, s), s.httpsURL("/v1/codename"), 4)
 	waitFor(t, "some load", func() bool { return grpcLoad.ok.Load() > 50 && restLoad.ok.Load() > 50 })
 
-	victim := s.Process("server-1")
-	if err := victim.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "server-1 to report NOT_SERVING", func() bool {
-		resp, err := http.Get("http://" + s.cfg.GRPCAdminAddrs[0] + "/healthz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusServiceUnavailable
-	})
-	select {
-	case <-victim.Done():
-		if err := victim.Err(); err != nil {
-			t.Errorf("server-1 exited with %v, want success", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("server-1 did not exit")
-	}
+	drainProcess(t, s, "server-1", "http://"+s.cfg.GRPCAdminAddrs[0]+"/healthz")
 	n := grpcLoad.ok.Load()
 	waitFor(t, "calls after the drain", func() bool { return grpcLoad.ok.Load() > n+50 })
 	stopLoad()
