@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,6 +43,9 @@ const (
 	// heldProfileEnv, if set, names a folder where the heap and goroutine
 	// profiles of each process are written while the streams are held.
 	heldProfileEnv = "CODENAME_HELD_PROFILE"
+	// heldTLSEnv, if set, serves the separate gateway over TLS, as
+	// HAProxy reaches it with backend TLS, and its clients call over TLS.
+	heldTLSEnv = "CODENAME_HELD_TLS"
 )
 
 // heldKinds are the transports a client holds streams with: gRPC bidi
@@ -175,7 +180,18 @@ func startHeld(b *testing.B, mode string) *heldSetup {
 		b.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- gateway.Serve(ctx, restLis, h, gateway.Drain{Timeout: time.Second}) }()
+	go func() {
+		if os.Getenv(heldTLSEnv) != "" {
+			// httptest's certificate, for localhost and 127.0.0.1.
+			ts := httptest.NewUnstartedServer(nil)
+			ts.StartTLS()
+			cfg := &tls.Config{Certificates: ts.TLS.Certificates, NextProtos: []string{"h2", "http/1.1"}}
+			ts.Close()
+			done <- gateway.ServeTLS(ctx, restLis, h, gateway.Drain{Timeout: time.Second}, cfg)
+			return
+		}
+		done <- gateway.Serve(ctx, restLis, h, gateway.Drain{Timeout: time.Second})
+	}()
 	b.Cleanup(func() { cancel(); waitErr(b, done); conn.Close(); srv.stop(b) })
 	return &heldSetup{rest: restLis.Addr().String(), grpc: addr, server: srv}
 }
@@ -346,6 +362,14 @@ func heldClients(t *testing.T, kind, target string) {
 	// The connections are closed at the end, streams or not.
 	var protocols http.Protocols
 	protocols.SetUnencryptedHTTP2(true)
+	scheme, wsScheme := "http://", "ws://"
+	var tlsConfig *tls.Config
+	if os.Getenv(heldTLSEnv) != "" && kind != "bidi" {
+		protocols = http.Protocols{}
+		protocols.SetHTTP2(true)
+		scheme, wsScheme = "https://", "wss://"
+		tlsConfig = &tls.Config{InsecureSkipVerify: true} // httptest's certificate
+	}
 	var mu sync.Mutex
 	var conns []net.Conn
 	defer func() {
@@ -355,7 +379,7 @@ func heldClients(t *testing.T, kind, target string) {
 			c.Close()
 		}
 	}()
-	h2c := &http.Client{Transport: &http.Transport{Protocols: &protocols,
+	h2c := &http.Client{Transport: &http.Transport{Protocols: &protocols, TLSClientConfig: tlsConfig,
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			c, err := new(net.Dialer).DialContext(ctx, network, addr)
 			if err == nil {
@@ -383,15 +407,17 @@ func heldClients(t *testing.T, kind, target string) {
 			err = heldBidi(sctx, codenamev1.NewCodenameCreatorClient(conn))
 		case "NDJSON":
 			var body *io.PipeWriter
-			body, err = heldHTTP(sctx, h2c, http.MethodPost, "http://"+target+"/v1/codenames:stream", first+"\n", `{"result"`)
+			body, err = heldHTTP(sctx, h2c, http.MethodPost, scheme+target+"/v1/codenames:stream", first+"\n", `{"result"`)
 			if body != nil {
 				closers = append(closers, func() { body.Close() })
 			}
 		case "SSE":
-			_, err = heldHTTP(sctx, h2c, http.MethodGet, "http://"+target+"/v1/codenames:stream?category=space", "", `data: {"result"`)
+			_, err = heldHTTP(sctx, h2c, http.MethodGet, scheme+target+"/v1/codenames:stream?category=space", "", `data: {"result"`)
 		case "WebSocket":
 			var ws *websocket.Conn
-			ws, _, err = websocket.Dial(sctx, "ws://"+target+"/v1/codenames:stream", nil)
+			// HTTP/1.1, a connection each, as HAProxy's `ws h1`.
+			h1 := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConfig}}
+			ws, _, err = websocket.Dial(sctx, wsScheme+target+"/v1/codenames:stream", &websocket.DialOptions{HTTPClient: h1})
 			if err == nil {
 				closers = append(closers, func() { ws.CloseNow() })
 				if err = ws.Write(sctx, websocket.MessageText, []byte(first)); err == nil {
