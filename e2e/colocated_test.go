@@ -163,28 +163,6 @@ func TestColocatedThroughHAProxy(t *testing.T) {
 	})
 }
 
-// doWith is do with headers.
-func doWith(t *testing.T, c *http.Client, method, url, body string, header http.Header) (*http.Response, []byte) {
-	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, vs := range header {
-		req.Header[k] = vs
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s %s: read body: %v", method, url, err)
-	}
-	return resp, b
-}
-
 // TestColocatedTracesExported: with spans exported, the co-located server
 // records the REST request's span and, though no transport carries the
 // call, the call's server span, named as a call from the network is.

@@ -23,14 +23,26 @@ type errorBody struct {
 	Details []any  `json:"details"`
 }
 
+// do makes one request and reads the whole answer; a transport error fails
+// the test.
 func do(t *testing.T, c *http.Client, method, url, contentType, body string) (*http.Response, []byte) {
+	t.Helper()
+	header := http.Header{}
+	if contentType != "" {
+		header.Set("Content-Type", contentType)
+	}
+	return doWith(t, c, method, url, body, header)
+}
+
+// doWith is do with headers.
+func doWith(t *testing.T, c *http.Client, method, url, body string, header http.Header) (*http.Response, []byte) {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), method, url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
+	for k, vs := range header {
+		req.Header[k] = vs
 	}
 	resp, err := c.Do(req)
 	if err != nil {
