@@ -9,8 +9,8 @@ import (
 // what limits it, and the results print it for a missed figure only.
 func TestMissedLimits(t *testing.T) {
 	for _, name := range append([]string{figRESTCPU, figCoRESTCPU, figCoRESTRatio, figLatencyP99Add}, heldTransportFigures()...) {
-		if _, ok := limitOf(name); !ok {
-			t.Errorf("no limit for %q", name)
+		if l, ok := limitOf(name); !ok || strings.HasPrefix(l, " ") {
+			t.Errorf("limit for %q = %q, want a line", name, l)
 		}
 	}
 	missed := measured(figCoRESTCPU, []float64{60}, "")
