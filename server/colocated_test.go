@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"maps"
@@ -190,13 +191,10 @@ func TestColocatedAnswersAsSeparate(t *testing.T) {
 			before := countMatching(c.logs, logged)
 			co := do(t, tt.method, c.rest+tt.path, tt.body, tt.header)
 			if tt.logCode != "" {
-				deadline := time.Now().Add(waitTimeout)
-				for countMatching(c.logs, logged) == before {
-					if time.Now().After(deadline) {
-						t.Fatalf("no finished call line with %v", logged)
-					}
-					time.Sleep(10 * time.Millisecond)
-				}
+				eventually(t, fmt.Sprintf("a finished call line with %v", logged), func() (bool, string) {
+					n := countMatching(c.logs, logged)
+					return n > before, fmt.Sprintf("%d such lines", n)
+				})
 			}
 			sep := do(t, tt.method, c.separate+tt.path, tt.body, tt.header)
 			if co.status != tt.want {
@@ -387,13 +385,10 @@ func TestColocatedHealthFollowsDrain(t *testing.T) {
 		err, _ := c.shutdown()
 		stopped <- err
 	}()
-	deadline := time.Now().Add(waitTimeout)
-	for do(t, http.MethodGet, c.rest+"/healthz", "", nil).status != http.StatusServiceUnavailable {
-		if time.Now().After(deadline) {
-			t.Fatal("/healthz did not turn 503 while the server drained")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	eventually(t, "/healthz to turn 503 while the server drains", func() (bool, string) {
+		got := do(t, http.MethodGet, c.rest+"/healthz", "", nil)
+		return got.status == http.StatusServiceUnavailable, fmt.Sprintf("%d %s", got.status, got.body)
+	})
 	if got := do(t, http.MethodGet, c.rest+"/v1/codename?category=space", "", nil); got.status != http.StatusOK {
 		t.Errorf("a call in the drain delay = %d %s, want 200", got.status, got.body)
 	}
