@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/codename-gateway/codename-gateway/internal/poll"
 	"github.com/codename-gateway/codename-gateway/internal/stack"
 )
 
@@ -60,7 +61,7 @@ func TestHAProxyWorkersCounted(t *testing.T) {
 			})
 			master := cmd.Process.Pid
 			workers := workersOf("haproxy", master)
-			if _, ok := stack.PollUntil(10*time.Second, func() bool {
+			if _, ok := poll.Until(10*time.Second, func() bool {
 				// h2load exits 0 even when it could not connect; a 3.1+
 				// master forks its worker before the worker binds.
 				out, _ := exec.Command("h2load", "-n", "1", addr2URL(addr)).Output()

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/codename-gateway/codename-gateway/internal/poll"
 	"github.com/codename-gateway/codename-gateway/internal/stack"
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
@@ -33,7 +34,7 @@ type proxy struct {
 	cpu group
 }
 
-// startProxy starts argv with env, then waits, with stack.PollUntil as the
+// startProxy starts argv with env, then waits, with poll.Until as the
 // stack waits, until a gRPC call through addr reaches the server (md is the
 // call's metadata, such as an API key). cpu says which processes to count,
 // given the started one's PID.
@@ -55,7 +56,7 @@ func startProxy(ctx context.Context, name, addr string, argv, env []string, cpu 
 	p.cpu = cpu(p.cmd.Process.Pid)
 	req := &codenamev1.NameRequest{Category: "science"}
 	var last error
-	_, ok := stack.PollUntil(15*time.Second, func() bool {
+	_, ok := poll.Until(15*time.Second, func() bool {
 		select {
 		case <-p.done:
 			last = fmt.Errorf("exited: %v", p.err)

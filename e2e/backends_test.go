@@ -24,6 +24,7 @@ import (
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
 	"github.com/codename-gateway/codename-gateway/internal/devtls"
+	"github.com/codename-gateway/codename-gateway/internal/poll"
 	"github.com/codename-gateway/codename-gateway/internal/stack"
 )
 
@@ -130,7 +131,7 @@ func TestBackendKilledMidStream(t *testing.T) {
 	}
 
 	<-victim.Done()
-	took, ok := stack.PollUntil(5*time.Second, func() bool {
+	took, ok := poll.Until(5*time.Second, func() bool {
 		return s.serverState(t, "be_grpc", "grpc1", "DOWN") && s.serverState(t, "be_grpc_stream", "grpc1", "DOWN")
 	})
 	t.Logf("HAProxy marked grpc1 down %v after the stream ended", took.Round(time.Millisecond))
@@ -297,7 +298,7 @@ func startEdge(t *testing.T, cfgPath, backend string) *system {
 	roots.AppendCertsFromPEM(pem)
 	s := &system{cfg: stack.Config{HTTPSAddr: addrs[0], HTTPAddr: addrs[1], StatsAddr: addrs[2]}, log: log, caFile: files.CA, roots: roots}
 	metrics := "http://" + addrs[2] + "/metrics"
-	if _, ok := stack.PollUntil(10*time.Second, func() bool {
+	if _, ok := poll.Until(10*time.Second, func() bool {
 		select {
 		case <-done:
 			return true
@@ -400,7 +401,7 @@ func TestBackendMisbehaves(t *testing.T) {
 				early <- outcome{"REST GET", err, time.Since(started)}
 			}()
 
-			took, ok := stack.PollUntil(5*time.Second, func() bool {
+			took, ok := poll.Until(5*time.Second, func() bool {
 				for _, b := range tt.down {
 					if !s.serverState(t, b[0], b[1], "DOWN") {
 						return false

@@ -12,7 +12,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/codename-gateway/codename-gateway/internal/stack"
+	"github.com/codename-gateway/codename-gateway/internal/poll"
 )
 
 // artifactDir receives the screenshots the browser tests take.
@@ -61,7 +61,7 @@ func newBrowser(t *testing.T, s *system) context.Context {
 		// Its helper processes can still write into the profile for a
 		// moment after, which makes the TempDir's removal fail the test.
 		profile := filepath.Join(home, "profile")
-		if _, ok := stack.PollUntil(5*time.Second, func() bool { return os.RemoveAll(profile) == nil }); !ok {
+		if _, ok := poll.Until(5*time.Second, func() bool { return os.RemoveAll(profile) == nil }); !ok {
 			t.Errorf("the browser's profile %s could not be removed within 5 s", profile)
 		}
 	})

@@ -19,7 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
-	"github.com/codename-gateway/codename-gateway/internal/stack"
+	"github.com/codename-gateway/codename-gateway/internal/poll"
 )
 
 // metricsProbe scrapes one process's Prometheus page (a server's at
@@ -235,7 +235,7 @@ func TestCancellationReachesServer(t *testing.T) {
 		conn, resp := openNDJSONStream(t, s.cfg.HTTPAddr, `{}`)
 		_, _ = bufio.NewReader(resp.Body).ReadString('\n')
 		conn.Close()
-		if _, ok := stack.PollUntil(5*time.Second, func() bool { return openStreams() == 0 }); !ok {
+		if _, ok := poll.Until(5*time.Second, func() bool { return openStreams() == 0 }); !ok {
 			t.Fatal("warm-up streams still open after 5 s")
 		}
 	}
@@ -261,7 +261,7 @@ func TestCancellationReachesServer(t *testing.T) {
 	back := func(t *testing.T, limit time.Duration) {
 		t.Helper()
 		var ls, lg goroutineLoad
-		took, ok := stack.PollUntil(limit, func() bool {
+		took, ok := poll.Until(limit, func() bool {
 			var oks, okg bool
 			ls, oks = server.goroutineLoad()
 			lg, okg = gateway.goroutineLoad()
@@ -388,13 +388,13 @@ func TestCancellationReachesServer(t *testing.T) {
 				t.Fatalf("codename_open_streams = %v with the stream open, want 1", n)
 			}
 			giveUp()
-			took, ok := stack.PollUntil(time.Second, func() bool { return openStreams() == 0 })
+			took, ok := poll.Until(time.Second, func() bool { return openStreams() == 0 })
 			t.Logf("the server's handler ended %v after the client gave up", took.Round(time.Millisecond))
 			if !ok {
 				t.Errorf("codename_open_streams still %v a second after the client gave up", openStreams())
 			}
 			var code string
-			if _, ok := stack.PollUntil(2*time.Second, func() bool {
+			if _, ok := poll.Until(2*time.Second, func() bool {
 				codes := finishedStreams(s.log.String())
 				if len(codes) > logged {
 					code = codes[len(codes)-1]
@@ -478,7 +478,7 @@ func TestCancellationReachesServer(t *testing.T) {
 		if t.Failed() {
 			return
 		}
-		if _, ok := stack.PollUntil(2*time.Second, func() bool { return openStreams() == 4*n }); !ok {
+		if _, ok := poll.Until(2*time.Second, func() bool { return openStreams() == 4*n }); !ok {
 			t.Fatalf("codename_open_streams = %v, want %d", openStreams(), 4*n)
 		}
 		peakServer, _ := server.goroutineLoad()
@@ -487,7 +487,7 @@ func TestCancellationReachesServer(t *testing.T) {
 		for _, drop := range drops {
 			drop()
 		}
-		took, ok := stack.PollUntil(2*time.Second, func() bool { return openStreams() == 0 })
+		took, ok := poll.Until(2*time.Second, func() bool { return openStreams() == 0 })
 		t.Logf("%d streams ended %v after their clients gave up", 4*n, took.Round(time.Millisecond))
 		if !ok {
 			t.Errorf("codename_open_streams still %v 2 s after the clients gave up", openStreams())

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
-	"github.com/codename-gateway/codename-gateway/internal/stack"
+	"github.com/codename-gateway/codename-gateway/internal/poll"
 )
 
 // TestDepartureForwarded: however a client leaves a stream that has
@@ -69,7 +69,7 @@ func TestDepartureForwarded(t *testing.T) {
 			leave := tt.open(t)
 			waitFor(t, "the server to hold the stream", func() bool { return server.value("codename_open_streams") == 1 })
 			leave()
-			took, ended := stack.PollUntil(tt.within, func() bool { return server.value("codename_open_streams") == 0 })
+			took, ended := poll.Until(tt.within, func() bool { return server.value("codename_open_streams") == 0 })
 			t.Logf("HAProxy %s: the server's handler ended %v after the client left", b.version, took.Round(time.Millisecond))
 			if !ended {
 				t.Fatalf("the server still holds the stream %v after its client left", tt.within)

@@ -23,7 +23,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
-	"github.com/codename-gateway/codename-gateway/internal/stack"
+	"github.com/codename-gateway/codename-gateway/internal/poll"
 	"github.com/codename-gateway/codename-gateway/server"
 )
 
@@ -282,7 +282,7 @@ func TestHeldStreamMemory(t *testing.T) {
 				t.Errorf("%s: %.1f KB per stream in the server (want 2 to 24), %.1f KB in the gateway (want at most %.0f), %.1f KB in HAProxy (want at most 16)", k.name, srv, gw, k.gateway, hap)
 			}
 			closeStreams()
-			if _, ok := stack.PollUntil(15*time.Second, func() bool {
+			if _, ok := poll.Until(15*time.Second, func() bool {
 				l, ok := gateway.goroutineLoad()
 				return ok && l.beyond(goBase) < n/10 && server.value("codename_open_streams") == 0
 			}); !ok {

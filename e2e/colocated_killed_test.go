@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/codename-gateway/codename-gateway/internal/stack"
+	"github.com/codename-gateway/codename-gateway/internal/poll"
 )
 
 // TestColocatedReplicaKilledMidStream: the one difference in what a REST
@@ -84,7 +84,7 @@ func TestColocatedReplicaKilledMidStream(t *testing.T) {
 	}
 
 	<-victim.Done()
-	if _, ok := stack.PollUntil(5*time.Second, func() bool {
+	if _, ok := poll.Until(5*time.Second, func() bool {
 		return s.serverState(t, "be_grpc", "grpc1", "DOWN") && s.serverState(t, "be_rest", "gw1", "DOWN") && s.serverState(t, "be_rest_stream", "gw1", "DOWN")
 	}); !ok {
 		t.Error("HAProxy has not marked the killed replica's listeners down")

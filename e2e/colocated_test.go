@@ -18,6 +18,7 @@ import (
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
 	"github.com/codename-gateway/codename-gateway/api/codename/v1/codenamev1connect"
+	"github.com/codename-gateway/codename-gateway/internal/poll"
 	"github.com/codename-gateway/codename-gateway/internal/stack"
 	"github.com/codename-gateway/codename-gateway/internal/telemetry/otlptest"
 )
@@ -179,7 +180,7 @@ func TestColocatedTracesExported(t *testing.T) {
 	missing := func() []otlptest.Span {
 		return slices.DeleteFunc(slices.Clone(want), func(w otlptest.Span) bool { return slices.Contains(rcv.Spans(), w) })
 	}
-	if _, ok := stack.PollUntil(10*time.Second, func() bool { return len(missing()) == 0 }); !ok {
+	if _, ok := poll.Until(10*time.Second, func() bool { return len(missing()) == 0 }); !ok {
 		t.Errorf("spans not exported: %+v; got %+v", missing(), rcv.Spans())
 	}
 }

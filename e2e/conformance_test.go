@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/codename-gateway/codename-gateway/internal/devtls"
+	"github.com/codename-gateway/codename-gateway/internal/poll"
 	"github.com/codename-gateway/codename-gateway/internal/stack"
 )
 
@@ -657,7 +658,7 @@ var errProcExited = errors.New("the process exited")
 // errProcExited, or until limit has passed; it returns f's last error.
 func pollUntil(limit time.Duration, f func() error) error {
 	var err error
-	if _, ok := stack.PollUntil(limit, func() bool {
+	if _, ok := poll.Until(limit, func() bool {
 		err = f()
 		return err == nil || errors.Is(err, errProcExited)
 	}); !ok {

@@ -13,7 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
-	"github.com/codename-gateway/codename-gateway/internal/stack"
+	"github.com/codename-gateway/codename-gateway/internal/poll"
 )
 
 const testKey = "k3y-Of-The-Test-0123456789"
@@ -177,7 +177,7 @@ func TestAPIKey(t *testing.T) {
 // holds.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	if _, ok := stack.PollUntil(10*time.Second, cond); !ok {
+	if _, ok := poll.Until(10*time.Second, cond); !ok {
 		t.Fatalf("timed out waiting for %s", what)
 	}
 }

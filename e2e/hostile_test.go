@@ -23,7 +23,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
-	"github.com/codename-gateway/codename-gateway/internal/stack"
+	"github.com/codename-gateway/codename-gateway/internal/poll"
 )
 
 // frontendSessions is how many client connections HAProxy's fe_main holds
@@ -415,7 +415,7 @@ func TestHostileHalfOpenStreams(t *testing.T) {
 	}
 
 	cancel()
-	took, ok := stack.PollUntil(time.Second, func() bool { return server.value("codename_open_streams") == 0 })
+	took, ok := poll.Until(time.Second, func() bool { return server.value("codename_open_streams") == 0 })
 	t.Logf("%d half-open streams ended on the server %v after their clients gave up", 2*n, took.Round(time.Millisecond))
 	if !ok {
 		t.Errorf("codename_open_streams still %v a second after the clients gave up", server.value("codename_open_streams"))
@@ -468,7 +468,7 @@ func TestHostileHalfOpenStreamsTimeOut(t *testing.T) {
 			t.Errorf("%s half-open stream still open %v after it opened, with 2 s timeouts", h.name, time.Since(opened).Round(time.Millisecond))
 		}
 	}
-	took, ok := stack.PollUntil(time.Second, func() bool { return server.value("codename_open_streams") == 0 })
+	took, ok := poll.Until(time.Second, func() bool { return server.value("codename_open_streams") == 0 })
 	t.Logf("the server let go of them %v later", took.Round(time.Millisecond))
 	if !ok {
 		t.Errorf("codename_open_streams still %v", server.value("codename_open_streams"))
@@ -598,7 +598,7 @@ func TestHostileClientStopsReading(t *testing.T) {
 
 	cancel()
 	conn.Close()
-	if _, ok := stack.PollUntil(time.Second, func() bool { return server.value("codename_open_streams") == 0 }); !ok {
+	if _, ok := poll.Until(time.Second, func() bool { return server.value("codename_open_streams") == 0 }); !ok {
 		t.Errorf("the stalled streams are still open a second after their clients left")
 	}
 }

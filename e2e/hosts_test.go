@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/codename-gateway/codename-gateway/internal/poll"
 	"github.com/codename-gateway/codename-gateway/internal/stack"
 )
 
@@ -150,7 +151,7 @@ func (h *hostNet) startDNS(t *testing.T, servers []string) {
 			<-done
 		}
 	})
-	if d, ok := stack.PollUntil(10*time.Second, func() bool {
+	if d, ok := poll.Until(10*time.Second, func() bool {
 		got := h.lookup(serverDNSName)
 		return len(got) == len(servers)
 	}); !ok {
@@ -192,7 +193,7 @@ func (h *hostNet) setRecords(t *testing.T, name string, hosts []string) {
 	for i, s := range hosts {
 		want[i] = h.net.Host(s).Addr
 	}
-	if _, ok := stack.PollUntil(5*time.Second, func() bool {
+	if _, ok := poll.Until(5*time.Second, func() bool {
 		got := h.lookup(name)
 		return len(got) == len(want) && containsAll(got, want)
 	}); !ok {
@@ -389,7 +390,7 @@ func TestHostsDiscoverReplicasByDNS(t *testing.T) {
 	// server2 joins: HAProxy and then the gateways send to it too.
 	h.setDNS(t, "server1", "server2")
 	added := time.Now()
-	haproxyAdd, ok := stack.PollUntil(20*time.Second, func() bool {
+	haproxyAdd, ok := poll.Until(20*time.Second, func() bool {
 		return h.delta(t, func() { c.grpcBatch(ctx, 20) })["server2"] > 0
 	})
 	if !ok {
@@ -399,12 +400,12 @@ func TestHostsDiscoverReplicasByDNS(t *testing.T) {
 	// UP): its checks must pass too, or it is out within a second.
 	for _, be := range []string{"be_grpc", "be_grpc_stream"} {
 		for _, sv := range []string{"grpc1", "grpc2"} {
-			if _, ok := stack.PollUntil(5*time.Second, func() bool { return h.checkStatus(t, be, sv) == "L7OK" }); !ok {
+			if _, ok := poll.Until(5*time.Second, func() bool { return h.checkStatus(t, be, sv) == "L7OK" }); !ok {
 				t.Fatalf("HAProxy's health check of %s/%s is %q, want L7OK, with both servers in DNS", be, sv, h.checkStatus(t, be, sv))
 			}
 		}
 	}
-	gatewayAdd, ok := stack.PollUntil(45*time.Second, func() bool {
+	gatewayAdd, ok := poll.Until(45*time.Second, func() bool {
 		return h.delta(t, func() { c.restBatch(ctx, 20) })["server2"] > 0
 	})
 	if !ok {
@@ -417,13 +418,13 @@ func TestHostsDiscoverReplicasByDNS(t *testing.T) {
 	// server1 leaves DNS (still running): new calls reach only server2.
 	h.setDNS(t, "server2")
 	removed := time.Now()
-	haproxyRemove, ok := stack.PollUntil(30*time.Second, func() bool {
+	haproxyRemove, ok := poll.Until(30*time.Second, func() bool {
 		return h.delta(t, func() { c.grpcBatch(ctx, 20) })["server1"] == 0
 	})
 	if !ok {
 		t.Fatalf("gRPC through HAProxy still reached server1 %v after its record went", haproxyRemove)
 	}
-	_, ok = stack.PollUntil(45*time.Second, func() bool {
+	_, ok = poll.Until(45*time.Second, func() bool {
 		return h.delta(t, func() { c.restBatch(ctx, 20) })["server1"] == 0
 	})
 	gatewayRemove := time.Since(removed)
@@ -461,14 +462,14 @@ func TestHostsDiscoverGatewaysByDNS(t *testing.T) {
 
 	h.setRecords(t, gatewayDNSName, []string{"gateway1"})
 	removed := time.Now()
-	if took, ok := stack.PollUntil(30*time.Second, func() bool { return restDelta()["gateway2"] == 0 }); !ok {
+	if took, ok := poll.Until(30*time.Second, func() bool { return restDelta()["gateway2"] == 0 }); !ok {
 		t.Fatalf("REST calls still reached gateway2 %v after its record went", took)
 	}
 	t.Logf("gateway2 removed from DNS: HAProxy stopped sending it calls after %v", time.Since(removed).Round(10*time.Millisecond))
 
 	h.setRecords(t, gatewayDNSName, []string{"gateway1", "gateway2"})
 	added := time.Now()
-	if took, ok := stack.PollUntil(30*time.Second, func() bool { return restDelta()["gateway2"] > 0 }); !ok {
+	if took, ok := poll.Until(30*time.Second, func() bool { return restDelta()["gateway2"] > 0 }); !ok {
 		t.Fatalf("REST calls did not reach gateway2 %v after its record came back", took)
 	}
 	t.Logf("gateway2 back in DNS: it took calls again after %v", time.Since(added).Round(10*time.Millisecond))

@@ -19,7 +19,7 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc/codes"
 
-	"github.com/codename-gateway/codename-gateway/internal/stack"
+	"github.com/codename-gateway/codename-gateway/internal/poll"
 )
 
 // rfcRequest is one request of TestHTTPRFC and the answer it must get.
@@ -184,7 +184,7 @@ func TestHTTPRFC(t *testing.T) {
 		// gateway down. Wait on the stats page, not by asking: asking
 		// every 10 ms spends the address's share of requests, and on a
 		// busy machine the checks take longer than that share lasts.
-		if _, ok := stack.PollUntil(20*time.Second, func() bool {
+		if _, ok := poll.Until(20*time.Second, func() bool {
 			for _, row := range s.statsRows(t) {
 				if row["pxname"] == "be_rest" && row["svname"] == "BACKEND" {
 					return row["status"] == "DOWN"

@@ -15,7 +15,7 @@ import (
 	"github.com/coder/websocket"
 	"golang.org/x/net/http2"
 
-	"github.com/codename-gateway/codename-gateway/internal/stack"
+	"github.com/codename-gateway/codename-gateway/internal/poll"
 )
 
 // watchedStream counts what one well-behaved stream receives and keeps the
@@ -342,7 +342,7 @@ func TestHostileRequestsDoNotHurtOthers(t *testing.T) {
 func (wb *wellBehaved) progressOrReport(t *testing.T, before []int64, after string) {
 	t.Helper()
 	var ended *watchedStream
-	_, ok := stack.PollUntil(10*time.Second, func() bool {
+	_, ok := poll.Until(10*time.Second, func() bool {
 		all := true
 		for i, w := range wb.streams {
 			if w.failure() != nil {

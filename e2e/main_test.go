@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
+	"github.com/codename-gateway/codename-gateway/internal/poll"
 	"github.com/codename-gateway/codename-gateway/internal/runtest"
 	"github.com/codename-gateway/codename-gateway/internal/stack"
 )
@@ -161,7 +162,7 @@ func newSystemFrom(haproxyConfig, stateDir string, replicas int, apiKey string, 
 func waitBackendsChecked(statsAddr string, limit time.Duration) error {
 	client := &http.Client{Timeout: 2 * time.Second}
 	var pending []string
-	_, ok := stack.PollUntil(limit, func() bool {
+	_, ok := poll.Until(limit, func() bool {
 		resp, err := client.Get("http://" + statsAddr + "/stats;csv")
 		if err != nil {
 			pending = []string{err.Error()}

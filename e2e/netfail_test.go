@@ -19,7 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
-	"github.com/codename-gateway/codename-gateway/internal/stack"
+	"github.com/codename-gateway/codename-gateway/internal/poll"
 )
 
 // streamEndLimit is how soon a stream whose backend host vanished must end,
@@ -255,7 +255,7 @@ func followAll(t *testing.T, ctx context.Context, h *hostNet, n int) ([]*followe
 // since.
 func awaitReceiving(t *testing.T, fs []*follower, since time.Time, limit time.Duration) {
 	t.Helper()
-	if d, ok := stack.PollUntil(limit, func() bool {
+	if d, ok := poll.Until(limit, func() bool {
 		for _, f := range fs {
 			if !f.receivedSince(since) {
 				return false
@@ -382,7 +382,7 @@ func vanish(t *testing.T, h *hostNet, l *netLoad) {
 
 	h.ip(t, "server1", "link", "set", "eth0", "up")
 	back := time.Now()
-	if took, ok := stack.PollUntil(20*time.Second, func() bool { return h.handled(t)["server1"] > before["server1"] }); !ok {
+	if took, ok := poll.Until(20*time.Second, func() bool { return h.handled(t)["server1"] > before["server1"] }); !ok {
 		t.Errorf("server1 took no call %v after its host came back", took)
 	}
 	t.Logf("server1's host came back: it took calls again after %v", time.Since(back).Round(time.Millisecond))
@@ -420,7 +420,7 @@ func TestPartitionGatewaysFromOneServer(t *testing.T) {
 	}
 	healed := time.Now()
 	c := h.calls(t)
-	if took, ok := stack.PollUntil(20*time.Second, func() bool {
+	if took, ok := poll.Until(20*time.Second, func() bool {
 		return h.delta(t, func() { c.restBatch(t.Context(), 20) })["server1"] > 0
 	}); !ok {
 		t.Errorf("no REST call reached server1 %v after the partition healed", took)
@@ -454,7 +454,7 @@ func TestImpairedLink(t *testing.T) {
 	// Enough calls and codenames across the link for a lost keepalive
 	// probe or retransmission to matter if it were going to.
 	h.awaitCalls(t, 1000, "server1")
-	if d, ok := stack.PollUntil(30*time.Second, func() bool {
+	if d, ok := poll.Until(30*time.Second, func() bool {
 		for _, f := range l.streams {
 			if f.got.Load() < 100 || !f.receivedSince(start.Add(5*time.Second)) {
 				return false
@@ -501,7 +501,7 @@ func TestGatewayHostVanishes(t *testing.T) {
 	}
 	h.ip(t, "gateway1", "link", "set", "eth0", "up")
 	back := time.Now()
-	if took, ok := stack.PollUntil(20*time.Second, func() bool {
+	if took, ok := poll.Until(20*time.Second, func() bool {
 		return h.checkStatus(t, "be_rest", "gw1") == "L7OK" && h.checkStatus(t, "be_rest", "gw2") == "L7OK"
 	}); !ok {
 		t.Errorf("HAProxy's checks of the gateways: gw1 %q, gw2 %q %v after gateway1's host came back, want both L7OK",
@@ -515,7 +515,7 @@ func TestGatewayHostVanishes(t *testing.T) {
 func (h *hostNet) awaitCalls(t *testing.T, n float64, servers ...string) {
 	t.Helper()
 	before := h.handled(t)
-	if d, ok := stack.PollUntil(30*time.Second, func() bool {
+	if d, ok := poll.Until(30*time.Second, func() bool {
 		now := h.handled(t)
 		for _, s := range servers {
 			if now[s]-before[s] < n {

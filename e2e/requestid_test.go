@@ -17,7 +17,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
-	"github.com/codename-gateway/codename-gateway/internal/stack"
+	"github.com/codename-gateway/codename-gateway/internal/poll"
 	"github.com/codename-gateway/codename-gateway/internal/telemetry/otlptest"
 )
 
@@ -316,7 +316,7 @@ func TestRequestIDTracesExported(t *testing.T) {
 		}
 		return m
 	}
-	if _, ok := stack.PollUntil(10*time.Second, func() bool { return len(missing()) == 0 }); !ok {
+	if _, ok := poll.Until(10*time.Second, func() bool { return len(missing()) == 0 }); !ok {
 		t.Errorf("spans not exported: %+v; got %+v", missing(), rcv.Spans())
 	}
 }

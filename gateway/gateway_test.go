@@ -23,7 +23,7 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/codename-gateway/codename-gateway/gateway"
-	"github.com/codename-gateway/codename-gateway/internal/stack"
+	"github.com/codename-gateway/codename-gateway/internal/poll"
 	"github.com/codename-gateway/codename-gateway/server"
 	"github.com/codename-gateway/codename-gateway/server/codename"
 )
@@ -285,7 +285,7 @@ func TestHealthzFollowsServer(t *testing.T) {
 	}
 	shutdown()
 	var got int
-	if _, ok := stack.PollUntil(time.Second, func() bool {
+	if _, ok := poll.Until(time.Second, func() bool {
 		got = get()
 		return got == http.StatusServiceUnavailable
 	}); !ok {

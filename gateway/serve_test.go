@@ -16,7 +16,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/codename-gateway/codename-gateway/gateway"
-	"github.com/codename-gateway/codename-gateway/internal/stack"
+	"github.com/codename-gateway/codename-gateway/internal/poll"
 )
 
 // startServe runs gateway.Serve with h and d on a loopback port, and
@@ -125,7 +125,7 @@ func TestServeDrains(t *testing.T) {
 	// Health says NOT_SERVING at once; the rest is served as before.
 	var healthCode int
 	var healthBody string
-	if _, ok := stack.PollUntil(time.Until(stopped.Add(delay/2)), func() bool {
+	if _, ok := poll.Until(time.Until(stopped.Add(delay/2)), func() bool {
 		healthCode, healthBody = getStatus(t, c, base+"/healthz")
 		return healthCode == http.StatusServiceUnavailable && strings.Contains(healthBody, "NOT_SERVING")
 	}); !ok {

@@ -17,7 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
-	"github.com/codename-gateway/codename-gateway/internal/stack"
+	"github.com/codename-gateway/codename-gateway/internal/poll"
 )
 
 // TestMaxConcurrentStreams checks that a connection carries no more than
@@ -122,7 +122,7 @@ func TestMaxConnectionAge(t *testing.T) {
 	s := startServer(t, Config{MaxConnectionAge: 200 * time.Millisecond, MaxConnectionAgeGrace: time.Second})
 	conns := &dialer{lis: s.lis}
 	client := codenamev1.NewCodenameCreatorClient(conns.client(t))
-	if _, ok := stack.PollUntil(waitTimeout, func() bool {
+	if _, ok := poll.Until(waitTimeout, func() bool {
 		if conns.dialed() >= 3 {
 			return true
 		}

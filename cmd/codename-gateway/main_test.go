@@ -15,8 +15,8 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/codename-gateway/codename-gateway/internal/poll"
 	"github.com/codename-gateway/codename-gateway/internal/runtest"
-	"github.com/codename-gateway/codename-gateway/internal/stack"
 )
 
 // waitTimeout bounds every wait in these tests.
@@ -183,7 +183,7 @@ func TestDrainFromEnv(t *testing.T) {
 	for _, addr := range []string{admin, public} {
 		var code int
 		var body string
-		if _, ok := stack.PollUntil(delay/2-time.Since(stopped), func() bool {
+		if _, ok := poll.Until(delay/2-time.Since(stopped), func() bool {
 			code, body = rawGet(t, addr, "/healthz")
 			return code == http.StatusServiceUnavailable
 		}); !ok {

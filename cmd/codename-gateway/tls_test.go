@@ -15,7 +15,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/codename-gateway/codename-gateway/internal/envflag"
-	"github.com/codename-gateway/codename-gateway/internal/stack"
+	"github.com/codename-gateway/codename-gateway/internal/poll"
 	"github.com/codename-gateway/codename-gateway/internal/tlsreload"
 	"github.com/codename-gateway/codename-gateway/internal/tlsreload/tlstest"
 )
@@ -179,7 +179,7 @@ func TestRunTLS(t *testing.T) {
 		t.Run(alpn, func(t *testing.T) {
 			c := edgeTLS(t, tlsreload.Files{Cert: edge.CertFile, Key: edge.KeyFile, CA: ca.CertFile}, alpn)
 			var resp *http.Response
-			if _, ok := stack.PollUntil(waitTimeout, func() bool {
+			if _, ok := poll.Until(waitTimeout, func() bool {
 				var err error
 				resp, err = c.Get("https://" + addr + "/healthz")
 				if err != nil {

@@ -13,8 +13,8 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
+	"github.com/codename-gateway/codename-gateway/internal/poll"
 	"github.com/codename-gateway/codename-gateway/internal/runtest"
-	"github.com/codename-gateway/codename-gateway/internal/stack"
 	"github.com/codename-gateway/codename-gateway/internal/tlsreload"
 	"github.com/codename-gateway/codename-gateway/internal/tlsreload/tlstest"
 )
@@ -106,7 +106,7 @@ func TestTLSRotationWithoutRestart(t *testing.T) {
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := stack.PollUntil(waitTimeout, func() bool { return saw().Equal(rotated.Cert) }); !ok {
+	if _, ok := poll.Until(waitTimeout, func() bool { return saw().Equal(rotated.Cert) }); !ok {
 		t.Fatalf("rotated certificate not presented after SIGHUP; stderr:\n%s", r.Stderr)
 	}
 }

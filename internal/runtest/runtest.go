@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/codename-gateway/codename-gateway/internal/stack"
+	"github.com/codename-gateway/codename-gateway/internal/poll"
 )
 
 // Timeout bounds every wait of the harness.
@@ -67,7 +67,7 @@ func (r *Run) Addr(t testing.TB, what string) string {
 	t.Helper()
 	re := regexp.MustCompile(`msg="serving ` + what + `".* addr=(\S+)`)
 	var m []string
-	if _, ok := stack.PollUntil(Timeout, func() bool {
+	if _, ok := poll.Until(Timeout, func() bool {
 		m = re.FindStringSubmatch(r.Stderr.String())
 		return m != nil
 	}); !ok {

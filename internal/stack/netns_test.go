@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/codename-gateway/codename-gateway/internal/poll"
 )
 
 // TestNetwork: the hosts of a Network reach this namespace over the
@@ -76,7 +78,7 @@ func TestNetwork(t *testing.T) {
 		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", cmd.Process.Pid))
 		return strings.TrimSpace(string(b))
 	}
-	if d, ok := PollUntil(5*time.Second, func() bool { return comm() == "sleep" }); !ok {
+	if d, ok := poll.Until(5*time.Second, func() bool { return comm() == "sleep" }); !ok {
 		t.Errorf("PID %d is %q after %v, want the command itself (sleep)", cmd.Process.Pid, comm(), d)
 	}
 
@@ -143,7 +145,7 @@ func TestImpair(t *testing.T) {
 	}
 	// The first handshake may be slow while the bridge takes the host's
 	// link back (a SYN lost and sent again after a second).
-	if d, ok := PollUntil(5*time.Second, func() bool { return handshake() < delay }); !ok {
+	if d, ok := poll.Until(5*time.Second, func() bool { return handshake() < delay }); !ok {
 		t.Errorf("handshakes still took %v or more %v after Close", delay, d)
 	}
 

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/codename-gateway/codename-gateway/internal/devtls"
+	"github.com/codename-gateway/codename-gateway/internal/poll"
 )
 
 // Config says where the parts are and where they listen.
@@ -335,26 +336,11 @@ func (s *Stack) Reload() error {
 		if err := s.Process("haproxy").Signal(syscall.SIGUSR2); err != nil {
 			return err
 		}
-		if _, ok := PollUntil(2*time.Second, func() bool { return s.reloads.seen.Load() >= want }); ok {
+		if _, ok := poll.Until(2*time.Second, func() bool { return s.reloads.seen.Load() >= want }); ok {
 			return nil
 		}
 	}
 	return errors.New("HAProxy did not acknowledge three SIGUSR2 in 6 s")
-}
-
-// PollUntil calls cond every 10 ms until it holds or limit passes, and
-// says how long it took and whether it held.
-func PollUntil(limit time.Duration, cond func() bool) (time.Duration, bool) {
-	start := time.Now()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Since(start) > limit {
-			return time.Since(start), false
-		}
-		<-tick.C
-	}
-	return time.Since(start), true
 }
 
 // Process returns the child called name ("server-1", "gateway-1", ...,

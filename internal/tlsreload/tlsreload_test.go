@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/codename-gateway/codename-gateway/internal/stack"
+	"github.com/codename-gateway/codename-gateway/internal/poll"
 	"github.com/codename-gateway/codename-gateway/internal/tlsreload/tlstest"
 )
 
@@ -317,7 +317,7 @@ func TestExistingConnectionsUntouched(t *testing.T) {
 
 func eventually(t *testing.T, ok func() bool) {
 	t.Helper()
-	if _, held := stack.PollUntil(10*time.Second, ok); !held {
+	if _, held := poll.Until(10*time.Second, ok); !held {
 		t.Fatal("the new certificate was never presented")
 	}
 }
