@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"os"
 	"strings"
 	"testing"
@@ -15,11 +14,10 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/types/known/emptypb"
 
+	"github.com/codename-gateway/codename-gateway/internal/grpctest"
 	"github.com/codename-gateway/codename-gateway/internal/telemetry/otlptest"
 )
 
@@ -102,17 +100,7 @@ func callThrough(t *testing.T, ctx context.Context) (traceID string, traceparent
 		}
 		return stream.SendMsg(new(emptypb.Empty))
 	}))...)
-	lis := bufconn.Listen(1 << 16)
-	go func() { _ = gs.Serve(lis) }()
-	t.Cleanup(gs.Stop)
-	conn, err := grpc.NewClient("passthrough:///bufnet", append([]grpc.DialOption{
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-	}, DialOptions()...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
+	conn := grpctest.Serve(t, gs, DialOptions()...)
 	// A unary call and a stream alike.
 	if err := conn.Invoke(ctx, "/test.Echo/Call", new(emptypb.Empty), new(emptypb.Empty)); err != nil {
 		t.Fatalf("Invoke: %v", err)
