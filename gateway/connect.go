@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
-	"mime"
 	"net/http"
-	"strings"
 
 	"connectrpc.com/connect"
 	"google.golang.org/grpc/codes"
@@ -21,32 +19,6 @@ import (
 // gRPC-Web and the Connect protocol here, while native gRPC goes straight
 // from HAProxy to the gRPC server.
 const connectPrefix = "/codename.v1.CodenameCreator/"
-
-// browserRPCTypes are the content types the connect-go handlers answer:
-// gRPC-Web (binary and base64 text) and Connect (unary and streaming, JSON
-// and binary). Anything else on the gRPC paths, native gRPC included,
-// keeps the answer it had (the runtime's JSON 404): the gateway is no gRPC
-// server.
-var browserRPCTypes = map[string]bool{
-	"application/grpc-web":            true,
-	"application/grpc-web+proto":      true,
-	"application/grpc-web+json":       true,
-	"application/grpc-web-text":       true,
-	"application/grpc-web-text+proto": true,
-	"application/json":                true,
-	"application/proto":               true,
-	"application/connect+json":        true,
-	"application/connect+proto":       true,
-}
-
-// isBrowserRPC tells whether r is a gRPC-Web or Connect call.
-func isBrowserRPC(r *http.Request) bool {
-	if !strings.HasPrefix(r.URL.Path, connectPrefix) || r.Method != http.MethodPost {
-		return false
-	}
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	return err == nil && browserRPCTypes[mt]
-}
 
 // newConnectHandler returns connect-go's handler for the service, which
 // does the protocols' framing, codecs, timeouts and error forms; each call
@@ -173,18 +145,6 @@ func connectError(err error) error {
 		}
 	}
 	return ce
-}
-
-// browserRPCOr sends gRPC-Web and Connect calls to rpc, and everything
-// else to next.
-func browserRPCOr(rpc, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if isBrowserRPC(r) {
-			rpc.ServeHTTP(flusher{w}, r)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
 }
 
 // flusher gives connect-go, which streams only through an http.Flusher,

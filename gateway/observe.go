@@ -28,6 +28,11 @@ import (
 // telemetry.DialOptions on the connection). A span of the gateway's own
 // is started only when an exporter is configured (telemetry.Setup);
 // otherwise the trace goes on as it came.
+//
+// Not promhttp's InstrumentHandler*: they label methods in lower case and
+// any other method "unknown", where scrapers and the tests (here and in
+// e2e) read method="GET" and "other"; and they build a label map per
+// request, while the log line and span need the status recorded here anyway.
 func observe(h http.Handler, logger *slog.Logger, reg prometheus.Registerer) http.Handler {
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "codename_gateway_http_requests_total",
