@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -94,15 +95,10 @@ func (c callLogger) log(ctx context.Context, fullMethod, kind string, start time
 }
 
 // codeLevel says how much a status code should worry an operator: the
-// caller's own mistakes and cancellations are routine, trouble with the
-// service's capacity is a warning, and a bug or lost data is an error.
+// caller's own mistakes and cancellations are routine (INFO), trouble with
+// the service's capacity is a warning, and a bug or lost data is an error.
+// go-grpc-middleware's server default says exactly that, and log queries
+// written for its interceptor expect its levels.
 func codeLevel(code codes.Code) slog.Level {
-	switch code {
-	case codes.OK, codes.Canceled, codes.InvalidArgument, codes.NotFound, codes.AlreadyExists, codes.Unauthenticated:
-		return slog.LevelInfo
-	case codes.Unknown, codes.Unimplemented, codes.Internal, codes.DataLoss:
-		return slog.LevelError
-	default:
-		return slog.LevelWarn
-	}
+	return slog.Level(logging.DefaultServerCodeToLevel(code))
 }

@@ -288,7 +288,9 @@ func TestServeLogsLevelAndError(t *testing.T) {
 func TestCodeLevel(t *testing.T) {
 	for code, want := range map[codes.Code]slog.Level{
 		codes.OK: slog.LevelInfo, codes.Canceled: slog.LevelInfo, codes.InvalidArgument: slog.LevelInfo, codes.Unauthenticated: slog.LevelInfo,
+		codes.NotFound: slog.LevelInfo, codes.AlreadyExists: slog.LevelInfo,
 		codes.DeadlineExceeded: slog.LevelWarn, codes.ResourceExhausted: slog.LevelWarn, codes.Unavailable: slog.LevelWarn,
+		codes.PermissionDenied: slog.LevelWarn, codes.FailedPrecondition: slog.LevelWarn, codes.Aborted: slog.LevelWarn, codes.OutOfRange: slog.LevelWarn,
 		codes.Unknown: slog.LevelError, codes.Unimplemented: slog.LevelError, codes.Internal: slog.LevelError, codes.DataLoss: slog.LevelError,
 	} {
 		if got := codeLevel(code); got != want {
