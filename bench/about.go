@@ -15,7 +15,7 @@ import (
 // about describes a run for the top of results.md: how to repeat it, and
 // what it ran on, since absolute numbers mean little without that.
 func about(ctx context.Context, args []string, o options, started time.Time, load0 string) []string {
-	cmd := "go run ./bench " + strings.Join(args[1:], " ")
+	cmd := "go -C bench run . " + strings.Join(args[1:], " ")
 	lines := []string{
 		fmt.Sprintf("Command: `%s` (%d rounds of %v per configuration, %d held streams, %d streams of each transport).", strings.TrimSpace(cmd), o.rounds, o.duration, o.streams, o.transportStreams),
 		fmt.Sprintf("Run %s, for %v, on %d CPUs (%s/%s); load average %s before, %s after.",

@@ -1,16 +1,17 @@
 // Command bench measures codename-gateway against the performance targets
 // of issue 6 and writes the results table (results.md) and a chart
-// (results.svg) into the folder given by -out:
+// (results.svg) into the folder given by -out. It is a module of its own;
+// from the repository root:
 //
-//	go run ./bench -out bench/results
+//	go -C bench run . -out results
 //
 // It builds the binaries, starts the system (gRPC server, REST gateway,
 // HAProxy) as child processes on free loopback ports with internal/stack,
 // and drives it with h2load for unary gRPC, REST, gRPC-Web and Connect, and with a small Go
 // harness for what h2load cannot do: bidi streams, latency percentiles
 // from a gRPC client, and many held streams. The REST gateway is also
-// compared with connectrpc's vanguard-go over the same server (bench/vanguard,
-// a module of its own). Every figure compares configurations measured in
+// compared with connectrpc's vanguard-go over the same server
+// (bench/vanguard). Every figure compares configurations measured in
 // alternating rounds on the same machine at the same time, and reports the
 // median: the machine is shared, so absolute numbers drift but ratios hold.
 //
@@ -77,7 +78,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.out, "out", "bench/results", "folder to write results.md and results.svg into")
+	fs.StringVar(&o.out, "out", "results", "folder to write results.md and results.svg into (relative to bench/, where the command runs)")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "length of one measured run of one configuration")
 	fs.IntVar(&o.rounds, "rounds", 5, "rounds of alternating runs per figure; the median is reported")
 	fs.IntVar(&o.streams, "streams", 50000, "bidi streams to hold through HAProxy for the held-streams figures")

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -15,18 +14,16 @@ import (
 	"github.com/codename-gateway/codename-gateway/internal/stack"
 )
 
-// repoRoot returns the folder of the module's go.mod, so that the command
-// works from the repository root (go run ./bench) and from bench/ (go test).
+// repoRoot returns the folder of the codename-gateway module, which the
+// bench module replaces with its parent folder: the binaries, the HAProxy
+// config and the HAProxy builds in bin/ are found there, from whatever
+// folder the command or its tests run in.
 func repoRoot(ctx context.Context) (string, error) {
-	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	out, err := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}", "github.com/codename-gateway/codename-gateway").Output()
 	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
+		return "", fmt.Errorf("go list -m: the codename-gateway module: %w", err)
 	}
-	mod := strings.TrimSpace(string(out))
-	if mod == "" || mod == os.DevNull {
-		return "", fmt.Errorf("not inside the codename-gateway module")
-	}
-	return filepath.Dir(mod), nil
+	return strings.TrimSpace(string(out)), nil
 }
 
 // build compiles the binaries into dir, the same way the end-to-end tests

@@ -13,14 +13,14 @@ import (
 	"github.com/codename-gateway/codename-gateway/internal/stack"
 )
 
-// buildVanguard builds the vanguard-go transcoder of bench/vanguard, a
-// module of its own (so the project's go.mod does not depend on
-// vanguard-go), into dir. It may need to download vanguard-go first; when
-// it cannot, the figure that needs it is left out, not the whole run.
+// buildVanguard builds the vanguard-go transcoder of bench/vanguard into
+// dir. It may need to download vanguard-go first, which the rest of the
+// benchmark does not need; when it cannot, the figure that needs it is
+// left out, not the whole run.
 func buildVanguard(ctx context.Context, root, dir string) (string, error) {
 	bin := filepath.Join(dir, "codename-vanguard")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
-	cmd.Dir = filepath.Join(root, "bench", "vanguard")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./vanguard")
+	cmd.Dir = filepath.Join(root, "bench")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		first, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
 		return "", fmt.Errorf("build bench/vanguard: %v: %s", err, first)

@@ -2,7 +2,7 @@
 // gateway: the same REST routes (the google.api.http annotations of
 // codename.proto) transcoded by connectrpc's vanguard-go instead of
 // grpc-gateway, in front of the same gRPC server, reached the same way (h2c).
-// It lives in a module of its own so that the project's go.mod does not
+// It is part of the bench module, so that the project's go.mod does not
 // depend on vanguard-go for a benchmark.
 package main
 
