@@ -1,7 +1,11 @@
 package server
 
 import (
+	"errors"
+	"net"
 	"net/http"
+	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -38,4 +42,17 @@ func healthz(hs *health.Server) http.HandlerFunc {
 		}
 		_, _ = w.Write([]byte("SERVING\n"))
 	}
+}
+
+// serveHTTP serves h on lis, for the health endpoint of the gRPC port or
+// the admin listener, on a goroutine that wg waits for; the caller closes
+// the returned server. What ends it otherwise is logged.
+func (s *grpcServer) serveHTTP(wg *sync.WaitGroup, what string, lis net.Listener, h http.Handler) *http.Server {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	wg.Go(func() {
+		if err := srv.Serve(lis); !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+			s.logger.Warn(what+" stopped", "err", err)
+		}
+	})
+	return srv
 }

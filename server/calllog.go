@@ -31,6 +31,11 @@ const (
 	traceIDKey    = "trace_id"
 )
 
+// APIKeyIDHeader carries a redacted form of the caller's API key, which
+// HAProxy adds after checking the key (the key itself never reaches a
+// backend). The server logs it with each call.
+const APIKeyIDHeader = "x-api-key-id"
+
 // callLogger writes one line per finished call: HAProxy cannot log gRPC
 // status codes, so this is where operators find them. Health checks come
 // every few seconds from every checker and would drown the rest, so they

@@ -53,26 +53,6 @@ type inProcess struct {
 	streams *grpc.ClientConn
 }
 
-// unaryMethod is one unary method of a registered service.
-type unaryMethod struct {
-	impl    any
-	handler grpc.MethodHandler
-}
-
-// recordingRegistrar registers services on the grpc.Server and notes
-// their unary methods for the in-process connection.
-type recordingRegistrar struct {
-	gs      *grpc.Server
-	methods map[string]unaryMethod
-}
-
-func (r *recordingRegistrar) RegisterService(desc *grpc.ServiceDesc, impl any) {
-	r.gs.RegisterService(desc, impl)
-	for _, m := range desc.Methods {
-		r.methods["/"+desc.ServiceName+"/"+m.MethodName] = unaryMethod{impl, m.Handler}
-	}
-}
-
 // chainUnary runs interceptors in order around a handler, as
 // grpc.ChainUnaryInterceptor does on the server.
 func chainUnary(interceptors []grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
