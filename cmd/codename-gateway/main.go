@@ -29,6 +29,7 @@ import (
 	"github.com/codename-gateway/codename-gateway/internal/envflag"
 	"github.com/codename-gateway/codename-gateway/internal/logbuf"
 	"github.com/codename-gateway/codename-gateway/internal/telemetry"
+	"github.com/codename-gateway/codename-gateway/internal/tuning"
 )
 
 // about opens the help.
@@ -44,11 +45,11 @@ func main() {
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	envflag.GCPercent(getenv, 200)
 
 	fs := envflag.New(args[0], getenv, stderr)
 	fs.About(about)
-	fs.AlsoReads("GOGC", "the Go garbage collector's target (default here 200, where Go's is 100)")
+	fs.AlsoReads("GOGC", tuning.GOGCUsage)
+	fs.AlsoReads("GOMAXPROCS", tuning.GOMAXPROCSUsage)
 	// OpenTelemetry's own standard variables (internal/telemetry).
 	fs.AlsoReads("OTEL_TRACES_EXPORTER", "otlp to export spans, none never to (unset: export only when an OTLP endpoint is set)")
 	fs.AlsoReads("OTEL_EXPORTER_OTLP_ENDPOINT", "the collector to export spans to; the other standard OTEL_* variables (protocol, headers, sampler, service name) apply too")
@@ -65,8 +66,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	corsOrigins := fs.String("cors-origins", "CODENAME_CORS_ORIGINS", "", "origins (scheme://host[:port], comma-separated) whose pages may call the gRPC paths with gRPC-Web or Connect clients; none by default")
 	drainDelay := fs.Duration("drain-delay", "CODENAME_DRAIN_DELAY", 2*time.Second, "on shutdown, how long to keep serving with /healthz NOT_SERVING, so that HAProxy moves traffic away first")
 	drain := fs.Duration("drain-timeout", "CODENAME_DRAIN_TIMEOUT", 10*time.Second, "how long shutdown waits for requests in flight")
+	cpuShare := fs.Int("cpu-share", "CODENAME_CPU_SHARE", 0, tuning.ShareUsage)
 	tlsFlags := defineTLSFlags(fs)
 	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if err := tuning.Apply(getenv, *cpuShare); err != nil {
 		return err
 	}
 	tlsFiles, err := tlsFlags.files()

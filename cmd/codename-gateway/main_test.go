@@ -249,3 +249,11 @@ func TestClientKeepalive(t *testing.T) {
 		t.Error("keepalive does not ping idle connections")
 	}
 }
+
+// TestTuning: the gateway applies GOGC 200 and its share of the cores
+// itself, so that systemd and Compose run it as codename-stack does.
+func TestTuning(t *testing.T) {
+	runtest.CheckTuning(t, func(env map[string]string) *runtest.Run {
+		return startRunEnv(t, env, "-addr", "127.0.0.1:0", "-admin-addr", "", "-grpc-addr", healthServer(t), "-drain-delay", "0")
+	}, "REST")
+}

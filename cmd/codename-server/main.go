@@ -26,6 +26,7 @@ import (
 	"github.com/codename-gateway/codename-gateway/internal/logbuf"
 	"github.com/codename-gateway/codename-gateway/internal/telemetry"
 	"github.com/codename-gateway/codename-gateway/internal/tlsreload"
+	"github.com/codename-gateway/codename-gateway/internal/tuning"
 	"github.com/codename-gateway/codename-gateway/server"
 )
 
@@ -42,10 +43,12 @@ func main() {
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	envflag.GCPercent(getenv, 200)
 
 	opts, err := parseFlags(args, getenv, stderr)
 	if err != nil {
+		return err
+	}
+	if err := tuning.Apply(getenv, opts.cpuShare); err != nil {
 		return err
 	}
 
@@ -111,12 +114,16 @@ type options struct {
 	restAddr string
 	restTLS  tlsreload.Files
 	gateway  gateway.Options
+	// cpuShare is how many busy processes share the host's cores (0:
+	// Go's own GOMAXPROCS).
+	cpuShare int
 }
 
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
 	fs := envflag.New(args[0], getenv, stderr)
 	fs.About(about)
-	fs.AlsoReads("GOGC", "the Go garbage collector's target (default here 200, where Go's is 100)")
+	fs.AlsoReads("GOGC", tuning.GOGCUsage)
+	fs.AlsoReads("GOMAXPROCS", tuning.GOMAXPROCSUsage)
 	// OpenTelemetry's own standard variables (internal/telemetry).
 	fs.AlsoReads("OTEL_TRACES_EXPORTER", "otlp to export spans, none never to (unset: export only when an OTLP endpoint is set)")
 	fs.AlsoReads("OTEL_EXPORTER_OTLP_ENDPOINT", "the collector to export spans to; the other standard OTEL_* variables (protocol, headers, sampler, service name) apply too")
@@ -143,6 +150,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	tlsCert := fs.String("tls-cert", "CODENAME_GRPC_TLS_CERT", "", "PEM certificate chain: serve the gRPC port (gRPC and /healthz) over TLS only, ALPN h2 and http/1.1 (empty: cleartext)")
 	tlsKey := fs.String("tls-key", "CODENAME_GRPC_TLS_KEY", "", "PEM private key of -tls-cert")
 	tlsClientCA := fs.String("tls-client-ca", "CODENAME_GRPC_TLS_CLIENT_CA", "", "PEM CA certificates: with -tls-cert, accept only clients whose certificate chains to them (mutual TLS)")
+	cpuShare := fs.Int("cpu-share", "CODENAME_CPU_SHARE", 0, tuning.ShareUsage)
 	rest := defineRESTFlags(fs)
 	if err := fs.Parse(args[1:]); err != nil {
 		return options{}, err
@@ -161,6 +169,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 		return options{}, err
 	}
 	return options{
+		cpuShare:  *cpuShare,
 		restAddr:  *rest.addr,
 		restTLS:   restTLS,
 		gateway:   gw,

@@ -221,6 +221,9 @@ func TestParseFlags(t *testing.T) {
 				o.restTLS = tlsreload.Files{Cert: "g.pem", Key: "gk.pem", CA: "ca.pem"}
 			})},
 		{name: "REST certificate without key", args: []string{"-rest-addr=127.0.0.1:0", "-rest-tls-cert=g.pem"}, wantErr: true},
+		{name: "CPU share from the environment", env: map[string]string{"CODENAME_CPU_SHARE": "3"},
+			want: with(func(o *options) { o.cpuShare = 3 })},
+		{name: "malformed CPU share", env: map[string]string{"CODENAME_CPU_SHARE": "half"}, wantErr: true},
 		{name: "malformed CORS origin", env: map[string]string{"CODENAME_CORS_ORIGINS": "https://app.example.com/"}, wantErr: true},
 	}
 	for _, tt := range tests {
@@ -241,4 +244,12 @@ func TestParseFlags(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestTuning: the server applies GOGC 200 and its share of the cores
+// itself, so that systemd and Compose run it as codename-stack does.
+func TestTuning(t *testing.T) {
+	runtest.CheckTuning(t, func(env map[string]string) *runtest.Run {
+		return startRunEnv(t, env, "-addr", "127.0.0.1:0", "-admin-addr", "")
+	}, "gRPC")
 }

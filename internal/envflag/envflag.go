@@ -1,6 +1,15 @@
 // Package envflag defines command-line flags whose defaults come from
 // environment variables, so that every setting of the binaries can be given
 // either way; the flag wins when both are.
+//
+// It stays hand-written, though github.com/peterbourgon/ff/v3 also reads
+// flags from the environment with the same precedence: ff derives each
+// variable's name from its flag's (a prefix, upper case), where these
+// binaries' names differ by design (-addr is CODENAME_GRPC_ADDR in one and
+// CODENAME_GATEWAY_ADDR in the other); it reads os.Getenv, where the tests
+// inject getenv; and it prints no help, where ours lists each flag's
+// variable and the ones read besides (AlsoReads, PassesOn), which the
+// binaries' help tests check. Wrapping ff would keep all of this code.
 package envflag
 
 import (
@@ -9,7 +18,6 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -208,17 +216,5 @@ func (s *Set) fromEnv(name, env string) {
 	}
 	if err := s.fs.Set(name, v); err != nil {
 		s.envErrs = append(s.envErrs, fmt.Errorf("%s=%s: %w", env, strconv.Quote(v), err))
-	}
-}
-
-// GCPercent sets the garbage collector's target to percent unless GOGC is
-// in the environment, which then wins as it always does. The binaries'
-// live heap is a few megabytes, so at Go's default of 100 the collector
-// runs after every few megabytes of calls; at 200 it runs half as often,
-// for about 12 % less CPU per call in the server and in the gateway and no
-// change in memory per held stream (bench/).
-func GCPercent(getenv func(string) string, percent int) {
-	if getenv("GOGC") == "" {
-		debug.SetGCPercent(percent)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"io"
 	"regexp"
-	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -54,24 +53,6 @@ func TestMalformedEnvIsAnError(t *testing.T) {
 	err := s.Parse(nil)
 	if err == nil || !strings.Contains(err.Error(), `EVERY="soon"`) {
 		t.Fatalf("got %v, want an error naming EVERY and its value", err)
-	}
-}
-
-func TestGCPercent(t *testing.T) {
-	old := debug.SetGCPercent(100)
-	defer debug.SetGCPercent(old)
-	GCPercent(func(string) string { return "" }, 200)
-	if got := debug.SetGCPercent(100); got != 200 {
-		t.Errorf("with GOGC unset the GC percent is %d, want 200", got)
-	}
-	GCPercent(func(k string) string {
-		if k == "GOGC" {
-			return "50"
-		}
-		return ""
-	}, 200)
-	if got := debug.SetGCPercent(100); got != 100 {
-		t.Errorf("with GOGC set the GC percent was changed to %d, want it left alone", got)
 	}
 }
 
