@@ -32,11 +32,7 @@ var browserProtocols = []struct {
 func startConnectServer(t *testing.T, opts gateway.Options) *httptest.Server {
 	t.Helper()
 	h, _ := startGatewayWith(t, opts)
-	ts := httptest.NewUnstartedServer(h)
-	ts.EnableHTTP2 = true
-	ts.StartTLS()
-	t.Cleanup(ts.Close)
-	return ts
+	return serveHTTP2(t, h)
 }
 
 // streamClient calls KeepGettingCodenames as the server stream that
@@ -48,8 +44,7 @@ func streamClient(ts *httptest.Server, opts []connect.ClientOption) *connect.Cli
 func TestConnectUnary(t *testing.T) {
 	ts := startConnectServer(t, gateway.Options{})
 	h1, _ := startGatewayWith(t, gateway.Options{})
-	plain := httptest.NewServer(h1) // HTTP/1.1, as a browser may reach it
-	t.Cleanup(plain.Close)
+	plain := serveHTTP1(t, h1) // as a browser may reach it
 	for _, p := range browserProtocols {
 		for _, srv := range []struct {
 			name string

@@ -2,9 +2,7 @@ package gateway_test
 
 import (
 	"context"
-	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -12,41 +10,10 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/test/bufconn"
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
 	"github.com/codename-gateway/codename-gateway/gateway"
 )
-
-// dialFake serves a fake gRPC server, set up by register, over an
-// in-memory listener, and returns a client connection to it. Both end with
-// the test.
-func dialFake(t *testing.T, opts []grpc.ServerOption, register func(*grpc.Server)) *grpc.ClientConn {
-	t.Helper()
-	gs := grpc.NewServer(opts...)
-	if register != nil {
-		register(gs)
-	}
-	lis := bufconn.Listen(1 << 20)
-	served := make(chan error, 1)
-	go func() { served <- gs.Serve(lis) }()
-	t.Cleanup(func() {
-		gs.Stop()
-		if err := <-served; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-	)
-	if err != nil {
-		t.Fatalf("NewClient: %v", err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	return conn
-}
 
 // stallingServer never answers a unary call; on a stream it sends a name
 // every 20 ms until the client goes away.
@@ -75,11 +42,7 @@ func stallingServer(_ any, stream grpc.ServerStream) error {
 // a stream outlives CallTimeout.
 func TestCallTimeout(t *testing.T) {
 	const callTimeout = 500 * time.Millisecond
-	conn := dialFake(t, []grpc.ServerOption{grpc.UnknownServiceHandler(stallingServer)}, nil)
-	h, err := gateway.New(t.Context(), conn, gateway.Options{CallTimeout: callTimeout})
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := fakeGateway(t, grpc.NewServer(grpc.UnknownServiceHandler(stallingServer)), gateway.Options{CallTimeout: callTimeout})
 
 	tests := []struct {
 		name        string
@@ -125,10 +88,7 @@ func TestCallTimeout(t *testing.T) {
 	}
 
 	t.Run("stream", func(t *testing.T) {
-		ts := httptest.NewUnstartedServer(h)
-		ts.EnableHTTP2 = true
-		ts.StartTLS()
-		t.Cleanup(ts.Close)
+		ts := serveHTTP2(t, h)
 		s := openRESTStream(t, ts, `{"category":"space"}`)
 		deadline := time.Now().Add(3 * callTimeout)
 		for time.Now().Before(deadline) {

@@ -44,10 +44,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/coder/websocket"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
@@ -276,41 +273,14 @@ type fuzzGateway struct {
 
 func newFuzzGateway(f *testing.F) *fuzzGateway {
 	f.Helper()
-	lis := bufconn.Listen(1 << 20)
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() {
-		served <- server.Serve(ctx, lis, server.Config{
-			StreamInterval: fuzzInterval,
-			DrainTimeout:   time.Second,
-			// As in production, the server takes messages as large as the
-			// gateway's body bound, and no larger.
-			MaxRecvMsgSize: maxBodyBytes,
-		})
-	}()
-	f.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-served:
-			if err != nil {
-				f.Errorf("server.Serve: %v", err)
-			}
-		case <-time.After(waitTimeout):
-			f.Error("server.Serve did not return after its context ended")
-		}
+	conn, _ := serveCodenames(f, server.Config{
+		StreamInterval: fuzzInterval,
+		DrainTimeout:   time.Second,
+		// As in production, the server takes messages as large as the
+		// gateway's body bound, and no larger.
+		MaxRecvMsgSize: maxBodyBytes,
 	})
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-	)
-	if err != nil {
-		f.Fatalf("NewClient: %v", err)
-	}
-	f.Cleanup(func() { _ = conn.Close() })
-	h, err := gateway.New(context.Background(), conn, gateway.Options{MaxBodyBytes: maxBodyBytes})
-	if err != nil {
-		f.Fatalf("gateway.New: %v", err)
-	}
+	h := newGateway(f, conn, gateway.Options{MaxBodyBytes: maxBodyBytes})
 	g := &fuzzGateway{busy: newBusy(), logs: new(lineLog)}
 	g.h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		g.busy.add(1)

@@ -13,79 +13,18 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/codename-gateway/codename-gateway/gateway"
 	"github.com/codename-gateway/codename-gateway/internal/poll"
-	"github.com/codename-gateway/codename-gateway/server"
 	"github.com/codename-gateway/codename-gateway/server/codename"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
-
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
-}
-
-// waitTimeout bounds every wait in these tests.
-const waitTimeout = 10 * time.Second
-
-// maxBodyBytes is the gateway's body limit in these tests, small so that
-// the limit is cheap to cross.
-const maxBodyBytes = 1024
-
-// startGateway runs server.Serve on an in-memory listener and returns the
-// gateway's handler over a connection to it, and a function that shuts
-// the gRPC server down and waits for it.
-func startGateway(t *testing.T) (http.Handler, func()) {
-	t.Helper()
-	return startGatewayWith(t, gateway.Options{MaxBodyBytes: maxBodyBytes})
-}
-
-// startGatewayWith is startGateway with the given gateway options.
-func startGatewayWith(t *testing.T, opts gateway.Options) (http.Handler, func()) {
-	t.Helper()
-	lis := bufconn.Listen(1 << 20)
-	ctx, cancel := context.WithCancel(t.Context())
-	served := make(chan error, 1)
-	go func() {
-		served <- server.Serve(ctx, lis, server.Config{StreamInterval: 20 * time.Millisecond, DrainTimeout: time.Second})
-	}()
-	shutdown := sync.OnceFunc(func() {
-		cancel()
-		select {
-		case err := <-served:
-			if err != nil {
-				t.Errorf("server.Serve: %v", err)
-			}
-		case <-time.After(waitTimeout):
-			t.Error("server.Serve did not return after its context ended")
-		}
-	})
-	t.Cleanup(shutdown)
-
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-	)
-	if err != nil {
-		t.Fatalf("NewClient: %v", err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-
-	h, err := gateway.New(t.Context(), conn, opts)
-	if err != nil {
-		t.Fatalf("gateway.New: %v", err)
-	}
-	return h, shutdown
-}
 
 // categoryOf names the category that could have made name, or returns ""
 // if none could.
@@ -128,9 +67,7 @@ type apiError struct {
 }
 
 func TestREST(t *testing.T) {
-	h, _ := startGateway(t)
-	ts := httptest.NewServer(h)
-	t.Cleanup(ts.Close)
+	ts, _ := serveGateway(t)
 
 	tests := []struct {
 		name     string
@@ -264,9 +201,7 @@ func TestREST(t *testing.T) {
 // turns unhealthy soon after the server shuts down: the answer is cached
 // for 250 ms.
 func TestHealthzFollowsServer(t *testing.T) {
-	h, shutdown := startGateway(t)
-	ts := httptest.NewServer(h)
-	t.Cleanup(ts.Close)
+	ts, shutdown := serveGateway(t)
 	get := func() int {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)

@@ -58,15 +58,19 @@ func (h *countingHealth) total() int {
 	return n
 }
 
+// healthGateway is the gateway over a gRPC server that has nothing but
+// the health service hs.
+func healthGateway(t *testing.T, hs healthpb.HealthServer) http.Handler {
+	t.Helper()
+	gs := grpc.NewServer()
+	healthpb.RegisterHealthServer(gs, hs)
+	return fakeGateway(t, gs, gateway.Options{})
+}
+
 func startCountingHealth(t *testing.T) (*countingHealth, http.Handler) {
 	t.Helper()
 	hs := &countingHealth{checks: map[string]int{}}
-	conn := dialFake(t, nil, func(gs *grpc.Server) { healthpb.RegisterHealthServer(gs, hs) })
-	h, err := gateway.New(t.Context(), conn, gateway.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return hs, h
+	return hs, healthGateway(t, hs)
 }
 
 // TestHealthzIsCached: 1000 concurrent /healthz requests cost the server a
@@ -75,8 +79,7 @@ func startCountingHealth(t *testing.T) (*countingHealth, http.Handler) {
 func TestHealthzIsCached(t *testing.T) {
 	const ttl = 250 * time.Millisecond // the gateway's cache period
 	hs, h := startCountingHealth(t)
-	ts := httptest.NewServer(h)
-	t.Cleanup(ts.Close)
+	ts := serveHTTP1(t, h)
 	ts.Client().Transport.(*http.Transport).MaxIdleConnsPerHost = 100
 
 	var (
@@ -185,11 +188,7 @@ func (h *firstHangsHealth) Check(ctx context.Context, _ *healthpb.HealthCheckReq
 // made HAProxy mark every gateway down.
 func TestHealthzOutlivesALostReplica(t *testing.T) {
 	hs := &firstHangsHealth{}
-	conn := dialFake(t, nil, func(gs *grpc.Server) { healthpb.RegisterHealthServer(gs, hs) })
-	h, err := gateway.New(t.Context(), conn, gateway.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := healthGateway(t, hs)
 	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 	defer cancel()
 	rec := httptest.NewRecorder()

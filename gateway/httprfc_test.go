@@ -47,9 +47,7 @@ func send(t *testing.T, ts *httptest.Server, method, target, body string, header
 // the site's (the page, its files, the OpenAPI document); a path nothing
 // serves is 404 without Allow.
 func TestAllow(t *testing.T) {
-	h, _ := startGateway(t)
-	ts := httptest.NewServer(h)
-	t.Cleanup(ts.Close)
+	ts, _ := serveGateway(t)
 	for _, tt := range []struct {
 		method, target string
 		status         int
@@ -88,9 +86,7 @@ func TestAllow(t *testing.T) {
 // route reads (those of the request message where no body carries it,
 // the stream's category, /healthz's service) keep working.
 func TestUnknownQueryParameters(t *testing.T) {
-	h, _ := startGateway(t)
-	ts := httptest.NewServer(h)
-	t.Cleanup(ts.Close)
+	ts, _ := serveGateway(t)
 	for _, tt := range []struct {
 		name, method, target, body string
 		header                     []string
@@ -155,9 +151,7 @@ func TestUnknownQueryParameters(t *testing.T) {
 // compact JSON (no space outside strings, no newline), whichever spacing
 // protojson picked for this build.
 func TestJSONIsCompactAndStable(t *testing.T) {
-	h, _ := startGateway(t)
-	ts := httptest.NewServer(h)
-	t.Cleanup(ts.Close)
+	ts, _ := serveGateway(t)
 	for _, tt := range []struct {
 		method, target, body string
 		want                 string // "" for an answer that differs each time (a codename)

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,9 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/test/bufconn"
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
 	"github.com/codename-gateway/codename-gateway/gateway"
@@ -62,6 +59,45 @@ func attrs(rec slog.Record) map[string]slog.Value {
 		return true
 	})
 	return m
+}
+
+// metadataRecorder is a fake gRPC server's answer to every call: it keeps
+// the call's metadata, sends header if there is one, and answers with one
+// name, "Fake Name".
+type metadataRecorder struct {
+	header   metadata.MD
+	received chan metadata.MD
+}
+
+// server returns a gRPC server that answers every call so.
+func (m *metadataRecorder) server() *grpc.Server {
+	m.received = make(chan metadata.MD, 1)
+	return grpc.NewServer(grpc.UnknownServiceHandler(func(_ any, stream grpc.ServerStream) error {
+		md, _ := metadata.FromIncomingContext(stream.Context())
+		m.received <- md
+		if err := stream.RecvMsg(new(codenamev1.NameRequest)); err != nil {
+			return err
+		}
+		if m.header != nil {
+			if err := stream.SendHeader(m.header); err != nil {
+				return err
+			}
+		}
+		return stream.SendMsg(&codenamev1.NameResult{Name: "Fake Name"})
+	}))
+}
+
+// last returns the metadata of the call the server got since the last
+// last, failing the test if there was none.
+func (m *metadataRecorder) last(t *testing.T) metadata.MD {
+	t.Helper()
+	select {
+	case md := <-m.received:
+		return md
+	default:
+		t.Fatal("the fake server got no call")
+		return nil
+	}
 }
 
 // serve calls h directly, so that everything it logs and counts is done
@@ -148,8 +184,7 @@ func TestObserveMetrics(t *testing.T) {
 // an admin listener that HAProxy does not reach.
 func TestMetricsAreNotPublic(t *testing.T) {
 	h, _ := startGatewayWith(t, gateway.Options{MaxBodyBytes: maxBodyBytes, Metrics: prometheus.NewRegistry()})
-	ts := httptest.NewServer(h)
-	t.Cleanup(ts.Close)
+	ts := serveHTTP1(t, h)
 	for _, path := range []string{"/metrics", "/%6detrics", "/%6Detrics", "/metric%73", "/metrics/"} {
 		t.Run(path, func(t *testing.T) {
 			// A raw request line, so that the client sends the path as
@@ -287,39 +322,8 @@ func TestObserveLogs(t *testing.T) {
 // server as metadata, and which metadata come back as headers, against a
 // fake server that records what it is sent.
 func TestHeadersToAndFromServer(t *testing.T) {
-	received := make(chan metadata.MD, 1)
-	gs := grpc.NewServer(grpc.UnknownServiceHandler(func(_ any, stream grpc.ServerStream) error {
-		md, _ := metadata.FromIncomingContext(stream.Context())
-		received <- md
-		if err := stream.RecvMsg(new(codenamev1.NameRequest)); err != nil {
-			return err
-		}
-		if err := stream.SendHeader(metadata.Pairs("x-served-by", "fake")); err != nil {
-			return err
-		}
-		return stream.SendMsg(&codenamev1.NameResult{Name: "Fake Name"})
-	}))
-	lis := bufconn.Listen(1 << 20)
-	served := make(chan error, 1)
-	go func() { served <- gs.Serve(lis) }()
-	t.Cleanup(func() {
-		gs.Stop()
-		if err := <-served; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-	)
-	if err != nil {
-		t.Fatalf("NewClient: %v", err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	h, err := gateway.New(t.Context(), conn, gateway.Options{})
-	if err != nil {
-		t.Fatalf("gateway.New: %v", err)
-	}
+	calls := &metadataRecorder{header: metadata.Pairs("x-served-by", "fake")}
+	h := fakeGateway(t, calls.server(), gateway.Options{})
 
 	rec := serve(t, h, "GET", "/v1/codename?category=space", "", http.Header{
 		"X-Api-Key-Id": {"key-1a2b"},
@@ -329,12 +333,7 @@ func TestHeadersToAndFromServer(t *testing.T) {
 	if rec.Code != http.StatusOK {
 		t.Fatalf("status = %d, want 200; body:\n%s", rec.Code, rec.Body)
 	}
-	var md metadata.MD
-	select {
-	case md = <-received:
-	default:
-		t.Fatal("the fake server got no call")
-	}
+	md := calls.last(t)
 
 	t.Run("to the server", func(t *testing.T) {
 		tests := []struct {

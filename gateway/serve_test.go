@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -201,8 +200,7 @@ func TestServeDrains(t *testing.T) {
 	// A stream that reaches the handler after that (through a listener
 	// that was not closed, or on a connection that was still open) is
 	// refused the same way.
-	ts := httptest.NewServer(h)
-	t.Cleanup(ts.Close)
+	ts := serveHTTP1(t, h)
 	if _, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(ts.URL, "http")+"/v1/codenames:stream", nil); err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("WebSocket after the drain: %v, %v; want a 503", resp, err)
 	}

@@ -15,10 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/test/bufconn"
-
 	"github.com/codename-gateway/codename-gateway/gateway"
 	"github.com/codename-gateway/codename-gateway/server"
 )
@@ -185,9 +181,7 @@ func (s *sseStream) checkStart() {
 }
 
 func TestServerSentEvents(t *testing.T) {
-	h, _ := startGateway(t)
-	ts := httptest.NewServer(h)
-	t.Cleanup(ts.Close)
+	ts, _ := serveGateway(t)
 	tests := []struct {
 		name  string
 		query string
@@ -216,17 +210,13 @@ func TestServerSentEvents(t *testing.T) {
 // on a 200 response, since EventSource hides the body of any other status.
 func TestServerSentEventsErrors(t *testing.T) {
 	t.Run("unknown category", func(t *testing.T) {
-		h, _ := startGateway(t)
-		ts := httptest.NewServer(h)
-		t.Cleanup(ts.Close)
+		ts, _ := serveGateway(t)
 		s := openSSE(t, ts, "category=plants")
 		s.checkStart()
 		s.endsWithError(3, `unknown category "plants": valid categories are animals, science, space`)
 	})
 	t.Run("server shuts down", func(t *testing.T) {
-		h, shutdown := startGateway(t)
-		ts := httptest.NewServer(h)
-		t.Cleanup(ts.Close)
+		ts, shutdown := serveGateway(t)
 		s := openSSE(t, ts, "category=space")
 		s.checkStart()
 		if got := s.nextCategory(); got != "space" {
@@ -243,36 +233,8 @@ func TestServerSentEventsErrors(t *testing.T) {
 // but heartbeats.
 func startQuietGateway(t *testing.T, opts gateway.Options) http.Handler {
 	t.Helper()
-	lis := bufconn.Listen(1 << 20)
-	ctx, cancel := context.WithCancel(t.Context())
-	served := make(chan error, 1)
-	go func() {
-		served <- server.Serve(ctx, lis, server.Config{StreamInterval: time.Hour, DrainTimeout: time.Second})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-served:
-			if err != nil {
-				t.Errorf("server.Serve: %v", err)
-			}
-		case <-time.After(waitTimeout):
-			t.Error("server.Serve did not return after its context ended")
-		}
-	})
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-	)
-	if err != nil {
-		t.Fatalf("NewClient: %v", err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	h, err := gateway.New(t.Context(), conn, opts)
-	if err != nil {
-		t.Fatalf("gateway.New: %v", err)
-	}
-	return h
+	conn, _ := serveCodenames(t, server.Config{StreamInterval: time.Hour, DrainTimeout: time.Second})
+	return newGateway(t, conn, opts)
 }
 
 // holdingProxy relays TCP connections to addr as HAProxy 2.6 relays an
@@ -342,9 +304,7 @@ func holdingProxy(t *testing.T, addr string) string {
 // carries a comment every SSEHeartbeat, which EventSource ignores and
 // proxies count as traffic.
 func TestServerSentEventsHeartbeat(t *testing.T) {
-	h := startQuietGateway(t, gateway.Options{SSEHeartbeat: 50 * time.Millisecond})
-	ts := httptest.NewServer(h)
-	t.Cleanup(ts.Close)
+	ts := serveHTTP1(t, startQuietGateway(t, gateway.Options{SSEHeartbeat: 50 * time.Millisecond}))
 	s := openSSE(t, ts, "category=space")
 	s.checkStart()
 	if got := s.nextCategory(); got != "space" {
@@ -363,11 +323,10 @@ func TestServerSentEventsClientGone(t *testing.T) {
 	const heartbeat = 50 * time.Millisecond
 	h := startQuietGateway(t, gateway.Options{SSEHeartbeat: heartbeat})
 	returned := make(chan struct{}, 1) // one request
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	ts := serveHTTP1(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() { returned <- struct{}{} }()
 		h.ServeHTTP(w, r)
 	}))
-	t.Cleanup(ts.Close)
 	proxy := holdingProxy(t, ts.Listener.Addr().String())
 
 	s := openSSEAt(t, ts.Client(), "http://"+proxy, "category=space")

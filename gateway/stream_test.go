@@ -37,27 +37,12 @@ type restStream struct {
 	readLines sync.Once
 }
 
-// startStreamServer serves the gateway over TLS with HTTP/2, which is
-// full-duplex: the client reads the response while it still writes the
-// request body.
+// startStreamServer serves the gateway over HTTP/2, which is full-duplex:
+// the client reads the response while it still writes the request body.
 func startStreamServer(t *testing.T) *httptest.Server {
 	t.Helper()
 	h, _ := startGateway(t)
-	ts := httptest.NewUnstartedServer(h)
-	ts.EnableHTTP2 = true
-	ts.StartTLS()
-	t.Cleanup(ts.Close)
-	return ts
-}
-
-// startHTTP1StreamServer serves the gateway over plain HTTP/1.1, where
-// full duplex is up to the gateway's handler to ask for.
-func startHTTP1StreamServer(t *testing.T) *httptest.Server {
-	t.Helper()
-	h, _ := startGateway(t)
-	ts := httptest.NewServer(h)
-	t.Cleanup(ts.Close)
-	return ts
+	return serveHTTP2(t, h)
 }
 
 // openRESTStream starts a stream and, unless first is empty, writes it to
@@ -258,7 +243,7 @@ func TestStream(t *testing.T) {
 // TestStreamHTTP1 checks that the stream is full-duplex over HTTP/1.1 too,
 // so that a category sent after the first name still takes effect.
 func TestStreamHTTP1(t *testing.T) {
-	ts := startHTTP1StreamServer(t)
+	ts, _ := serveGateway(t)
 	s := openRESTStream(t, ts, `{"category":"animals"}`)
 	if got, want := s.response().Header.Get("Content-Type"), "application/x-ndjson"; got != want {
 		t.Errorf("Content-Type = %q, want %q", got, want)
@@ -382,20 +367,17 @@ func TestStreamBodyNotReadAfterReturn(t *testing.T) {
 		t.Run(fmt.Sprintf("http2=%v", http2), func(t *testing.T) {
 			h, _ := startGateway(t)
 			bodies := make(chan *watchedBody, 1)
-			ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			serve := serveHTTP1
+			if http2 {
+				serve = serveHTTP2
+			}
+			ts := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				body := &watchedBody{ReadCloser: r.Body}
 				r.Body = body
 				h.ServeHTTP(w, r)
 				body.handlerReturned()
 				bodies <- body
 			}))
-			ts.EnableHTTP2 = http2
-			if http2 {
-				ts.StartTLS()
-			} else {
-				ts.Start()
-			}
-			t.Cleanup(ts.Close)
 
 			s := openRESTStream(t, ts, `{"category":"plants"}`)
 			s.endsWithError(3, `unknown category "plants"`)

@@ -1,21 +1,13 @@
 package gateway_test
 
 import (
-	"context"
-	"errors"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/test/bufconn"
 
-	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
 	"github.com/codename-gateway/codename-gateway/gateway"
 	"github.com/codename-gateway/codename-gateway/internal/telemetry"
 )
@@ -29,37 +21,10 @@ import (
 func TestTraceReachesLogAndServer(t *testing.T) {
 	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
 	const parent = "00-" + traceID + "-00f067aa0ba902b7-01"
-	received := make(chan metadata.MD, 1)
-	gs := grpc.NewServer(grpc.UnknownServiceHandler(func(_ any, stream grpc.ServerStream) error {
-		md, _ := metadata.FromIncomingContext(stream.Context())
-		received <- md
-		if err := stream.RecvMsg(new(codenamev1.NameRequest)); err != nil {
-			return err
-		}
-		return stream.SendMsg(&codenamev1.NameResult{Name: "Fake Name"})
-	}))
-	lis := bufconn.Listen(1 << 20)
-	served := make(chan error, 1)
-	go func() { served <- gs.Serve(lis) }()
-	t.Cleanup(func() {
-		gs.Stop()
-		if err := <-served; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	conn, err := grpc.NewClient("passthrough:///bufnet", append([]grpc.DialOption{
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-	}, telemetry.DialOptions()...)...)
-	if err != nil {
-		t.Fatalf("NewClient: %v", err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
+	calls := &metadataRecorder{}
 	logs := &logRecorder{}
-	h, err := gateway.New(t.Context(), conn, gateway.Options{Logger: slog.New(logs), Metrics: prometheus.NewRegistry()})
-	if err != nil {
-		t.Fatalf("gateway.New: %v", err)
-	}
+	h := fakeGateway(t, calls.server(), gateway.Options{Logger: slog.New(logs), Metrics: prometheus.NewRegistry()},
+		telemetry.DialOptions()...)
 
 	tests := []struct {
 		name       string
@@ -83,13 +48,7 @@ func TestTraceReachesLogAndServer(t *testing.T) {
 			if rec.Code != http.StatusOK {
 				t.Fatalf("status = %d, want 200; body:\n%s", rec.Code, rec.Body)
 			}
-			var md metadata.MD
-			select {
-			case md = <-received:
-			default:
-				t.Fatal("the fake server got no call")
-			}
-			if got := md.Get("traceparent"); strings.Join(got, ",") != strings.Join(tt.wantParent, ",") {
+			if got := calls.last(t).Get("traceparent"); strings.Join(got, ",") != strings.Join(tt.wantParent, ",") {
 				t.Errorf("traceparent metadata = %q, want %q", got, tt.wantParent)
 			}
 			recs := logs.take()

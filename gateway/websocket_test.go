@@ -114,9 +114,7 @@ func (s *wsStream) endsWithError(wantCode int, wantMessage string, wantClose web
 // TestWebSocket checks the stream over a WebSocket, through the request
 // logger, which must let the WebSocket library take the connection over.
 func TestWebSocket(t *testing.T) {
-	h, _ := startGateway(t)
-	ts := httptest.NewServer(h)
-	t.Cleanup(ts.Close)
+	ts, _ := serveGateway(t)
 	s := openWebSocket(t, ts)
 	s.write(`{"category":"science"}`)
 	for range 2 {
@@ -142,9 +140,7 @@ func TestWebSocket(t *testing.T) {
 // TestWebSocketOrigin: only pages of the gateway's own origin may open a
 // socket, so that another site cannot use a visitor's credentials.
 func TestWebSocketOrigin(t *testing.T) {
-	h, _ := startGateway(t)
-	ts := httptest.NewServer(h)
-	t.Cleanup(ts.Close)
+	ts, _ := serveGateway(t)
 	tests := []struct {
 		name     string
 		origin   string
@@ -173,9 +169,7 @@ func TestWebSocketOrigin(t *testing.T) {
 }
 
 func TestWebSocketErrors(t *testing.T) {
-	h, _ := startGateway(t)
-	ts := httptest.NewServer(h)
-	t.Cleanup(ts.Close)
+	ts, _ := serveGateway(t)
 	tests := []struct {
 		name        string
 		first       string // "" to send only write
@@ -206,9 +200,7 @@ func TestWebSocketErrors(t *testing.T) {
 // told UNAVAILABLE and the socket closes with "service restart", so the
 // page knows that reconnecting makes sense.
 func TestWebSocketServerShutdown(t *testing.T) {
-	h, shutdown := startGateway(t)
-	ts := httptest.NewServer(h)
-	t.Cleanup(ts.Close)
+	ts, shutdown := serveGateway(t)
 	s := openWebSocket(t, ts)
 	s.write(`{"category":"animals"}`)
 	if got := s.nextCategory(); got != "animals" {
