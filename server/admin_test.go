@@ -70,11 +70,7 @@ func TestAdminDuringDrain(t *testing.T) {
 	if code, _ := s.mustGetAdmin(t, "/healthz"); code != http.StatusOK {
 		t.Fatalf("admin healthz before shutdown = %d, want 200", code)
 	}
-	done := make(chan error, 1)
-	go func() {
-		err, _ := s.shutdown()
-		done <- err
-	}()
+	go s.shutdown()
 	eventually(t, "admin healthz to turn 503", func() (bool, string) {
 		code, body := s.mustGetAdmin(t, "/healthz")
 		return code == http.StatusServiceUnavailable, fmt.Sprintf("%d %q", code, body)
@@ -82,7 +78,7 @@ func TestAdminDuringDrain(t *testing.T) {
 	if code, _ := s.mustGetAdmin(t, "/metrics"); code != http.StatusOK {
 		t.Errorf("GET /metrics during the drain = %d, want 200", code)
 	}
-	if err := <-done; err != nil {
+	if _, err := s.shutdown(); err != nil {
 		t.Fatalf("Serve = %v, want nil", err)
 	}
 	conn, err := net.DialTimeout("tcp", s.adminAddr, waitTimeout)

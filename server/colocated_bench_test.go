@@ -3,7 +3,6 @@ package server
 import (
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"syscall"
@@ -12,10 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/codename-gateway/codename-gateway/gateway"
-	"github.com/codename-gateway/codename-gateway/internal/telemetry"
 )
 
 // BenchmarkRESTUnary is one REST GET /v1/codename through the gateway's
@@ -40,17 +37,9 @@ func BenchmarkRESTUnary(b *testing.B) {
 				b.Cleanup(func() { c.Close() })
 				conn = c
 			} else {
-				lis, err := net.Listen("tcp", "127.0.0.1:0")
-				if err != nil {
-					b.Fatal(err)
-				}
+				lis := listenTCP(b)
 				go func() { _ = s.gs.Serve(lis) }()
-				c, err := grpc.NewClient(lis.Addr().String(), append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, telemetry.DialOptions()...)...)
-				if err != nil {
-					b.Fatal(err)
-				}
-				b.Cleanup(func() { c.Close() })
-				conn = c
+				conn = dialTCP(b, lis.Addr().String())
 			}
 			b.Cleanup(s.gs.Stop)
 			h, err := gateway.New(b.Context(), conn, gateway.Options{Logger: discard, Metrics: prometheus.NewRegistry()})

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -21,12 +20,12 @@ import (
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"github.com/codename-gateway/codename-gateway/gateway"
+	"github.com/codename-gateway/codename-gateway/internal/grpctest"
 	"github.com/codename-gateway/codename-gateway/internal/telemetry"
 )
 
@@ -38,31 +37,19 @@ type colocated struct {
 	logs     *recorder
 	rest     string // the co-located gateway's base URL
 	separate string // the separate gateway's
-	shutdown func() (error, time.Duration)
+	shutdown grpctest.Stop
 }
 
 func startColocated(t *testing.T, cfg Config) *colocated {
 	t.Helper()
-	grpcLis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	restLis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := newRecorder()
+	grpcLis, restLis := listenTCP(t), listenTCP(t)
+	logs := new(recorder)
 	cfg.Logger = slog.New(logs)
 	cfg.REST = &RESTConfig{Listener: restLis}
 	s := newServer(cfg)
 	shutdown := serveBuilt(t, grpcLis, s)
 
-	conn, err := grpc.NewClient(grpcLis.Addr().String(), append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, telemetry.DialOptions()...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	h, err := gateway.New(t.Context(), conn, gateway.Options{Logger: slog.New(logs), Metrics: prometheus.NewRegistry()})
+	h, err := gateway.New(t.Context(), dialTCP(t, grpcLis.Addr().String()), gateway.Options{Logger: slog.New(logs), Metrics: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -380,11 +367,7 @@ func TestColocatedHealthFollowsDrain(t *testing.T) {
 	if got := do(t, http.MethodGet, c.rest+"/healthz", "", nil); got.status != http.StatusOK {
 		t.Fatalf("/healthz while serving = %d %s, want 200", got.status, got.body)
 	}
-	stopped := make(chan error, 1)
-	go func() {
-		err, _ := c.shutdown()
-		stopped <- err
-	}()
+	go c.shutdown()
 	eventually(t, "/healthz to turn 503 while the server drains", func() (bool, string) {
 		got := do(t, http.MethodGet, c.rest+"/healthz", "", nil)
 		return got.status == http.StatusServiceUnavailable, fmt.Sprintf("%d %s", got.status, got.body)
@@ -392,7 +375,7 @@ func TestColocatedHealthFollowsDrain(t *testing.T) {
 	if got := do(t, http.MethodGet, c.rest+"/v1/codename?category=space", "", nil); got.status != http.StatusOK {
 		t.Errorf("a call in the drain delay = %d %s, want 200", got.status, got.body)
 	}
-	if err := <-stopped; err != nil {
+	if _, err := c.shutdown(); err != nil {
 		t.Fatalf("Serve: %v", err)
 	}
 	if _, err := http.Get(c.rest + "/healthz"); err == nil {

@@ -153,9 +153,9 @@ func (h *heldSetup) measure(b *testing.B) (self, server memFigure) {
 // (co-located), or the gateway here and the server in a child.
 func startHeld(b *testing.B, mode string) *heldSetup {
 	ctx, cancel := context.WithCancel(b.Context())
-	restLis := listen(b)
+	restLis := listenTCP(b)
 	if mode == "colocated" {
-		grpcLis := listen(b)
+		grpcLis := listenTCP(b)
 		done := make(chan error, 1)
 		go func() {
 			done <- Serve(ctx, grpcLis, Config{StreamInterval: time.Hour, DrainTimeout: time.Second,
@@ -194,14 +194,6 @@ func startHeld(b *testing.B, mode string) *heldSetup {
 	}()
 	b.Cleanup(func() { cancel(); waitErr(b, done); conn.Close(); srv.stop(b) })
 	return &heldSetup{rest: restLis.Addr().String(), grpc: addr, server: srv}
-}
-
-func listen(b *testing.B) net.Listener {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	return lis
 }
 
 func waitErr(b *testing.B, done <-chan error) {
@@ -321,10 +313,7 @@ func heldServer(t *testing.T) {
 	if os.Getenv(heldProfileEnv) != "" {
 		runtime.MemProfileRate = 1
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	lis := listenTCP(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- Serve(ctx, lis, Config{StreamInterval: time.Hour, DrainTimeout: time.Second}) }()

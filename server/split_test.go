@@ -15,10 +15,9 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
+	"github.com/codename-gateway/codename-gateway/internal/grpctest"
 )
 
 // tcpServer is a Serve on a real TCP port, which gRPC and HTTP/1.1
@@ -27,7 +26,7 @@ type tcpServer struct {
 	addr      string
 	adminAddr string // where cfg.MetricsListener listens, if set
 	logs      *recorder
-	shutdown  func() (error, time.Duration)
+	shutdown  grpctest.Stop
 }
 
 func startTCPServer(t *testing.T, cfg Config) *tcpServer {
@@ -41,26 +40,11 @@ func startTCPServer(t *testing.T, cfg Config) *tcpServer {
 	return s
 }
 
-// listenTCP listens on a free loopback port.
-func listenTCP(t *testing.T) net.Listener {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return lis
-}
-
 // dialGRPC returns a client on a connection of its own to s, closed when
 // the test ends (before Serve is stopped).
 func (s *tcpServer) dialGRPC(t *testing.T) codenamev1.CodenameCreatorClient {
 	t.Helper()
-	conn, err := grpc.NewClient("passthrough:///"+s.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatalf("NewClient: %v", err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	return codenamev1.NewCodenameCreatorClient(conn)
+	return codenamev1.NewCodenameCreatorClient(dialTCP(t, s.addr))
 }
 
 // get asks s's gRPC port for path over HTTP/1.1, on a new connection
@@ -109,26 +93,6 @@ func mustGet(t *testing.T, addr, path string) (code int, body string) {
 		t.Fatalf("GET %s%s: %v", addr, path, err)
 	}
 	return code, body
-}
-
-// eventually calls check every few milliseconds until it returns true,
-// and fails the test with check's last description if that takes longer
-// than waitTimeout.
-func eventually(t *testing.T, what string, check func() (ok bool, last string)) {
-	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		ok, last := check()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v; last: %s", what, waitTimeout, last)
-		}
-		<-tick.C
-	}
 }
 
 // TestSplitServesBothProtocols checks that one port answers gRPC calls and
@@ -217,7 +181,7 @@ func TestSplitHealthzDuringDrain(t *testing.T) {
 	if took := time.Since(start); took < drainDelay {
 		t.Errorf("port refused connections %v after shutdown began, want not before the drain delay %v", took, drainDelay)
 	}
-	if err, _ := s.shutdown(); err != nil {
+	if _, err := s.shutdown(); err != nil {
 		t.Errorf("Serve = %v, want nil", err)
 	}
 }
@@ -532,10 +496,7 @@ func TestSplitDropsConnectionClosedWhileSniffed(t *testing.T) {
 // closing the listener underneath ends both, and closing one ends only it.
 func TestSplitListenerClose(t *testing.T) {
 	t.Run("underlying listener closed", func(t *testing.T) {
-		lis, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
+		lis := listenTCP(t)
 		grpcLis, other := split(lis)
 		outcomes := acceptOnce(grpcLis, other)
 		_ = lis.Close()
