@@ -132,7 +132,7 @@ func TestUnknownQueryParameters(t *testing.T) {
 	t.Run("event stream with its category", func(t *testing.T) {
 		s := openSSE(t, ts, "category=science")
 		s.checkStart()
-		if c := s.nextCategory(); c != "science" {
+		if c := nextCategory(t, s); c != "science" {
 			t.Errorf("first codename of %q, want science", c)
 		}
 	})

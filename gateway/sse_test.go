@@ -58,10 +58,10 @@ func openSSEAt(t *testing.T, c *http.Client, base, query string) *sseStream {
 	return &sseStream{t: t, resp: resp, r: bufio.NewReader(resp.Body)}
 }
 
-// next reads the next event, or returns ok false if the response ends
+// nextEvent reads the next event, or returns ok false if the response ends
 // before one starts; it skips comments, as EventSource does. Reads are
 // bounded by the request's timeout.
-func (s *sseStream) next() (ev sseEvent, ok bool) {
+func (s *sseStream) nextEvent() (ev sseEvent, ok bool) {
 	s.t.Helper()
 	started := false
 	for {
@@ -98,49 +98,22 @@ func (s *sseStream) next() (ev sseEvent, ok bool) {
 	}
 }
 
-// nextCategory reads a message event and returns the category of the name
-// in it.
-func (s *sseStream) nextCategory() string {
+// next reads the next event as a stream line: a name is a message, an
+// error an event named "error".
+func (s *sseStream) next() (line streamLine, raw string, ok bool) {
 	s.t.Helper()
-	ev, ok := s.next()
+	ev, ok := s.nextEvent()
 	if !ok {
-		s.t.Fatal("response ended, want a name")
+		return streamLine{}, "", false
 	}
-	var line streamLine
-	if err := json.Unmarshal([]byte(ev.data), &line); ev.name != "" || err != nil || line.Result == nil {
-		s.t.Fatalf("got event %q with data %q, want a message with {\"result\":{\"name\":...}}", ev.name, ev.data)
+	err := json.Unmarshal([]byte(ev.data), &line)
+	switch {
+	case err == nil && ev.name == "" && line.Result != nil && line.Error == nil:
+	case err == nil && ev.name == "error" && line.Error != nil && line.Result == nil:
+	default:
+		s.t.Fatalf("got event %q with data %q, want a message with {\"result\":{\"name\":...}} or an error event with {\"error\":{...}}", ev.name, ev.data)
 	}
-	cat := categoryOf(line.Result.Name)
-	if cat == "" {
-		s.t.Fatalf("got name %q, which is from no category", line.Result.Name)
-	}
-	return cat
-}
-
-// endsWithError skips names until the error event, checks it, and checks
-// that the response ends after it.
-func (s *sseStream) endsWithError(wantCode int, wantMessage string) {
-	s.t.Helper()
-	for {
-		ev, ok := s.next()
-		if !ok {
-			s.t.Fatal("response ended without an error event")
-		}
-		if ev.name == "" {
-			continue // names already on their way
-		}
-		var line streamLine
-		if err := json.Unmarshal([]byte(ev.data), &line); ev.name != "error" || err != nil || line.Error == nil {
-			s.t.Fatalf("got event %q with data %q, want an error event with {\"error\":{...}}", ev.name, ev.data)
-		}
-		if line.Error.Code != wantCode || !strings.Contains(line.Error.Message, wantMessage) {
-			s.t.Errorf("got error %s, want code %d and a message containing %q", ev.data, wantCode, wantMessage)
-		}
-		break
-	}
-	if ev, ok := s.next(); ok {
-		s.t.Errorf("got event %+v after the error event, want the response to end", ev)
-	}
+	return line, ev.data, true
 }
 
 // nextComment reads up to the next comment line, and fails the test if an
@@ -174,7 +147,7 @@ func (s *sseStream) checkStart() {
 	if got, want := s.resp.Header.Get("Cache-Control"), "no-store"; got != want {
 		s.t.Errorf("Cache-Control = %q, want %q", got, want)
 	}
-	ev, ok := s.next()
+	ev, ok := s.nextEvent()
 	if !ok || ev.retry == "" || ev.data != "" {
 		s.t.Errorf("first event = %+v (present: %v), want a retry: line alone", ev, ok)
 	}
@@ -197,11 +170,7 @@ func TestServerSentEvents(t *testing.T) {
 			s.checkStart()
 			// Names come one by one while the response is open, which
 			// also shows that flushes pass through the request logger.
-			for range 3 {
-				if got := s.nextCategory(); got != tt.want {
-					t.Fatalf("got a name from %q, want %q", got, tt.want)
-				}
-			}
+			wantNames(t, s, tt.want, 3)
 		})
 	}
 }
@@ -213,17 +182,15 @@ func TestServerSentEventsErrors(t *testing.T) {
 		ts, _ := serveGateway(t)
 		s := openSSE(t, ts, "category=plants")
 		s.checkStart()
-		s.endsWithError(3, `unknown category "plants": valid categories are animals, science, space`)
+		endsWithError(t, s, 3, `unknown category "plants": valid categories are animals, science, space`)
 	})
 	t.Run("server shuts down", func(t *testing.T) {
 		ts, shutdown := serveGateway(t)
 		s := openSSE(t, ts, "category=space")
 		s.checkStart()
-		if got := s.nextCategory(); got != "space" {
-			t.Fatalf("got a name from %q, want space", got)
-		}
+		wantNames(t, s, "space", 1)
 		shutdown()
-		s.endsWithError(14, "server is shutting down")
+		endsWithError(t, s, 14, "server is shutting down")
 	})
 }
 
@@ -307,9 +274,7 @@ func TestServerSentEventsHeartbeat(t *testing.T) {
 	ts := serveHTTP1(t, startQuietGateway(t, gateway.Options{SSEHeartbeat: 50 * time.Millisecond}))
 	s := openSSE(t, ts, "category=space")
 	s.checkStart()
-	if got := s.nextCategory(); got != "space" {
-		t.Fatalf("got a name from %q, want space", got)
-	}
+	wantNames(t, s, "space", 1)
 	for range 3 {
 		s.nextComment()
 	}
@@ -331,9 +296,7 @@ func TestServerSentEventsClientGone(t *testing.T) {
 
 	s := openSSEAt(t, ts.Client(), "http://"+proxy, "category=space")
 	s.checkStart()
-	if got := s.nextCategory(); got != "space" {
-		t.Fatalf("got a name from %q, want space", got)
-	}
+	wantNames(t, s, "space", 1)
 	// Closing a body not read to its end closes the connection.
 	_ = s.resp.Body.Close()
 	left := time.Now()

@@ -14,14 +14,6 @@ import (
 	"time"
 )
 
-// streamLine is one line of a REST stream's response.
-type streamLine struct {
-	Result *struct {
-		Name string `json:"name"`
-	} `json:"result"`
-	Error *apiError `json:"error"`
-}
-
 // restStream is an open POST /v1/codenames:stream whose request body the
 // test writes to while it reads the response.
 type restStream struct {
@@ -97,6 +89,18 @@ func (s *restStream) response() *http.Response {
 	return s.resp
 }
 
+// checkResponse checks the response's status, and that it is NDJSON.
+func (s *restStream) checkResponse(wantStatus int) {
+	s.t.Helper()
+	resp := s.response()
+	if resp.StatusCode != wantStatus {
+		s.t.Errorf("status = %d, want %d", resp.StatusCode, wantStatus)
+	}
+	if got, want := resp.Header.Get("Content-Type"), "application/x-ndjson"; got != want {
+		s.t.Errorf("Content-Type = %q, want %q", got, want)
+	}
+}
+
 // closeBody ends the request body, a half-close.
 func (s *restStream) closeBody() {
 	s.t.Helper()
@@ -155,89 +159,15 @@ func (s *restStream) next() (line streamLine, raw string, ok bool) {
 	return line, raw, true
 }
 
-// nextCategory returns the category of the next line, which must be a name.
-func (s *restStream) nextCategory() string {
-	s.t.Helper()
-	line, raw, ok := s.next()
-	if !ok {
-		s.t.Fatal("response ended, want a name")
-	}
-	if line.Result == nil || line.Error != nil {
-		s.t.Fatalf("got %s, want {\"result\":{\"name\":...}}", raw)
-	}
-	cat := categoryOf(line.Result.Name)
-	if cat == "" {
-		s.t.Fatalf("got name %q, which is from no category", line.Result.Name)
-	}
-	return cat
-}
-
-// switchTo reads names of category from until one of category to arrives,
-// then n more, which must all be of category to.
-func (s *restStream) switchTo(from, to string, n int) {
-	s.t.Helper()
-	for {
-		got := s.nextCategory()
-		if got == to {
-			break
-		}
-		if got != from {
-			s.t.Fatalf("got a name from %q while switching from %q to %q", got, from, to)
-		}
-	}
-	for range n {
-		if got := s.nextCategory(); got != to {
-			s.t.Fatalf("got a name from %q after the switch to %q", got, to)
-		}
-	}
-}
-
-// endsWithError skips names until the error line, checks it, and checks
-// that the response ends after it.
-func (s *restStream) endsWithError(wantCode int, wantMessage string) {
-	s.t.Helper()
-	for {
-		line, raw, ok := s.next()
-		if !ok {
-			s.t.Fatal("response ended without an error line")
-		}
-		if line.Result != nil {
-			continue // names already on their way
-		}
-		if line.Error == nil {
-			s.t.Fatalf("got %s, want a result or an error", raw)
-		}
-		if line.Error.Code != wantCode || !strings.Contains(line.Error.Message, wantMessage) {
-			s.t.Errorf("got error %s, want code %d and a message containing %q", raw, wantCode, wantMessage)
-		}
-		if line.Error.Details == nil {
-			s.t.Errorf("error line %s has no details list", raw)
-		}
-		break
-	}
-	if _, raw, ok := s.next(); ok {
-		s.t.Errorf("got %s after the error line, want the response to end", raw)
-	}
-}
-
 func TestStream(t *testing.T) {
 	ts := startStreamServer(t)
 	s := openRESTStream(t, ts, `{"category":"animals"}`)
-	if got, want := s.response().StatusCode, http.StatusOK; got != want {
-		t.Fatalf("status = %d, want %d", got, want)
-	}
-	if got, want := s.response().Header.Get("Content-Type"), "application/x-ndjson"; got != want {
-		t.Errorf("Content-Type = %q, want %q", got, want)
-	}
-	for range 2 {
-		if got := s.nextCategory(); got != "animals" {
-			t.Fatalf("got a name from %q, want animals", got)
-		}
-	}
+	s.checkResponse(http.StatusOK)
+	wantNames(t, s, "animals", 2)
 	s.write(`{"category":"science"}`)
-	s.switchTo("animals", "science", 2)
+	switchTo(t, s, "animals", "science", 2)
 	s.write(`{"category": nope}`)
-	s.endsWithError(3, "request stream: invalid character")
+	endsWithError(t, s, 3, "request stream: invalid character")
 }
 
 // TestStreamHTTP1 checks that the stream is full-duplex over HTTP/1.1 too,
@@ -245,16 +175,12 @@ func TestStream(t *testing.T) {
 func TestStreamHTTP1(t *testing.T) {
 	ts, _ := serveGateway(t)
 	s := openRESTStream(t, ts, `{"category":"animals"}`)
-	if got, want := s.response().Header.Get("Content-Type"), "application/x-ndjson"; got != want {
-		t.Errorf("Content-Type = %q, want %q", got, want)
-	}
-	if got := s.nextCategory(); got != "animals" {
-		t.Fatalf("got a name from %q, want animals", got)
-	}
+	s.checkResponse(http.StatusOK)
+	wantNames(t, s, "animals", 1)
 	s.write(`{"category":"space"}`)
-	s.switchTo("animals", "space", 2)
+	switchTo(t, s, "animals", "space", 2)
 	s.closeBody()
-	s.switchTo("space", "space", 2)
+	switchTo(t, s, "space", "space", 2)
 }
 
 // TestStreamHalfClose checks that closing the request body is a half-close:
@@ -274,11 +200,7 @@ func TestStreamHalfClose(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := openRESTStream(t, ts, tt.first)
 			s.closeBody()
-			for range 3 {
-				if got := s.nextCategory(); got != tt.want {
-					t.Fatalf("got a name from %q, want %q", got, tt.want)
-				}
-			}
+			wantNames(t, s, tt.want, 3)
 		})
 	}
 }
@@ -300,11 +222,9 @@ func TestStreamErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := openRESTStream(t, ts, `{"category":"space"}`)
-			if got := s.nextCategory(); got != "space" {
-				t.Fatalf("got a name from %q, want space", got)
-			}
+			wantNames(t, s, "space", 1)
 			s.write(tt.write)
-			s.endsWithError(3, tt.wantMessage)
+			endsWithError(t, s, 3, tt.wantMessage)
 		})
 	}
 }
@@ -315,13 +235,8 @@ func TestStreamErrors(t *testing.T) {
 func TestStreamUnknownFirstCategory(t *testing.T) {
 	ts := startStreamServer(t)
 	s := openRESTStream(t, ts, `{"category":"plants"}`)
-	if got, want := s.response().StatusCode, http.StatusBadRequest; got != want {
-		t.Errorf("status = %d, want %d", got, want)
-	}
-	if got, want := s.response().Header.Get("Content-Type"), "application/x-ndjson"; got != want {
-		t.Errorf("Content-Type = %q, want %q", got, want)
-	}
-	s.endsWithError(3, `unknown category "plants"`)
+	s.checkResponse(http.StatusBadRequest)
+	endsWithError(t, s, 3, `unknown category "plants"`)
 }
 
 // watchedBody is a request body that notes whether a Read was in progress
@@ -380,7 +295,7 @@ func TestStreamBodyNotReadAfterReturn(t *testing.T) {
 			}))
 
 			s := openRESTStream(t, ts, `{"category":"plants"}`)
-			s.endsWithError(3, `unknown category "plants"`)
+			endsWithError(t, s, 3, `unknown category "plants"`)
 			var body *watchedBody
 			select {
 			case body = <-bodies:

@@ -30,6 +30,7 @@ type wsStream struct {
 	t    *testing.T
 	ctx  context.Context
 	conn *websocket.Conn
+	end  error // what ended the socket, once next has said it ended
 }
 
 func openWebSocket(t *testing.T, ts *httptest.Server) *wsStream {
@@ -50,12 +51,15 @@ func (s *wsStream) write(msg string) {
 	}
 }
 
-// next reads one message, or returns the error that ended the socket.
-func (s *wsStream) next() (line streamLine, raw string, err error) {
+// next reads one message, or returns ok false once the socket has ended,
+// keeping what ended it in s.end.
+func (s *wsStream) next() (line streamLine, raw string, ok bool) {
 	s.t.Helper()
 	typ, data, err := s.conn.Read(s.ctx)
 	if err != nil {
-		return streamLine{}, "", err
+		s.end = err
+		s.t.Logf("socket ended: %v", err)
+		return streamLine{}, "", false
 	}
 	if typ != websocket.MessageText {
 		s.t.Fatalf("got a %v message, want text", typ)
@@ -63,51 +67,14 @@ func (s *wsStream) next() (line streamLine, raw string, err error) {
 	if err := json.Unmarshal(data, &line); err != nil {
 		s.t.Fatalf("message is not JSON: %v\n%s", err, data)
 	}
-	return line, string(data), nil
+	return line, string(data), true
 }
 
-func (s *wsStream) nextCategory() string {
+// closedWith checks that the socket ended with the close status want.
+func (s *wsStream) closedWith(want websocket.StatusCode) {
 	s.t.Helper()
-	line, raw, err := s.next()
-	if err != nil {
-		s.t.Fatalf("read: %v", err)
-	}
-	if line.Result == nil || line.Error != nil {
-		s.t.Fatalf("got %s, want {\"result\":{\"name\":...}}", raw)
-	}
-	cat := categoryOf(line.Result.Name)
-	if cat == "" {
-		s.t.Fatalf("got name %q, which is from no category", line.Result.Name)
-	}
-	return cat
-}
-
-// endsWithError skips names until the error message, checks it, and checks
-// that the socket is then closed with wantClose.
-func (s *wsStream) endsWithError(wantCode int, wantMessage string, wantClose websocket.StatusCode) {
-	s.t.Helper()
-	for {
-		line, raw, err := s.next()
-		if err != nil {
-			s.t.Fatalf("socket ended (%v) without an error message", err)
-		}
-		if line.Result != nil {
-			continue // names already on their way
-		}
-		if line.Error == nil {
-			s.t.Fatalf("got %s, want a result or an error", raw)
-		}
-		if line.Error.Code != wantCode || !strings.Contains(line.Error.Message, wantMessage) {
-			s.t.Errorf("got error %s, want code %d and a message containing %q", raw, wantCode, wantMessage)
-		}
-		break
-	}
-	_, raw, err := s.next()
-	if err == nil {
-		s.t.Fatalf("got %s after the error message, want the socket closed", raw)
-	}
-	if got := websocket.CloseStatus(err); got != wantClose {
-		s.t.Errorf("socket closed with %v (%v), want %v", got, err, wantClose)
+	if got := websocket.CloseStatus(s.end); got != want {
+		s.t.Errorf("socket closed with %v (%v), want %v", got, s.end, want)
 	}
 }
 
@@ -117,21 +84,9 @@ func TestWebSocket(t *testing.T) {
 	ts, _ := serveGateway(t)
 	s := openWebSocket(t, ts)
 	s.write(`{"category":"science"}`)
-	for range 2 {
-		if got := s.nextCategory(); got != "science" {
-			t.Fatalf("got a name from %q, want science", got)
-		}
-	}
+	wantNames(t, s, "science", 2)
 	s.write(`{"category":"SPACE"}`)
-	for {
-		got := s.nextCategory()
-		if got == "space" {
-			break
-		}
-		if got != "science" {
-			t.Fatalf("got a name from %q while switching from science to space", got)
-		}
-	}
+	switchTo(t, s, "science", "space", 0)
 	if err := s.conn.Close(websocket.StatusNormalClosure, ""); err != nil {
 		t.Errorf("close: %v", err)
 	}
@@ -188,10 +143,11 @@ func TestWebSocketErrors(t *testing.T) {
 			s := openWebSocket(t, ts)
 			if tt.first != "" {
 				s.write(tt.first)
-				s.nextCategory()
+				nextCategory(t, s)
 			}
 			s.write(tt.write)
-			s.endsWithError(3, tt.wantMessage, websocket.StatusPolicyViolation)
+			endsWithError(t, s, 3, tt.wantMessage)
+			s.closedWith(websocket.StatusPolicyViolation)
 		})
 	}
 }
@@ -203,9 +159,8 @@ func TestWebSocketServerShutdown(t *testing.T) {
 	ts, shutdown := serveGateway(t)
 	s := openWebSocket(t, ts)
 	s.write(`{"category":"animals"}`)
-	if got := s.nextCategory(); got != "animals" {
-		t.Fatalf("got a name from %q, want animals", got)
-	}
+	wantNames(t, s, "animals", 1)
 	shutdown()
-	s.endsWithError(14, "server is shutting down", websocket.StatusServiceRestart)
+	endsWithError(t, s, 14, "server is shutting down")
+	s.closedWith(websocket.StatusServiceRestart)
 }
