@@ -30,6 +30,7 @@ var passedOn = []struct{ env, usage string }{
 	{"CODENAME_STATS_PASSWORD", "HAProxy: with it set, the stats listener asks for basic auth"},
 	{"OTEL_TRACES_EXPORTER", "server and gateway: otlp to export their spans, none never to (unset: only when an OTLP endpoint is set)"},
 	{"OTEL_EXPORTER_OTLP_ENDPOINT", "server and gateway: the collector to export spans to; the other standard OTEL_* variables apply too"},
-	{"GOMAXPROCS", "Go: cores each Go process schedules on (default: an equal share with HAProxy)"},
+	{"CODENAME_CPU_SHARE", "server and gateway: how many busy processes share the cores, each Go process then scheduling on its equal share (default: the stack's Go processes and HAProxy)"},
+	{"GOMAXPROCS", "Go: cores each Go process schedules on; set, it wins over CODENAME_CPU_SHARE"},
 	{"GOGC", "Go: the garbage collector's target of the server and the gateway (default 200)"},
 }

@@ -78,15 +78,3 @@ func hostsOf(addrs []string) []string {
 	}
 	return hosts
 }
-
-// lastValue is the value of the last key=value entry for key in env, as
-// exec gives a repeated variable its last value.
-func lastValue(env []string, key string) string {
-	v := ""
-	for _, kv := range env {
-		if k, val, ok := strings.Cut(kv, "="); ok && k == key {
-			v = val
-		}
-	}
-	return v
-}

@@ -1,9 +1,6 @@
 package stack
 
-import (
-	"fmt"
-	"runtime"
-)
+import "fmt"
 
 // GatewayModeEnv names the setting that picks where the REST gateway runs.
 const GatewayModeEnv = "CODENAME_GATEWAY_MODE"
@@ -34,18 +31,4 @@ func gatewayMode(v string) (string, error) {
 		return Colocated, nil
 	}
 	return "", fmt.Errorf("%s=%q: want %s or %s", GatewayModeEnv, v, Separate, Colocated)
-}
-
-// goProcesses is how many Go processes a stack of replicas runs in mode.
-func goProcesses(mode string, replicas int) int {
-	if mode == Colocated {
-		return replicas
-	}
-	return 2 * replicas
-}
-
-// goMaxProcsFor is GoMaxProcs for a stack in mode: an equal share of the
-// cores among its Go processes and HAProxy.
-func goMaxProcsFor(mode string, replicas int) int {
-	return max(1, runtime.NumCPU()/(goProcesses(mode, replicas)+1))
 }

@@ -19,22 +19,3 @@ func TestGatewayMode(t *testing.T) {
 		}
 	}
 }
-
-func TestGoProcesses(t *testing.T) {
-	for _, tt := range []struct {
-		mode           string
-		replicas, want int
-	}{
-		{Separate, 1, 2},
-		{Separate, 3, 6},
-		{Colocated, 1, 1}, // the gateway lives in the server
-		{Colocated, 3, 3},
-	} {
-		if got := goProcesses(tt.mode, tt.replicas); got != tt.want {
-			t.Errorf("goProcesses(%s, %d) = %d, want %d", tt.mode, tt.replicas, got, tt.want)
-		}
-	}
-	if got, want := goMaxProcsFor(Separate, 2), GoMaxProcs(2); got != want {
-		t.Errorf("goMaxProcsFor(separate, 2) = %d, want GoMaxProcs's %d", got, want)
-	}
-}

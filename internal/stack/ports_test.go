@@ -2,27 +2,9 @@ package stack
 
 import (
 	"io"
-	"runtime"
 	"strings"
 	"testing"
 )
-
-func TestCoreShare(t *testing.T) {
-	for _, tt := range []struct{ cores, replicas, want int }{
-		{2, 1, 1},  // the server, the gateway and HAProxy on 2 cores
-		{3, 1, 1},  // a core each
-		{8, 1, 2},  // 8 cores among 3 processes
-		{16, 2, 3}, // 16 among 5
-		{4, 4, 1},  // never below one
-	} {
-		if got := coreShare(tt.cores, tt.replicas); got != tt.want {
-			t.Errorf("coreShare(%d cores, %d replicas) = %d, want %d", tt.cores, tt.replicas, got, tt.want)
-		}
-	}
-	if got, want := GoMaxProcs(1), coreShare(runtime.NumCPU(), 1); got != want {
-		t.Errorf("GoMaxProcs(1) = %d, want %d on %d cores", got, want, runtime.NumCPU())
-	}
-}
 
 func TestNoticeWriterSpotsBothWordingsOfATakenPort(t *testing.T) {
 	for _, line := range []string{
