@@ -18,12 +18,11 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/proto"
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
+	"github.com/codename-gateway/codename-gateway/internal/grpctest"
 	"github.com/codename-gateway/codename-gateway/server"
 	"github.com/codename-gateway/codename-gateway/server/codename"
 )
@@ -118,32 +117,11 @@ func firstOfStream(ctx context.Context, conn *grpc.ClientConn, msg []byte) ([]by
 // fuzz target and returns a client connection to it.
 func startFuzzServer(f *testing.F) *grpc.ClientConn {
 	f.Helper()
-	lis := bufconn.Listen(1 << 20)
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() {
-		served <- server.Serve(ctx, lis, server.Config{StreamInterval: time.Millisecond, DrainTimeout: time.Second})
-	}()
-	f.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-served:
-			if err != nil {
-				f.Errorf("Serve: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			f.Error("Serve did not return after its context ended")
-		}
+	lis := grpctest.Listen(f)
+	grpctest.Run(f, lis, 10*time.Second, func(ctx context.Context, lis net.Listener) error {
+		return server.Serve(ctx, lis, server.Config{StreamInterval: time.Millisecond, DrainTimeout: time.Second})
 	})
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-	)
-	if err != nil {
-		f.Fatalf("NewClient: %v", err)
-	}
-	f.Cleanup(func() { _ = conn.Close() }) // before Serve's cleanup, which waits for calls
-	return conn
+	return grpctest.Dial(f, lis)
 }
 
 // rawCodec sends and receives messages as the bytes they are. It calls

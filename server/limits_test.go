@@ -13,10 +13,11 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
+	"github.com/codename-gateway/codename-gateway/internal/grpctest"
 	"github.com/codename-gateway/codename-gateway/internal/poll"
 )
 
@@ -180,33 +181,24 @@ func TestMaxConnectionIdle(t *testing.T) {
 // dialer connects clients to a bufconn listener, and counts and tracks the
 // connections.
 type dialer struct {
-	lis interface {
-		DialContext(context.Context) (net.Conn, error)
-	}
+	lis   *bufconn.Listener
 	mu    sync.Mutex
 	conns []*closeConn
 }
 
 func (d *dialer) client(t *testing.T) *grpc.ClientConn {
 	t.Helper()
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
-			c, err := d.lis.DialContext(ctx)
-			if err != nil {
-				return nil, err
-			}
-			cc := &closeConn{Conn: c, closed: make(chan struct{})}
-			d.mu.Lock()
-			d.conns = append(d.conns, cc)
-			d.mu.Unlock()
-			return cc, nil
-		}),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatalf("NewClient: %v", err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	return conn
+	return grpctest.Dial(t, d.lis, grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
+		c, err := d.lis.DialContext(ctx)
+		if err != nil {
+			return nil, err
+		}
+		cc := &closeConn{Conn: c, closed: make(chan struct{})}
+		d.mu.Lock()
+		d.conns = append(d.conns, cc)
+		d.mu.Unlock()
+		return cc, nil
+	}))
 }
 
 func (d *dialer) dialed() int {
@@ -259,9 +251,7 @@ type h2frame struct {
 	payload    []byte
 }
 
-func dialRawH2(t *testing.T, lis interface {
-	DialContext(context.Context) (net.Conn, error)
-}) *rawH2 {
+func dialRawH2(t *testing.T, lis *bufconn.Listener) *rawH2 {
 	t.Helper()
 	conn, err := lis.DialContext(t.Context())
 	if err != nil {
