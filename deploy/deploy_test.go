@@ -240,3 +240,33 @@ func TestProbesOnAdminHealthz(t *testing.T) {
 		t.Fatal("found no server or gateway in the Kubernetes manifests")
 	}
 }
+
+// TestComposeSharesTheCores fails when a server or gateway of a Compose
+// file is not told how many processes share the host's cores: every
+// replica of every service of the file, as codename-stack tells its
+// children (internal/tuning), since Compose gives a container every core
+// unless asked otherwise.
+func TestComposeSharesTheCores(t *testing.T) {
+	code := readCode(t)
+	procs := readSystem(t, code).procs
+	total := map[string]int{}
+	for _, p := range procs {
+		if p.compose {
+			total[p.file.path] += p.replicas
+		}
+	}
+	checked := 0
+	for _, p := range procs {
+		if !p.compose || p.kind == haproxyKind {
+			continue
+		}
+		checked++
+		v := code.envOf(t, p.kind, "cpu-share")
+		if got, want := p.env[v], strconv.Itoa(total[p.file.path]); got != want {
+			t.Errorf("%s: %s=%q, want %s, the processes of %s", p, v, got, want, p.file.path)
+		}
+	}
+	if checked == 0 {
+		t.Fatal("found no server or gateway in the Compose file")
+	}
+}

@@ -95,6 +95,8 @@ type process struct {
 	ports   map[string]int    // the container's named ports (Kubernetes)
 	probes  map[string]*probe // readiness and liveness (Kubernetes)
 	compose bool
+	// replicas is how many copies of the process a Compose file runs.
+	replicas int
 }
 
 func (p process) String() string { return p.file.path + ": " + p.name }
@@ -115,6 +117,9 @@ type composeFile struct {
 		Command     any    `yaml:"command"`
 		Environment any    `yaml:"environment"`
 		Volumes     []any  `yaml:"volumes"`
+		Deploy      struct {
+			Replicas *int `yaml:"replicas"`
+		} `yaml:"deploy"`
 	} `yaml:"services"`
 }
 
@@ -229,7 +234,10 @@ func composeProcesses(t *testing.T, f deployFile, doc *yaml.Node, code codeFacts
 	}
 	var procs []process
 	for name, svc := range c.Services {
-		p := process{file: f, name: name, env: map[string]string{}, compose: true}
+		p := process{file: f, name: name, env: map[string]string{}, compose: true, replicas: 1}
+		if svc.Deploy.Replicas != nil {
+			p.replicas = *svc.Deploy.Replicas
+		}
 		switch env := svc.Environment.(type) {
 		case map[string]any:
 			for k, v := range env {
