@@ -219,36 +219,29 @@ type unaryStream struct {
 
 func (s *unaryStream) Method() string { return s.method }
 
-func (s *unaryStream) SetHeader(md metadata.MD) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.hdr = metadata.Join(s.hdr, md)
-	return nil
-}
+func (s *unaryStream) SetHeader(md metadata.MD) error { return s.join(&s.hdr, md) }
 
 func (s *unaryStream) SendHeader(md metadata.MD) error { return s.SetHeader(md) }
 
-func (s *unaryStream) SetTrailer(md metadata.MD) error {
+func (s *unaryStream) SetTrailer(md metadata.MD) error { return s.join(&s.trl, md) }
+
+func (s *unaryStream) join(to *metadata.MD, md metadata.MD) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.trl = metadata.Join(s.trl, md)
+	*to = metadata.Join(*to, md)
 	return nil
 }
 
-func (s *unaryStream) header() metadata.MD {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.hdr == nil {
-		return metadata.MD{}
-	}
-	return s.hdr
-}
+// header and trailer are what the handler set; never nil, as a grpc-go
+// client's Header and Trailer options are never left nil.
+func (s *unaryStream) header() metadata.MD  { return s.get(&s.hdr) }
+func (s *unaryStream) trailer() metadata.MD { return s.get(&s.trl) }
 
-func (s *unaryStream) trailer() metadata.MD {
+func (s *unaryStream) get(md *metadata.MD) metadata.MD {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.trl == nil {
+	if *md == nil {
 		return metadata.MD{}
 	}
-	return s.trl
+	return *md
 }
