@@ -1,9 +1,7 @@
 package gateway_test
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -15,34 +13,22 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/codename-gateway/codename-gateway/gateway"
+	"github.com/codename-gateway/codename-gateway/internal/grpctest"
 	"github.com/codename-gateway/codename-gateway/internal/poll"
 )
 
-// startServe runs gateway.Serve with h and d on a loopback port, and
-// returns its address, the function that ends its context, and a channel
-// that is closed when it has returned, with what it returned.
-func startServe(t *testing.T, h http.Handler, d gateway.Drain) (addr string, stop context.CancelFunc, served <-chan struct{}, err *error) {
+// startServe runs gateway.Serve with h and d on a loopback port until the
+// test ends, and returns its address and its stop (see grpctest.Run).
+func startServe(t *testing.T, h http.Handler, d gateway.Drain) (addr string, stop grpctest.Stop) {
 	t.Helper()
-	lis, lerr := net.Listen("tcp", "127.0.0.1:0")
-	if lerr != nil {
-		t.Fatal(lerr)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan struct{})
-	err = new(error)
-	go func() {
-		defer close(done)
-		*err = gateway.Serve(ctx, lis, h, d)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(waitTimeout):
-			t.Error("Serve did not return after its context ended")
-		}
+	stop = grpctest.Run(t, lis, waitTimeout, func(ctx context.Context, lis net.Listener) error {
+		return gateway.Serve(ctx, lis, h, d)
 	})
-	return lis.Addr().String(), cancel, done, err
+	return lis.Addr().String(), stop
 }
 
 // getStatus returns the status of GET url, and its body.
@@ -70,7 +56,7 @@ func getStatus(t *testing.T, c *http.Client, url string) (int, string) {
 func TestServeDrains(t *testing.T) {
 	const delay = time.Second
 	h, _ := startGateway(t)
-	addr, stop, served, serveErr := startServe(t, h, gateway.Drain{Delay: delay, Timeout: 5 * time.Second})
+	addr, stop := startServe(t, h, gateway.Drain{Delay: delay, Timeout: 5 * time.Second})
 	base := "http://" + addr
 	c := &http.Client{Transport: &http.Transport{}}
 	t.Cleanup(c.CloseIdleConnections)
@@ -80,46 +66,21 @@ func TestServeDrains(t *testing.T) {
 	}
 
 	// A WebSocket, an NDJSON stream and an SSE stream, each with a name.
-	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
-	defer cancel()
-	ws, _, err := websocket.Dial(ctx, "ws://"+addr+"/v1/codenames:stream", nil)
-	if err != nil {
-		t.Fatalf("WebSocket dial: %v", err)
-	}
-	defer ws.CloseNow()
-	if err := ws.Write(ctx, websocket.MessageText, []byte(`{"category":"space"}`)); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := ws.Read(ctx); err != nil {
-		t.Fatalf("WebSocket: no first name: %v", err)
-	}
+	ws := openWebSocketAt(t, c, base)
+	ws.write(`{"category":"space"}`)
+	nextCategory(t, ws)
+	ndjson := openRESTStreamAt(t, c, base, 1, `{"category":"animals"}`)
+	nextCategory(t, ndjson)
+	sse := openSSEAt(t, c, base, "category=science")
+	sse.checkStart()
+	nextCategory(t, sse)
 
-	pr, pw := io.Pipe()
-	defer pw.Close()
-	req, _ := http.NewRequestWithContext(ctx, "POST", base+"/v1/codenames:stream", pr)
-	req.Header.Set("Content-Type", "application/json")
-	go func() { _, _ = io.WriteString(pw, `{"category":"animals"}`) }()
-	ndjsonResp, err := c.Do(req)
-	if err != nil {
-		t.Fatalf("NDJSON stream: %v", err)
-	}
-	defer ndjsonResp.Body.Close()
-	ndjson := bufio.NewScanner(ndjsonResp.Body)
-	if !ndjson.Scan() {
-		t.Fatalf("NDJSON stream: no first line: %v", ndjson.Err())
-	}
-
-	req, _ = http.NewRequestWithContext(ctx, "GET", base+"/v1/codenames:stream?category=science", nil)
-	req.Header.Set("Accept", "text/event-stream")
-	sseResp, err := c.Do(req)
-	if err != nil {
-		t.Fatalf("SSE stream: %v", err)
-	}
-	defer sseResp.Body.Close()
-	sse := bufio.NewScanner(sseResp.Body)
-
-	stop()
 	stopped := time.Now()
+	served := make(chan error, 1)
+	go func() {
+		_, err := stop()
+		served <- err
+	}()
 
 	// Health says NOT_SERVING at once; the rest is served as before.
 	var healthCode int
@@ -136,62 +97,22 @@ func TestServeDrains(t *testing.T) {
 
 	// The WebSocket is told UNAVAILABLE, then closed with 1012, once the
 	// delay is over.
-	var wsErr struct {
-		Error *apiError `json:"error"`
-	}
-	for {
-		_, data, err := ws.Read(ctx)
-		if err != nil {
-			if got := websocket.CloseStatus(err); got != websocket.StatusServiceRestart {
-				t.Errorf("WebSocket closed with %v (%v), want %v", got, err, websocket.StatusServiceRestart)
-			}
-			var ce websocket.CloseError
-			if errors.As(err, &ce) && ce.Reason == "" {
-				t.Error("WebSocket closed without a reason")
-			}
-			break
-		}
-		if err := json.Unmarshal(data, &wsErr); err != nil {
-			t.Fatalf("WebSocket message is not JSON: %v\n%s", err, data)
-		}
+	endsWithError(t, ws, 14, "the gateway is restarting")
+	ws.closedWith(websocket.StatusServiceRestart)
+	if ce := (websocket.CloseError{}); errors.As(ws.end, &ce) && ce.Reason == "" {
+		t.Error("WebSocket closed without a reason")
 	}
 	if elapsed := time.Since(stopped); elapsed < delay {
 		t.Errorf("WebSocket closed %v after the drain began, before the delay of %v was over", elapsed, delay)
 	}
-	if wsErr.Error == nil || wsErr.Error.Code != 14 {
-		t.Errorf("last WebSocket message has error %+v, want code 14", wsErr.Error)
-	}
 
 	// The NDJSON stream ends with an UNAVAILABLE line, the SSE stream with
 	// an UNAVAILABLE error event.
-	last := ""
-	for ndjson.Scan() {
-		last = ndjson.Text()
-	}
-	if !strings.Contains(last, `"error"`) || !strings.Contains(last, `"code":14`) {
-		t.Errorf("NDJSON stream's last line = %s, want an error with code 14", last)
-	}
-	var sawErrorEvent bool
-	last = ""
-	for sse.Scan() {
-		if sse.Text() == "event: error" {
-			sawErrorEvent = true
-		}
-		if strings.HasPrefix(sse.Text(), "data: ") {
-			last = sse.Text()
-		}
-	}
-	if !sawErrorEvent || !strings.Contains(last, `"code":14`) {
-		t.Errorf("SSE stream's last data = %s (error event: %v), want an error with code 14", last, sawErrorEvent)
-	}
+	endsWithError(t, ndjson, 14, "the gateway is restarting")
+	endsWithError(t, sse, 14, "the gateway is restarting")
 
-	select {
-	case <-served:
-		if *serveErr != nil {
-			t.Errorf("Serve: %v", *serveErr)
-		}
-	case <-time.After(waitTimeout):
-		t.Fatal("Serve did not return")
+	if err := <-served; err != nil { // stop waits waitTimeout at most
+		t.Errorf("Serve: %v", err)
 	}
 	if _, err := net.Dial("tcp", addr); err == nil {
 		t.Error("the listener still accepts connections after Serve returned")
@@ -201,12 +122,14 @@ func TestServeDrains(t *testing.T) {
 	// that was not closed, or on a connection that was still open) is
 	// refused the same way.
 	ts := serveHTTP1(t, h)
+	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+	defer cancel()
 	if _, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(ts.URL, "http")+"/v1/codenames:stream", nil); err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("WebSocket after the drain: %v, %v; want a 503", resp, err)
 	}
 	// The refusal is the plain JSON error body if the call could not
 	// start, or an error line if it ended at once: either is a 503.
-	req, _ = http.NewRequestWithContext(ctx, "POST", ts.URL+"/v1/codenames:stream", strings.NewReader(`{"category":"space"}`))
+	req, _ := http.NewRequestWithContext(ctx, "POST", ts.URL+"/v1/codenames:stream", strings.NewReader(`{"category":"space"}`))
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := ts.Client().Do(req)
 	if err != nil {

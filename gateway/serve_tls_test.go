@@ -7,11 +7,11 @@ import (
 	"net"
 	"net/http"
 	"testing"
-	"time"
 
 	"github.com/coder/websocket"
 
 	"github.com/codename-gateway/codename-gateway/gateway"
+	"github.com/codename-gateway/codename-gateway/internal/grpctest"
 	"github.com/codename-gateway/codename-gateway/internal/tlsreload"
 	"github.com/codename-gateway/codename-gateway/internal/tlsreload/tlstest"
 )
@@ -64,19 +64,8 @@ func startServeTLS(t *testing.T, clientCA bool) (addr string, withCert, withoutC
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- gateway.ServeTLS(ctx, lis, protoHandler, gateway.Drain{}, src.ServerConfig()) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("ServeTLS: %v", err)
-			}
-		case <-time.After(waitTimeout):
-			t.Error("ServeTLS did not return after its context ended")
-		}
+	grpctest.Run(t, lis, waitTimeout, func(ctx context.Context, lis net.Listener) error {
+		return gateway.ServeTLS(ctx, lis, protoHandler, gateway.Drain{}, src.ServerConfig())
 	})
 	return lis.Addr().String(),
 		clientConfig(tlsreload.Files{Cert: client.CertFile, Key: client.KeyFile, CA: ca.CertFile}),

@@ -37,24 +37,32 @@ func startStreamServer(t *testing.T) *httptest.Server {
 	return serveHTTP2(t, h)
 }
 
-// openRESTStream starts a stream and, unless first is empty, writes it to
-// the body. The stream ends with the test, or after waitTimeout.
+// openRESTStream starts a stream on ts and, unless first is empty, writes
+// it to the body. The stream ends with the test, or after waitTimeout.
 func openRESTStream(t *testing.T, ts *httptest.Server, first string) *restStream {
+	t.Helper()
+	proto := 1
+	if ts.EnableHTTP2 {
+		proto = 2
+	}
+	return openRESTStreamAt(t, ts.Client(), ts.URL, proto, first)
+}
+
+// openRESTStreamAt is openRESTStream through c to the server at base,
+// which answers in HTTP/proto.
+func openRESTStreamAt(t *testing.T, c *http.Client, base string, proto int, first string) *restStream {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
 	pr, pw := io.Pipe()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ts.URL+"/v1/codenames:stream", pr)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/codenames:stream", pr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	s := &restStream{t: t, proto: 1, ctx: ctx, body: pw, done: make(chan struct{}), lines: make(chan string)}
-	if ts.EnableHTTP2 {
-		s.proto = 2
-	}
+	s := &restStream{t: t, proto: proto, ctx: ctx, body: pw, done: make(chan struct{}), lines: make(chan string)}
 	go func() {
 		defer close(s.done)
-		s.resp, s.err = ts.Client().Do(req)
+		s.resp, s.err = c.Do(req)
 	}()
 	t.Cleanup(func() {
 		cancel()

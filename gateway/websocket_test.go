@@ -11,14 +11,20 @@ import (
 	"github.com/coder/websocket"
 )
 
-// dialWebSocket opens the stream as a WebSocket with the given request
-// headers. The socket is closed when the test ends.
+// dialWebSocket opens the stream on ts as a WebSocket with the given
+// request headers. The socket is closed when the test ends.
 func dialWebSocket(t *testing.T, ts *httptest.Server, header http.Header) (*websocket.Conn, *http.Response, error) {
+	t.Helper()
+	return dialWebSocketAt(t, ts.Client(), ts.URL, header)
+}
+
+// dialWebSocketAt is dialWebSocket through c to the server at base.
+func dialWebSocketAt(t *testing.T, c *http.Client, base string, header http.Header) (*websocket.Conn, *http.Response, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
 	defer cancel()
-	url := "ws" + strings.TrimPrefix(ts.URL, "http") + "/v1/codenames:stream"
-	conn, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPClient: ts.Client(), HTTPHeader: header})
+	url := "ws" + strings.TrimPrefix(base, "http") + "/v1/codenames:stream"
+	conn, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPClient: c, HTTPHeader: header})
 	if conn != nil {
 		t.Cleanup(func() { _ = conn.CloseNow() })
 	}
@@ -33,9 +39,17 @@ type wsStream struct {
 	end  error // what ended the socket, once next has said it ended
 }
 
+// openWebSocket opens the stream on ts as a WebSocket, which reads end
+// with the test, or after waitTimeout.
 func openWebSocket(t *testing.T, ts *httptest.Server) *wsStream {
 	t.Helper()
-	conn, _, err := dialWebSocket(t, ts, nil)
+	return openWebSocketAt(t, ts.Client(), ts.URL)
+}
+
+// openWebSocketAt is openWebSocket through c to the server at base.
+func openWebSocketAt(t *testing.T, c *http.Client, base string) *wsStream {
+	t.Helper()
+	conn, _, err := dialWebSocketAt(t, c, base, nil)
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
