@@ -48,12 +48,13 @@ func writeConnectRequest(dir string, req *codenamev1.NameRequest) (string, error
 	return path, os.WriteFile(path, b, 0o644)
 }
 
-// h2cClient speaks cleartext HTTP/2 with prior knowledge, as h2load does,
-// so that a check takes the path the load takes.
-func h2cClient() *http.Client {
+// h2cTransport speaks cleartext HTTP/2 with prior knowledge, as h2load
+// does and as HAProxy's cleartext listener takes it, so that a check takes
+// the path the load takes.
+func h2cTransport() *http.Transport {
 	var p http.Protocols
 	p.SetUnencryptedHTTP2(true)
-	return &http.Client{Transport: &http.Transport{Protocols: &p}, Timeout: 5 * time.Second}
+	return &http.Transport{Protocols: &p}
 }
 
 // checkBrowserRPC makes a few calls to url, each a POST of bodyFile with
@@ -65,7 +66,7 @@ func checkBrowserRPC(ctx context.Context, url string, headers []string, bodyFile
 	if err != nil {
 		return err
 	}
-	client := h2cClient()
+	client := &http.Client{Transport: h2cTransport(), Timeout: 5 * time.Second}
 	defer client.CloseIdleConnections()
 	for range 3 {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))

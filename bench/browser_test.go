@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/binary"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -13,14 +12,6 @@ import (
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
 )
 
-// grpcWebFrame frames payload as gRPC-Web does, with flag.
-func grpcWebFrame(flag byte, payload []byte) []byte {
-	f := make([]byte, 5, 5+len(payload))
-	f[0] = flag
-	binary.BigEndian.PutUint32(f[1:], uint32(len(payload)))
-	return append(f, payload...)
-}
-
 // TestReadGRPCWeb checks that only a whole, successful gRPC-Web answer
 // yields a codename: the benchmark counts the load's answers as calls only
 // after this check has passed on real ones.
@@ -29,7 +20,7 @@ func TestReadGRPCWeb(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ok := grpcWebFrame(0x80, []byte("grpc-status: 0\r\ngrpc-message: \r\n"))
+	ok := grpcFrame(0x80, []byte("grpc-status: 0\r\ngrpc-message: \r\n"))
 	web := http.Header{"Content-Type": {"application/grpc-web+proto"}}
 	cases := []struct {
 		name    string
@@ -37,17 +28,17 @@ func TestReadGRPCWeb(t *testing.T) {
 		body    []byte
 		wantErr string
 	}{
-		{"message and status 0", web, append(grpcWebFrame(0, msg), ok...), ""},
-		{"status 0 in trailers without a final CRLF", web, append(grpcWebFrame(0, msg), grpcWebFrame(0x80, []byte("Grpc-Status: 0"))...), ""},
-		{"an error in the trailers", web, grpcWebFrame(0x80, []byte("grpc-status: 3\r\ngrpc-message: unknown category\r\n")), `grpc-status "3"`},
+		{"message and status 0", web, append(grpcFrame(0, msg), ok...), ""},
+		{"status 0 in trailers without a final CRLF", web, append(grpcFrame(0, msg), grpcFrame(0x80, []byte("Grpc-Status: 0"))...), ""},
+		{"an error in the trailers", web, grpcFrame(0x80, []byte("grpc-status: 3\r\ngrpc-message: unknown category\r\n")), `grpc-status "3"`},
 		{"an error in the headers alone", http.Header{"Content-Type": {"application/grpc-web+proto"}, "Grpc-Status": {"14"}}, nil, "grpc-status 14"},
-		{"no trailers", web, grpcWebFrame(0, msg), "no trailer frame"},
+		{"no trailers", web, grpcFrame(0, msg), "no trailer frame"},
 		{"status 0 and no message", web, ok, "no message"},
-		{"two messages", web, append(append(grpcWebFrame(0, msg), grpcWebFrame(0, msg)...), ok...), "more than one message"},
-		{"a compressed message", web, append(grpcWebFrame(1, msg), ok...), "compressed"},
-		{"a frame cut short", web, grpcWebFrame(0, msg)[:4], "cut short"},
-		{"a frame longer than the body", web, grpcWebFrame(0, msg)[:8], "frame of"},
-		{"a frame after the trailers", web, append(append(grpcWebFrame(0, msg), ok...), grpcWebFrame(0, msg)...), "after the trailers"},
+		{"two messages", web, append(append(grpcFrame(0, msg), grpcFrame(0, msg)...), ok...), "more than one message"},
+		{"a compressed message", web, append(grpcFrame(1, msg), ok...), "compressed"},
+		{"a frame cut short", web, grpcFrame(0, msg)[:4], "cut short"},
+		{"a frame longer than the body", web, grpcFrame(0, msg)[:8], "frame of"},
+		{"a frame after the trailers", web, append(append(grpcFrame(0, msg), ok...), grpcFrame(0, msg)...), "after the trailers"},
 		{"a REST answer", http.Header{"Content-Type": {"application/json"}}, []byte(`{"name":"Tireless Triton"}`), "not gRPC-Web"},
 	}
 	for _, c := range cases {
@@ -72,14 +63,8 @@ func TestReadGRPCWeb(t *testing.T) {
 // answers them: a misrouted request must not pass for a call), then that
 // the unary step produces their rows.
 func TestBrowserUnaryRows(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts HAProxy, a server and a gateway")
-	}
+	root := longTestRoot(t, "starts HAProxy, a server and a gateway")
 	ctx := t.Context()
-	root, err := repoRoot(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	work := t.TempDir()
 	binDir := filepath.Join(work, "bin")
 	if err := build(ctx, root, binDir); err != nil {
@@ -103,8 +88,7 @@ func TestBrowserUnaryRows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const path = "/codename.v1.CodenameCreator/GetCodename"
-	edge := "http://" + sys.proxyAddr() + path
+	edge := "http://" + sys.proxyAddr() + grpcPath
 	if err := checkGRPCWeb(ctx, edge, grpcBody); err != nil {
 		t.Errorf("gRPC-Web through HAProxy: %v", err)
 	}
@@ -117,9 +101,9 @@ func TestBrowserUnaryRows(t *testing.T) {
 		name  string
 		check func() error
 	}{
-		{"gRPC-Web straight to the gRPC server", func() error { return checkGRPCWeb(ctx, "http://"+sys.grpcAddr()+path, grpcBody) }},
+		{"gRPC-Web straight to the gRPC server", func() error { return checkGRPCWeb(ctx, "http://"+sys.grpcAddr()+grpcPath, grpcBody) }},
 		{"gRPC-Web to the REST route", func() error { return checkGRPCWeb(ctx, "http://"+sys.proxyAddr()+"/v1/codename", grpcBody) }},
-		{"Connect JSON straight to the gRPC server", func() error { return checkConnect(ctx, "http://"+sys.grpcAddr()+path, jsonBody) }},
+		{"Connect JSON straight to the gRPC server", func() error { return checkConnect(ctx, "http://"+sys.grpcAddr()+grpcPath, jsonBody) }},
 	}
 	for _, m := range misrouted {
 		if err := m.check(); err == nil {

@@ -101,13 +101,16 @@ var specs = slices.Concat([]figure{
 }, heldTransportSpecs())
 
 // allFigures lists the name of every figure of the table, in order.
-var allFigures = func() []string {
-	names := make([]string, len(specs))
-	for i, f := range specs {
+var allFigures = names(specs)
+
+// names lists the names of figs, in order.
+func names(figs []figure) []string {
+	names := make([]string, len(figs))
+	for i, f := range figs {
 		names[i] = f.name
 	}
 	return names
-}()
+}
 
 // spec returns the figure called name, not yet measured.
 func spec(name string) figure {

@@ -146,16 +146,22 @@ func logPercentile(path string, q float64) (time.Duration, error) {
 var grpcHeaders = []string{"content-type: application/grpc", "te: trailers"}
 
 // writeGRPCRequest writes the body of a unary gRPC call carrying req into
-// dir: one length-prefixed message, uncompressed, as the gRPC over HTTP/2
-// protocol frames it (a flag byte 0, then a 4-byte big-endian length).
+// dir: one length-prefixed message, uncompressed.
 func writeGRPCRequest(dir string, req *codenamev1.NameRequest) (string, error) {
 	msg, err := proto.Marshal(req)
 	if err != nil {
 		return "", err
 	}
-	frame := make([]byte, 5, 5+len(msg))
-	binary.BigEndian.PutUint32(frame[1:], uint32(len(msg)))
-	frame = append(frame, msg...)
 	path := filepath.Join(dir, "name-request.grpc")
-	return path, os.WriteFile(path, frame, 0o644)
+	return path, os.WriteFile(path, grpcFrame(0, msg), 0o644)
+}
+
+// grpcFrame frames payload as gRPC over HTTP/2 and gRPC-Web do: a flag
+// byte (0 for a message, uncompressed; 0x80 for gRPC-Web's trailers), then
+// a 4-byte big-endian length.
+func grpcFrame(flag byte, payload []byte) []byte {
+	f := make([]byte, 5, 5+len(payload))
+	f[0] = flag
+	binary.BigEndian.PutUint32(f[1:], uint32(len(payload)))
+	return append(f, payload...)
 }

@@ -13,10 +13,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
-
-	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
 )
 
 // streamsPerConn is how many streams the harness opens on one HTTP/2
@@ -52,17 +49,12 @@ const heldStreamEnv = "CODENAME_STREAM_INTERVAL=1h"
 // rounds on a fresh stack (memory that a process has once taken is not
 // given back to the OS, so a second round on the same processes would
 // measure less), and reads what holding them costs.
-func measureHeld(ctx context.Context, start func(ctx context.Context, env ...string) (*system, error), rpc string, n, rounds int) ([]figure, []string, error) {
+func measureHeld(ctx context.Context, start starter, n, rounds int) ([]figure, []string, error) {
 	var samples []heldSample
 	for r := range rounds {
-		sys, err := start(ctx, heldStreamEnv)
-		if err != nil {
-			return nil, nil, err
-		}
-		s, err := holdStreams(ctx, sys, rpc, n)
-		if stopErr := sys.stop(); err == nil {
-			err = stopErr
-		}
+		s, err := onFreshStack(ctx, start, []string{heldStreamEnv}, func(sys *system) (heldSample, error) {
+			return holdStreams(ctx, sys, n)
+		})
 		if err != nil {
 			return nil, nil, fmt.Errorf("held streams (round %d): %w", r+1, err)
 		}
@@ -88,8 +80,8 @@ func measureHeld(ctx context.Context, start func(ctx context.Context, env ...str
 		measured(figHeldHAProxy, hapRSS, fmt.Sprintf("HAProxy's pools: %.1f KB", median(hapPools))),
 	}
 	details := []string{
-		fmt.Sprintf("Held streams: %d %s streams through HAProxy's cleartext listener, %d per HTTP/2 connection, all started at once (connections included) on a fresh stack each round; a stream is open when its first message arrives; memory is read 1 s before and 1 s after, per stream.",
-			n, rpc, streamsPerConn),
+		fmt.Sprintf("Held streams: %d KeepGettingCodenames streams through HAProxy's cleartext listener, %d per HTTP/2 connection, all started at once (connections included) on a fresh stack each round; a stream is open when its first message arrives; memory is read 1 s before and 1 s after, per stream.",
+			n, streamsPerConn),
 	}
 	cpu := func(name string) float64 {
 		return median(each(samples, func(s heldSample) float64 { return s.openCPU[name] }))
@@ -104,34 +96,9 @@ func measureHeld(ctx context.Context, start func(ctx context.Context, env ...str
 	return figs, details, nil
 }
 
-// holdStreams opens n streams of rpc ("codenames" for KeepGettingCodenames,
-// "watch" for grpc.health.v1 Health/Watch) through HAProxy and measures
-// the time to open them all and the memory they hold.
-func holdStreams(ctx context.Context, sys *system, rpc string, n int) (heldSample, error) {
-	// open starts one stream on conn and returns its receive function.
-	var open func(context.Context, *grpc.ClientConn) (recv func() error, err error)
-	switch rpc {
-	case "codenames":
-		open = func(ctx context.Context, conn *grpc.ClientConn) (func() error, error) {
-			stream, err := codenamev1.NewCodenameCreatorClient(conn).KeepGettingCodenames(ctx)
-			if err != nil {
-				return nil, err
-			}
-			recv := func() error { _, err := stream.Recv(); return err }
-			return recv, stream.Send(&codenamev1.NameRequest{Category: "animals"})
-		}
-	case "watch":
-		open = func(ctx context.Context, conn *grpc.ClientConn) (func() error, error) {
-			stream, err := healthpb.NewHealthClient(conn).Watch(ctx, &healthpb.HealthCheckRequest{})
-			if err != nil {
-				return nil, err
-			}
-			return func() error { _, err := stream.Recv(); return err }, nil
-		}
-	default:
-		return heldSample{}, fmt.Errorf("held streams: unknown rpc %q (want codenames or watch)", rpc)
-	}
-
+// holdStreams opens n KeepGettingCodenames streams through HAProxy and
+// measures the time to open them all and the memory they hold.
+func holdStreams(ctx context.Context, sys *system, n int) (heldSample, error) {
 	settle(ctx, time.Second)
 	before, err := heldMemory(ctx, sys)
 	if err != nil {
@@ -166,9 +133,9 @@ func holdStreams(ctx context.Context, sys *system, rpc string, n int) (heldSampl
 	ready.Add(n)
 	for i := range n {
 		wg.Go(func() {
-			recv, err := open(ctx, conns[i/streamsPerConn])
+			stream, err := openCodenames(ctx, conns[i/streamsPerConn], "animals")
 			if err == nil {
-				err = recv()
+				_, err = stream.Recv()
 			}
 			ready.Done()
 			if err != nil {
@@ -177,7 +144,7 @@ func holdStreams(ctx context.Context, sys *system, rpc string, n int) (heldSampl
 			}
 			opened.Add(1)
 			// Hold the stream, and notice if it ends before we end it.
-			err = recv()
+			_, err = stream.Recv()
 			if ctx.Err() == nil || status.Code(err) != codes.Canceled {
 				fail(fmt.Errorf("held stream ended: %w", err))
 			}
@@ -185,13 +152,9 @@ func holdStreams(ctx context.Context, sys *system, rpc string, n int) (heldSampl
 	}
 	ready.Wait()
 	openTime := time.Since(t0)
-	used, err := meter.stop()
+	openCPU, err := meter.stop()
 	if err != nil {
 		return heldSample{}, err
-	}
-	openCPU := map[string]float64{}
-	for i, g := range groups {
-		openCPU[g.name] = used[i]
 	}
 
 	settle(ctx, time.Second)
@@ -199,15 +162,13 @@ func holdStreams(ctx context.Context, sys *system, rpc string, n int) (heldSampl
 	if err != nil {
 		return heldSample{}, err
 	}
-	if rpc == "codenames" {
-		m, err := scrape(ctx, sys.serverAdminAddr())
-		if err != nil {
-			return heldSample{}, err
-		}
-		// The server's own count proves the streams reached it.
-		if got := m.sum("codename_open_streams"); got != float64(opened.Load()) {
-			fail(fmt.Errorf("the server holds %v streams, the client %d", got, opened.Load()))
-		}
+	m, err := scrape(ctx, sys.serverAdminAddr())
+	if err != nil {
+		return heldSample{}, err
+	}
+	// The server's own count proves the streams reached it.
+	if got := m.sum("codename_open_streams", nil); got != float64(opened.Load()) {
+		fail(fmt.Errorf("the server holds %v streams, the client %d", got, opened.Load()))
 	}
 	cancel()
 	wg.Wait()
@@ -253,14 +214,14 @@ func heldMemory(ctx context.Context, sys *system) (heldMem, error) {
 	if err != nil {
 		return m, err
 	}
-	m.serverHeap = metrics.sum("go_memstats_heap_inuse_bytes")
-	m.serverStacks = metrics.sum("go_memstats_stack_inuse_bytes")
+	m.serverHeap = metrics.sum("go_memstats_heap_inuse_bytes", nil)
+	m.serverStacks = metrics.sum("go_memstats_stack_inuse_bytes", nil)
 	// HAProxy's exporter tells what its pools hold, which its RSS only
 	// bounds from above: pools keep what they once allocated.
 	hm, err := scrape(ctx, sys.statsAddr())
 	if err != nil {
 		return m, err
 	}
-	m.haproxyPools = hm.sum("haproxy_process_pool_used_bytes")
+	m.haproxyPools = hm.sum("haproxy_process_pool_used_bytes", nil)
 	return m, nil
 }

@@ -15,7 +15,6 @@ import (
 	"github.com/coder/websocket"
 	"google.golang.org/grpc"
 
-	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
 	"github.com/codename-gateway/codename-gateway/internal/stack"
 )
 
@@ -69,15 +68,6 @@ func heldTransportSpecs() []figure {
 	return specs
 }
 
-// heldTransportFigures names every row heldTransportSpecs has.
-func heldTransportFigures() []string {
-	var names []string
-	for _, f := range heldTransportSpecs() {
-		names = append(names, f.name)
-	}
-	return names
-}
-
 // goMem is what one Go process holds at a moment, from its own metrics.
 type goMem struct{ heap, stacks, goroutines float64 }
 
@@ -86,7 +76,7 @@ func readGoMem(ctx context.Context, adminAddr string) (goMem, error) {
 	if err != nil {
 		return goMem{}, err
 	}
-	g := goMem{m.sum("go_memstats_heap_alloc_bytes"), m.sum("go_memstats_stack_inuse_bytes"), m.sum("go_goroutines")}
+	g := goMem{m.sum("go_memstats_heap_alloc_bytes", nil), m.sum("go_memstats_stack_inuse_bytes", nil), m.sum("go_goroutines", nil)}
 	if g.heap == 0 || g.goroutines == 0 {
 		return goMem{}, fmt.Errorf("%s: no go_memstats_heap_alloc_bytes or go_goroutines", adminAddr)
 	}
@@ -115,20 +105,16 @@ type transportSample struct{ server, gateway perStream }
 // on a fresh stack of each mode each time (a process keeps the heap it
 // once grew, so a stack that held one transport would flatter the next),
 // in rounds rounds, the modes and transports alternating within a round.
-func measureHeldTransports(ctx context.Context, start func(ctx context.Context, env ...string) (*system, error), n, rounds int) ([]figure, []string, error) {
+func measureHeldTransports(ctx context.Context, start starter, n, rounds int) ([]figure, []string, error) {
 	samples := map[string][]transportSample{}
 	key := func(mode, transport string) string { return mode + "/" + transport }
 	for r := range rounds {
 		for _, mode := range gatewayModes {
 			for _, t := range heldTransports {
-				sys, err := start(ctx, heldStreamEnv, stack.GatewayModeEnv+"="+mode, heldGOGC)
-				if err != nil {
-					return nil, nil, err
-				}
-				s, err := holdTransport(ctx, sys, t, n)
-				if stopErr := sys.stop(); err == nil {
-					err = stopErr
-				}
+				env := []string{heldStreamEnv, stack.GatewayModeEnv + "=" + mode, heldGOGC}
+				s, err := onFreshStack(ctx, start, env, func(sys *system) (transportSample, error) {
+					return holdTransport(ctx, sys, t, n)
+				})
 				if err != nil {
 					return nil, nil, fmt.Errorf("%s streams, %s (round %d): %w", t, mode, r+1, err)
 				}
@@ -193,7 +179,7 @@ func holdTransport(ctx context.Context, sys *system, transport string, n int) (t
 	}
 	// The server's own count proves that every stream reached it and
 	// still lives.
-	if got := m.sum("codename_open_streams"); got != float64(n) {
+	if got := m.sum("codename_open_streams", nil); got != float64(n) {
 		return transportSample{}, fmt.Errorf("the server holds %v streams, the client %d", got, n)
 	}
 	s := transportSample{server: srv1.minus(srv0, n)}
@@ -232,21 +218,19 @@ type holder struct {
 func newHolder(addr string) *holder {
 	ctx, end := context.WithCancel(context.Background())
 	h := &holder{addr: addr, ctx: ctx, end: end}
-	// HAProxy's cleartext listener takes HTTP/2 with prior knowledge; the
-	// transport opens another connection when one has as many streams as
-	// HAProxy allows. Connections are tracked so close can end them.
-	var protocols http.Protocols
-	protocols.SetUnencryptedHTTP2(true)
-	h.h2c = &http.Client{Transport: &http.Transport{Protocols: &protocols,
-		DialContext: func(ctx context.Context, network, a string) (net.Conn, error) {
-			c, err := new(net.Dialer).DialContext(ctx, network, a)
-			if err == nil {
-				h.mu.Lock()
-				h.netConns = append(h.netConns, c)
-				h.mu.Unlock()
-			}
-			return c, err
-		}}}
+	// The transport opens another connection when one has as many streams
+	// as HAProxy allows. Connections are tracked so close can end them.
+	t := h2cTransport()
+	t.DialContext = func(ctx context.Context, network, a string) (net.Conn, error) {
+		c, err := new(net.Dialer).DialContext(ctx, network, a)
+		if err == nil {
+			h.mu.Lock()
+			h.netConns = append(h.netConns, c)
+			h.mu.Unlock()
+		}
+		return c, err
+	}
+	h.h2c = &http.Client{Transport: t}
 	return h
 }
 
@@ -271,11 +255,8 @@ func (h *holder) open(ctx context.Context, transport string, n int) error {
 			h.grpcs = append(h.grpcs, conn)
 		}
 		openOne = func(ctx context.Context, i int) error {
-			stream, err := codenamev1.NewCodenameCreatorClient(h.grpcs[i/streamsPerConn]).KeepGettingCodenames(ctx)
+			stream, err := openCodenames(ctx, h.grpcs[i/streamsPerConn], "space")
 			if err != nil {
-				return err
-			}
-			if err := stream.Send(&codenamev1.NameRequest{Category: "space"}); err != nil {
 				return err
 			}
 			_, err = stream.Recv()

@@ -13,10 +13,7 @@ import (
 )
 
 // latencySample is the latency of GetCodename over one run.
-type latencySample struct {
-	p50, p99 time.Duration
-	calls    int
-}
+type latencySample struct{ p50, p99 time.Duration }
 
 // measureLatency measures GetCodename's latency with the same Go gRPC
 // client direct and through HAProxy, in alternating rounds: p50 with one
@@ -117,7 +114,7 @@ func callLatency(ctx context.Context, client codenamev1.CodenameCreatorClient, i
 		return latencySample{}, fmt.Errorf("no call finished in %v", d)
 	}
 	slices.Sort(all)
-	return latencySample{p50: percentile(all, 0.50), p99: percentile(all, 0.99), calls: len(all)}, nil
+	return latencySample{p50: percentile(all, 0.50), p99: percentile(all, 0.99)}, nil
 }
 
 // percentile returns the q-quantile of sorted durations (nearest rank).

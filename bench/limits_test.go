@@ -8,7 +8,7 @@ import (
 // TestMissedLimits: every figure of issue 15 point 5 has a line saying
 // what limits it, and the results print it for a missed figure only.
 func TestMissedLimits(t *testing.T) {
-	for _, name := range append([]string{figRESTCPU, figCoRESTCPU, figCoRESTRatio, figLatencyP99Add}, heldTransportFigures()...) {
+	for _, name := range append([]string{figRESTCPU, figCoRESTCPU, figCoRESTRatio, figLatencyP99Add}, names(heldTransportSpecs())...) {
 		if l, ok := limitOf(name); !ok || strings.HasPrefix(l, " ") {
 			t.Errorf("limit for %q = %q, want a line", name, l)
 		}

@@ -57,7 +57,6 @@ type options struct {
 	smoke            bool
 	conns, inFlight  int
 	firehose         int
-	heldRPC          string
 	// haproxyConfig and env let a run try a change (an HAProxy setting,
 	// GOGC ...) without editing the repository: the table then says what
 	// the change would give.
@@ -87,7 +86,6 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.conns, "conns", 2, "h2load connections for unary calls")
 	fs.IntVar(&o.inFlight, "inflight", 32, "h2load requests in flight per connection for unary calls")
 	fs.IntVar(&o.firehose, "firehose-streams", 4, "KeepGettingCodenames streams (on one connection) for the messages/s figures")
-	fs.StringVar(&o.heldRPC, "held-rpc", "codenames", "stream to hold: codenames (KeepGettingCodenames) or watch (grpc.health.v1 Watch)")
 	fs.StringVar(&o.haproxyConfig, "haproxy-config", "", "HAProxy configuration to run instead of the repository's haproxy/haproxy.cfg, to try a change")
 	fs.Var(&o.env, "env", "KEY=VALUE added to the environment of the server, gateway and HAProxy (repeatable), to try a setting such as GOGC=200")
 	only := fs.String("only", "", "comma-separated steps to run, of unary, yardsticks, vanguard, streams, latency, held, transports (default: all)")
@@ -182,35 +180,26 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		{"unary", "unary throughput and CPU", []string{figGRPCRatio, figHAProxyCPU, figRESTRatio, figRESTCPU, figCoRESTRatio, figCoRESTCPU,
 			figGRPCWebRatio, figGRPCWebCPU, figConnectRatio, figConnectCPU,
 			figTLSGRPCRatio, figTLSRESTRatio, figTLSHAProxyCPU, figTLSHAProxyCost, figTLSRESTCPU, figTLSRESTCost}, func() (figs []figure, details []string, err error) {
-			// A second stack, with TLS on the hops behind HAProxy, runs
-			// only for this step, so that it weighs on no other figure.
-			// Its state folder is its own: it issues certificates of its
-			// own for its own ports.
+			// A second stack, with TLS on the hops behind HAProxy, and a
+			// third, with the gateway inside the server, run only for this
+			// step, so that they weigh on no other figure. Each has a state
+			// folder of its own: it issues certificates of its own for its
+			// own ports.
 			tlsSys, err := startSystem(ctx, binDir, filepath.Join(work, "state-tls"), haproxyConfig,
 				append(slices.Clone(o.env), "CODENAME_STREAM_INTERVAL=0", "CODENAME_BACKEND_TLS=mutual")...)
 			if err != nil {
 				return nil, nil, fmt.Errorf("TLS backends: %w", err)
 			}
-			defer func() {
-				if stopErr := tlsSys.stop(); stopErr != nil && err == nil {
-					err = fmt.Errorf("stop the stack with TLS backends: %w", stopErr)
-				}
-			}()
-			// The co-located stack likewise runs only for this step,
-			// with state of its own.
+			defer tlsSys.stopAfter(&err, "the stack with TLS backends")
 			coSys, err := startSystem(ctx, binDir, filepath.Join(work, "state-colocated"), haproxyConfig,
 				append(slices.Clone(o.env), "CODENAME_STREAM_INTERVAL=0", "CODENAME_GATEWAY_MODE=colocated")...)
 			if err != nil {
 				return nil, nil, fmt.Errorf("co-located gateway: %w", err)
 			}
-			defer func() {
-				if stopErr := coSys.stop(); stopErr != nil && err == nil {
-					err = fmt.Errorf("stop the co-located stack: %w", stopErr)
-				}
-			}()
+			defer coSys.stopAfter(&err, "the co-located stack")
 			return measureUnary(ctx, sys, tlsSys, coSys, unaryLoad{o.conns, o.inFlight}, p, work)
 		}},
-		{"yardsticks", "yardsticks: bare HAProxy, nginx, Caddy, and the cost of each feature", yardstickFigures(), func() ([]figure, []string, error) {
+		{"yardsticks", "yardsticks: bare HAProxy, nginx, Caddy, and the cost of each feature", names(yardstickSpecs()), func() ([]figure, []string, error) {
 			yp := p
 			if o.smoke {
 				// Every configuration briefly: the smoke test only proves
@@ -239,11 +228,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			if err := sys.stop(); err != nil {
 				return nil, nil, err
 			}
-			return measureHeld(ctx, start, o.heldRPC, o.streams, o.rounds)
+			return measureHeld(ctx, start, o.streams, o.rounds)
 		}},
 		// Each transport on fresh stacks of both modes; the shared stack
 		// is stopped first, as for held streams.
-		{"transports", "memory per held stream, per transport, process and gateway mode", heldTransportFigures(), func() ([]figure, []string, error) {
+		{"transports", "memory per held stream, per transport, process and gateway mode", names(heldTransportSpecs()), func() ([]figure, []string, error) {
 			if err := sys.stop(); err != nil {
 				return nil, nil, err
 			}
@@ -268,18 +257,4 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "wrote %s and %s\n", filepath.Join(o.out, "results.md"), filepath.Join(o.out, "results.svg"))
 	return nil
-}
-
-// loadAverage returns the machine's load averages over 1, 5 and 15
-// minutes, as /proc/loadavg shows them: a run on a busy machine says so.
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
 }

@@ -5,62 +5,14 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/prometheus/procfs"
 )
-
-// clockTicks is the unit of utime and stime in /proc/<pid>/stat. It is
-// sysconf(_SC_CLK_TCK), which Linux fixes at 100 on every architecture Go
-// runs on (USER_HZ); reading it would need cgo, so it is a constant here.
-const clockTicks = 100
-
-// cpuTime returns the CPU time, user plus system, that process pid has used
-// so far, in seconds. /proc/<pid>/stat counts the whole thread group, so a
-// multi-threaded HAProxy worker is counted whole.
-func cpuTime(pid int) (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// The command name (field 2) is in parentheses and may hold spaces;
-	// the fields after its closing parenthesis start at field 3.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: no command name", pid)
-	}
-	f := strings.Fields(s[i+1:])
-	// utime and stime are fields 14 and 15, that is f[11] and f[12].
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
-	}
-	utime, err1 := strconv.ParseUint(f[11], 10, 64)
-	stime, err2 := strconv.ParseUint(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: utime %q stime %q", pid, f[11], f[12])
-	}
-	return float64(utime+stime) / clockTicks, nil
-}
-
-// rssBytes returns the resident set size of process pid (VmRSS).
-func rssBytes(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			f := strings.Fields(v) // "1234 kB"
-			kb, err := strconv.ParseInt(f[0], 10, 64)
-			if err != nil {
-				return 0, fmt.Errorf("/proc/%d/status: VmRSS %q", pid, v)
-			}
-			return kb << 10, nil
-		}
-	}
-	return 0, fmt.Errorf("/proc/%d/status: no VmRSS", pid)
-}
 
 // children returns the child processes of pid. HAProxy in master-worker
 // mode (-W) does its work in the master's children, so its cost is theirs.
+// procfs has no reader for this file; without it, finding them would mean
+// reading the stat of every process on the machine for its parent.
 func children(pid int) ([]int, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
 	if err != nil {
@@ -75,6 +27,20 @@ func children(pid int) ([]int, error) {
 		pids = append(pids, c)
 	}
 	return pids, nil
+}
+
+// loadAverage returns the machine's load averages over 1, 5 and 15
+// minutes, as /proc/loadavg shows them: a run on a busy machine says so.
+func loadAverage() string {
+	fs, err := procfs.NewDefaultFS()
+	if err != nil {
+		return "unknown"
+	}
+	l, err := fs.LoadAvg()
+	if err != nil {
+		return "unknown"
+	}
+	return fmt.Sprintf("%.2f %.2f %.2f", l.Load1, l.Load5, l.Load15)
 }
 
 // group is a set of processes whose cost is counted together: the Go
@@ -111,20 +77,19 @@ func union(name string, gs ...group) group {
 	}}
 }
 
-// cpu returns the CPU seconds the group's processes have used so far.
+// cpu returns the CPU seconds, user plus system, the group's processes
+// have used so far. /proc/<pid>/stat counts a process's every thread, so a
+// multi-threaded HAProxy worker is counted whole.
 func (g group) cpu() (float64, error) {
-	return g.sum(cpuTime)
+	return g.sum(func(st procfs.ProcStat) float64 { return st.CPUTime() })
 }
 
 // rss returns the resident memory of the group's processes, in bytes.
 func (g group) rss() (float64, error) {
-	return g.sum(func(pid int) (float64, error) {
-		n, err := rssBytes(pid)
-		return float64(n), err
-	})
+	return g.sum(func(st procfs.ProcStat) float64 { return float64(st.ResidentMemory()) })
 }
 
-func (g group) sum(read func(int) (float64, error)) (float64, error) {
+func (g group) sum(read func(procfs.ProcStat) float64) (float64, error) {
 	pids, err := g.pids()
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", g.name, err)
@@ -134,11 +99,15 @@ func (g group) sum(read func(int) (float64, error)) (float64, error) {
 	}
 	var total float64
 	for _, pid := range pids {
-		v, err := read(pid)
+		p, err := procfs.NewProc(pid)
 		if err != nil {
 			return 0, fmt.Errorf("%s: %w", g.name, err)
 		}
-		total += v
+		st, err := p.Stat()
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", g.name, err)
+		}
+		total += read(st)
 	}
 	return total, nil
 }
@@ -161,15 +130,26 @@ func startCPU(groups ...group) (*cpuMeter, error) {
 	return m, nil
 }
 
-// stop returns the CPU seconds each group used since start, in order.
-func (m *cpuMeter) stop() ([]float64, error) {
-	used := make([]float64, len(m.groups))
+// stop returns the CPU seconds each group used since start, by the
+// group's name.
+func (m *cpuMeter) stop() (map[string]float64, error) {
+	used := make(map[string]float64, len(m.groups))
 	for i, g := range m.groups {
 		v, err := g.cpu()
 		if err != nil {
 			return nil, err
 		}
-		used[i] = v - m.before[i]
+		used[g.name] = v - m.before[i]
 	}
 	return used, nil
+}
+
+// perOp turns the CPU seconds of stop into µs per operation, over ops
+// operations (calls or messages).
+func perOp(used map[string]float64, ops float64) map[string]float64 {
+	per := make(map[string]float64, len(used))
+	for name, secs := range used {
+		per[name] = secs / ops * 1e6
+	}
+	return per
 }

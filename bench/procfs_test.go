@@ -22,13 +22,7 @@ import (
 // itself). The workers must account for the CPU that serving requests
 // costs.
 func TestHAProxyWorkersCounted(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts HAProxy")
-	}
-	root, err := repoRoot(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := longTestRoot(t, "starts HAProxy")
 	for _, b := range haproxyBins {
 		t.Run(b.label, func(t *testing.T) {
 			binary := b.path
@@ -60,7 +54,7 @@ func TestHAProxyWorkersCounted(t *testing.T) {
 				_ = cmd.Wait()
 			})
 			master := cmd.Process.Pid
-			workers := workersOf("haproxy", master)
+			workers := workersOf("workers", master)
 			if _, ok := poll.Until(10*time.Second, func() bool {
 				// h2load exits 0 even when it could not connect; a 3.1+
 				// master forks its worker before the worker binds.
@@ -74,7 +68,7 @@ func TestHAProxyWorkersCounted(t *testing.T) {
 				t.Fatalf("%s: no worker: %v", b.label, err)
 			}
 			comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pids[0]))
-			all := union("haproxy", single("master", master), workers)
+			all := union("master and workers", single("master", master), workers)
 			meter, err := startCPU(workers, all)
 			if err != nil {
 				t.Fatal(err)
@@ -87,7 +81,7 @@ func TestHAProxyWorkersCounted(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			w, a := used[0], used[1]
+			w, a := used["workers"], used["master and workers"]
 			t.Logf("%s: workers %v (comm %q) used %.2f s of the %.2f s of master and workers", b.label, pids, strings.TrimSpace(string(comm)), w, a)
 			if w < 0.05 || w < 0.8*a {
 				t.Errorf("%s: workers used %.2f s of CPU in 1 s of h2c load, master and workers %.2f s", b.label, w, a)

@@ -20,8 +20,8 @@ import (
 
 // proxy is a reverse proxy the benchmark starts on its own, in front of a
 // running stack's gRPC server: HAProxy with the bare or the project's
-// config, nginx or Caddy. It is a child of this process, stopped by its
-// PID.
+// config, nginx or Caddy, or vanguard-go's REST transcoder. It is a child
+// of this process, stopped by its PID.
 type proxy struct {
 	name string
 	// addr is its cleartext listener (h2c prior knowledge).
@@ -35,10 +35,9 @@ type proxy struct {
 }
 
 // startProxy starts argv with env, then waits, with poll.Until as the
-// stack waits, until a gRPC call through addr reaches the server (md is the
-// call's metadata, such as an API key). cpu says which processes to count,
-// given the started one's PID.
-func startProxy(ctx context.Context, name, addr string, argv, env []string, cpu func(pid int) group, md ...string) (*proxy, error) {
+// stack waits, until ready, a call through it, succeeds. cpu says which
+// processes to count, given the started one's PID.
+func startProxy(ctx context.Context, name, addr string, argv, env []string, cpu func(pid int) group, ready func(context.Context) error) (*proxy, error) {
 	p := &proxy{name: name, addr: addr, done: make(chan struct{}), log: &tailBuffer{max: 64 << 10}}
 	p.cmd = exec.Command(argv[0], argv[1:]...)
 	p.cmd.Env = env
@@ -54,7 +53,6 @@ func startProxy(ctx context.Context, name, addr string, argv, env []string, cpu 
 		close(p.done)
 	}()
 	p.cpu = cpu(p.cmd.Process.Pid)
-	req := &codenamev1.NameRequest{Category: "science"}
 	var last error
 	_, ok := poll.Until(15*time.Second, func() bool {
 		select {
@@ -63,7 +61,7 @@ func startProxy(ctx context.Context, name, addr string, argv, env []string, cpu 
 			return true
 		default:
 		}
-		last = checkGRPC(ctx, addr, req, md...)
+		last = ready(ctx)
 		return last == nil || ctx.Err() != nil
 	})
 	if !ok || last != nil {
@@ -77,6 +75,14 @@ func startProxy(ctx context.Context, name, addr string, argv, env []string, cpu 
 		return nil, errors.Join(fmt.Errorf("%s: %w", name, err), p.stop())
 	}
 	return p, nil
+}
+
+// callsThrough is the readiness of a gRPC proxy at addr: a gRPC call
+// through it, with the metadata md (such as an API key), reaches the
+// server.
+func callsThrough(addr string, md ...string) func(context.Context) error {
+	req := &codenamev1.NameRequest{Category: "science"}
+	return func(ctx context.Context) error { return checkGRPC(ctx, addr, req, md...) }
 }
 
 // stop sends SIGTERM to the proxy's PID, waits for it to exit, and kills it
@@ -114,7 +120,7 @@ func proxyEnv(extra ...string) []string {
 // stack does. Its cost is its workers', found as the master's children.
 func startHAProxy(ctx context.Context, name, binary, config, addr string, env []string, md ...string) (*proxy, error) {
 	return startProxy(ctx, name, addr, []string{binary, "-W", "-db", "-f", config}, env,
-		func(pid int) group { return workersOf(name, pid) }, md...)
+		func(pid int) group { return workersOf(name, pid) }, callsThrough(addr, md...))
 }
 
 // bareHAProxyConfig is the least HAProxy needs to carry gRPC: one cleartext
@@ -229,7 +235,7 @@ func startNginx(ctx context.Context, dir, grpcAddr string, md ...string) (*proxy
 	argv := []string{"nginx", "-p", prefix + "/", "-c", conf, "-e", filepath.Join(prefix, "error.log")}
 	return startProxy(ctx, "nginx", addr, argv, proxyEnv(), func(pid int) group {
 		return union("nginx", single("nginx master", pid), workersOf("nginx workers", pid))
-	}, md...)
+	}, callsThrough(addr, md...))
 }
 
 // caddyConfig: no admin endpoint, no automatic HTTPS, h2c prior knowledge
@@ -261,7 +267,7 @@ func startCaddy(ctx context.Context, dir, grpcAddr string, md ...string) (*proxy
 	}
 	env := proxyEnv("HOME="+home, "XDG_DATA_HOME="+home, "XDG_CONFIG_HOME="+home)
 	return startProxy(ctx, "caddy", addr, []string{"caddy", "run", "--config", conf, "--adapter", "caddyfile"}, env,
-		func(pid int) group { return single("caddy", pid) }, md...)
+		func(pid int) group { return single("caddy", pid) }, callsThrough(addr, md...))
 }
 
 // proxyFiles makes the folder dir/name for a proxy, picks a free loopback
@@ -277,15 +283,4 @@ func proxyFiles(dir, name, file string, render func(folder, addr string) []byte)
 	}
 	conf = filepath.Join(folder, file)
 	return folder, addr, conf, os.WriteFile(conf, render(folder, addr), 0o644)
-}
-
-// toolVersion returns the first line a program prints about its version,
-// on stdout or stderr (nginx -v writes to stderr).
-func toolVersion(ctx context.Context, name string, args ...string) (string, error) {
-	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("%s %s: %w\n%s", name, strings.Join(args, " "), err, out)
-	}
-	line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
-	return line, nil
 }

@@ -7,6 +7,32 @@ import (
 	"time"
 )
 
+// sample is one run of one configuration: of unary calls (h2load's) or of
+// streamed messages (streamRate's).
+type sample struct {
+	// rate is successful calls, or messages received, per second.
+	rate float64
+	// cpu is each process group's CPU time per call or message, in µs.
+	cpu map[string]float64
+	// p99 is the run's 99th percentile latency, if the job logged it.
+	p99 time.Duration
+}
+
+// rateOf is a sample's rate, for each.
+func rateOf(s sample) float64 { return s.rate }
+
+// cpuOf is, for each, a sample's CPU per call or message in the groups
+// called names, together.
+func cpuOf(names ...string) func(sample) float64 {
+	return func(s sample) float64 {
+		var t float64
+		for _, n := range names {
+			t += s.cpu[n]
+		}
+		return t
+	}
+}
+
 // config is one way of serving the same calls (direct to the server,
 // through HAProxy, through HAProxy and the gateway ...), measured once per
 // call of measure.

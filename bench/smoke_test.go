@@ -32,7 +32,7 @@ func TestSmoke(t *testing.T) {
 	}
 	// Issue 15 point 5's rows must carry a value, in both gateway modes,
 	// not only a line saying why there is none.
-	for _, name := range append([]string{figRESTCPU, figCoRESTRatio, figCoRESTCPU, figLatencyP99Add}, heldTransportFigures()...) {
+	for _, name := range append([]string{figRESTCPU, figCoRESTRatio, figCoRESTCPU, figLatencyP99Add}, names(heldTransportSpecs())...) {
 		if bytes.Contains(md, []byte("\n| "+name+" | not measured")) {
 			t.Errorf("results.md does not measure %q", name)
 		}
@@ -50,4 +50,18 @@ func TestSmoke(t *testing.T) {
 	if t.Failed() {
 		t.Logf("results.md:\n%s", md)
 	}
+}
+
+// longTestRoot skips a test that starts processes or builds binaries under
+// -short, saying what it does, and returns the repository's root.
+func longTestRoot(t *testing.T, does string) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip(does)
+	}
+	root, err := repoRoot(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
 }

@@ -15,38 +15,27 @@ import (
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
 )
 
-// streamSample is one run of the KeepGettingCodenames firehose.
-type streamSample struct {
-	// rate is messages received per second, over every stream.
-	rate float64
-	// cpu is each process group's CPU time per message, in µs.
-	cpu map[string]float64
-}
-
 // measureStreams measures how many codenames KeepGettingCodenames delivers
 // per second when the server sends without pause (the stack runs with
 // CODENAME_STREAM_INTERVAL=0), direct and through HAProxy, in alternating
 // rounds. h2load cannot speak a bidi stream, hence this harness: the same
 // Go client for both.
 func measureStreams(ctx context.Context, sys *system, streams int, p plan) ([]figure, []string, error) {
-	run := func(addr string) func(context.Context, time.Duration) (streamSample, error) {
-		return func(ctx context.Context, d time.Duration) (streamSample, error) {
+	run := func(addr string) func(context.Context, time.Duration) (sample, error) {
+		return func(ctx context.Context, d time.Duration) (sample, error) {
 			groups := []group{sys.server(), sys.haproxy(), single(procLoad, os.Getpid())}
 			return streamRate(ctx, addr, streams, d, groups)
 		}
 	}
 	samples, err := alternate(ctx, p.rounds, p.duration, p.warmUp,
-		config[streamSample]{"stream direct", run(sys.grpcAddr())},
-		config[streamSample]{"stream through HAProxy", run(sys.proxyAddr())},
+		config[sample]{"stream direct", run(sys.grpcAddr())},
+		config[sample]{"stream through HAProxy", run(sys.proxyAddr())},
 	)
 	if err != nil {
 		return nil, nil, err
 	}
 	direct, proxied := samples[0], samples[1]
-	rate := func(s streamSample) float64 { return s.rate }
-	cpu := func(name string) func(streamSample) float64 {
-		return func(s streamSample) float64 { return s.cpu[name] }
-	}
+	rate, cpu := rateOf, cpuOf
 	proxiedRate := each(proxied, rate)
 	ratio := pairedRatio(proxiedRate, each(direct, rate))
 	figs := []figure{
@@ -66,13 +55,12 @@ func measureStreams(ctx context.Context, sys *system, streams int, p plan) ([]fi
 // streamRate opens n KeepGettingCodenames streams to addr on one
 // connection, waits for each to deliver its first codename, then counts the
 // messages all of them deliver during d, and the CPU groups use meanwhile.
-func streamRate(ctx context.Context, addr string, n int, d time.Duration, groups []group) (streamSample, error) {
+func streamRate(ctx context.Context, addr string, n int, d time.Duration, groups []group) (sample, error) {
 	conn, err := dial(addr)
 	if err != nil {
-		return streamSample{}, err
+		return sample{}, err
 	}
 	defer conn.Close()
-	client := codenamev1.NewCodenameCreatorClient(conn)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
@@ -93,11 +81,8 @@ func streamRate(ctx context.Context, addr string, n int, d time.Duration, groups
 				}
 			}()
 			err := func() error {
-				stream, err := client.KeepGettingCodenames(ctx)
+				stream, err := openCodenames(ctx, conn, "space")
 				if err != nil {
-					return err
-				}
-				if err := stream.Send(&codenamev1.NameRequest{Category: "space"}); err != nil {
 					return err
 				}
 				var res codenamev1.NameResult
@@ -127,12 +112,12 @@ func streamRate(ctx context.Context, addr string, n int, d time.Duration, groups
 	if failed {
 		cancel()
 		wg.Wait()
-		return streamSample{}, errors.Join(errs...)
+		return sample{}, errors.Join(errs...)
 	}
 
 	meter, err := startCPU(groups...)
 	if err != nil {
-		return streamSample{}, err
+		return sample{}, err
 	}
 	c0, t0 := count.Load(), time.Now()
 	settle(ctx, d)
@@ -141,18 +126,14 @@ func streamRate(ctx context.Context, addr string, n int, d time.Duration, groups
 	cancel()
 	wg.Wait()
 	if err != nil {
-		return streamSample{}, err
+		return sample{}, err
 	}
 	if err := errors.Join(errs...); err != nil {
-		return streamSample{}, err
+		return sample{}, err
 	}
 	msgs := float64(c1 - c0)
 	if msgs == 0 {
-		return streamSample{}, fmt.Errorf("%s: no message in %v", addr, d)
+		return sample{}, fmt.Errorf("%s: no message in %v", addr, d)
 	}
-	s := streamSample{rate: msgs / elapsed.Seconds(), cpu: map[string]float64{}}
-	for i, g := range groups {
-		s.cpu[g.name] = used[i] / msgs * 1e6
-	}
-	return s, nil
+	return sample{rate: msgs / elapsed.Seconds(), cpu: perOp(used, msgs)}, nil
 }

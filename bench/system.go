@@ -96,6 +96,28 @@ func lastEnv(env []string, key string) string {
 // stop stops every process of the stack.
 func (s *system) stop() error { return s.st.Stop() }
 
+// stopAfter stops the stack once a measurement is done; a stop that fails
+// makes the measurement's error (*err) if it had none. what names the stack.
+func (s *system) stopAfter(err *error, what string) {
+	if stopErr := s.stop(); stopErr != nil && *err == nil {
+		*err = fmt.Errorf("stop %s: %w", what, stopErr)
+	}
+}
+
+// starter starts a fresh stack with env added to its environment.
+type starter func(ctx context.Context, env ...string) (*system, error)
+
+// onFreshStack starts a stack with env, measures on it, and stops it.
+func onFreshStack[T any](ctx context.Context, start starter, env []string, measure func(*system) (T, error)) (_ T, err error) {
+	sys, err := start(ctx, env...)
+	if err != nil {
+		var none T
+		return none, err
+	}
+	defer sys.stopAfter(&err, "the stack")
+	return measure(sys)
+}
+
 // grpcAddr is the gRPC server itself; proxyAddr is HAProxy's cleartext
 // listener (HTTP/1.1 and h2c), where gRPC and REST both arrive.
 func (s *system) grpcAddr() string { return s.cfg.GRPCAddrs[0] }

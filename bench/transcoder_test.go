@@ -9,13 +9,7 @@ import (
 // not, the benchmark only notes the figure as not measured, which no run
 // would fail on.
 func TestVanguardBuilds(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds a module")
-	}
-	root, err := repoRoot(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := longTestRoot(t, "builds vanguard-go")
 	if _, err := buildVanguard(t.Context(), root, t.TempDir()); err != nil {
 		t.Fatal(err)
 	}

@@ -16,15 +16,12 @@ import (
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
 )
 
-// unarySample is one h2load run of unary calls.
-type unarySample struct {
-	// rate is successful calls per second.
-	rate float64
-	// cpu is each process group's CPU time per call, in µs.
-	cpu map[string]float64
-	// p99 is the run's 99th percentile latency, if the job logged it.
-	p99 time.Duration
-}
+// The unary call measured, GetCodename, as REST and on the gRPC path
+// (gRPC, gRPC-Web and Connect).
+const (
+	restPath = "/v1/codename?category=science"
+	grpcPath = codenamev1.CodenameCreator_GetCodename_FullMethodName
+)
 
 // unaryLoad says how hard h2load pushes: the same for every configuration.
 type unaryLoad struct {
@@ -61,7 +58,6 @@ func measureUnary(ctx context.Context, sys, tlsSys, coSys *system, load unaryLoa
 	if err := checkGRPC(ctx, tlsSys.proxyAddr(), req); err != nil {
 		return nil, nil, fmt.Errorf("through HAProxy, TLS backends: %w", err)
 	}
-	restPath := "/v1/codename?category=science"
 	restURL := "http://" + sys.proxyAddr() + restPath
 	if err := checkREST(ctx, restURL); err != nil {
 		return nil, nil, err
@@ -75,7 +71,6 @@ func measureUnary(ctx context.Context, sys, tlsSys, coSys *system, load unaryLoa
 		return nil, nil, fmt.Errorf("co-located gateway: %w", err)
 	}
 
-	grpcPath := "/codename.v1.CodenameCreator/GetCodename"
 	connectBody, err := writeConnectRequest(workDir, req)
 	if err != nil {
 		return nil, nil, err
@@ -87,8 +82,8 @@ func measureUnary(ctx context.Context, sys, tlsSys, coSys *system, load unaryLoa
 	if err := checkConnect(ctx, browserURL, connectBody); err != nil {
 		return nil, nil, fmt.Errorf("Connect: %w", err)
 	}
-	run := func(sys *system, url string, headers []string, bodyFile string) func(context.Context, time.Duration) (unarySample, error) {
-		return func(ctx context.Context, d time.Duration) (unarySample, error) {
+	run := func(sys *system, url string, headers []string, bodyFile string) func(context.Context, time.Duration) (sample, error) {
+		return func(ctx context.Context, d time.Duration) (sample, error) {
 			job := h2loadJob{url: url, conns: load.conns, streams: load.streams, duration: d, headers: headers, bodyFile: bodyFile}
 			return measureH2load(ctx, sys, job)
 		}
@@ -96,29 +91,20 @@ func measureUnary(ctx context.Context, sys, tlsSys, coSys *system, load unaryLoa
 	// HAProxy's listener is cleartext in both stacks (h2load speaks h2c to
 	// it); only the hops behind it differ.
 	samples, err := alternate(ctx, p.rounds, p.duration, p.warmUp,
-		config[unarySample]{"gRPC direct", run(sys, "http://"+sys.grpcAddr()+grpcPath, grpcHeaders, body)},
-		config[unarySample]{"gRPC through HAProxy", run(sys, "http://"+sys.proxyAddr()+grpcPath, grpcHeaders, body)},
-		config[unarySample]{"REST through HAProxy and gateway", run(sys, restURL, nil, "")},
-		config[unarySample]{"gRPC-Web through HAProxy and gateway", run(sys, browserURL, grpcWebHeaders, body)},
-		config[unarySample]{"Connect JSON through HAProxy and gateway", run(sys, browserURL, connectHeaders, connectBody)},
-		config[unarySample]{"gRPC through HAProxy, TLS backends", run(tlsSys, "http://"+tlsSys.proxyAddr()+grpcPath, grpcHeaders, body)},
-		config[unarySample]{"REST through HAProxy and gateway, TLS backends", run(tlsSys, tlsRESTURL, nil, "")},
-		config[unarySample]{"REST through HAProxy, gateway co-located in the server", run(coSys, coRESTURL, nil, "")},
+		config[sample]{"gRPC direct", run(sys, "http://"+sys.grpcAddr()+grpcPath, grpcHeaders, body)},
+		config[sample]{"gRPC through HAProxy", run(sys, "http://"+sys.proxyAddr()+grpcPath, grpcHeaders, body)},
+		config[sample]{"REST through HAProxy and gateway", run(sys, restURL, nil, "")},
+		config[sample]{"gRPC-Web through HAProxy and gateway", run(sys, browserURL, grpcWebHeaders, body)},
+		config[sample]{"Connect JSON through HAProxy and gateway", run(sys, browserURL, connectHeaders, connectBody)},
+		config[sample]{"gRPC through HAProxy, TLS backends", run(tlsSys, "http://"+tlsSys.proxyAddr()+grpcPath, grpcHeaders, body)},
+		config[sample]{"REST through HAProxy and gateway, TLS backends", run(tlsSys, tlsRESTURL, nil, "")},
+		config[sample]{"REST through HAProxy, gateway co-located in the server", run(coSys, coRESTURL, nil, "")},
 	)
 	if err != nil {
 		return nil, nil, err
 	}
 	direct, proxied, rest, grpcWeb, connectJSON, tlsProxied, tlsRest, coRest := samples[0], samples[1], samples[2], samples[3], samples[4], samples[5], samples[6], samples[7]
-	rate := func(s unarySample) float64 { return s.rate }
-	cpu := func(names ...string) func(unarySample) float64 {
-		return func(s unarySample) float64 {
-			var t float64
-			for _, n := range names {
-				t += s.cpu[n]
-			}
-			return t
-		}
-	}
+	rate, cpu := rateOf, cpuOf
 	grpcRatio := pairedRatio(each(proxied, rate), each(direct, rate))
 	restRatio := pairedRatio(each(rest, rate), each(direct, rate))
 	hapCPU := each(proxied, cpu(procHAProxy))
@@ -182,51 +168,57 @@ func measureUnary(ctx context.Context, sys, tlsSys, coSys *system, load unaryLoa
 // measureH2load runs one h2load job and reads the CPU each process of the
 // stack (and of extra) used meanwhile, then checks with the server's
 // counters that every call it finished in that time ended OK.
-func measureH2load(ctx context.Context, sys *system, job h2loadJob, extra ...group) (unarySample, error) {
+func measureH2load(ctx context.Context, sys *system, job h2loadJob, extra ...group) (sample, error) {
 	before, err := scrape(ctx, sys.serverAdminAddr())
 	if err != nil {
-		return unarySample{}, err
+		return sample{}, err
 	}
 	groups := slices.Concat(sys.goGroups(), []group{sys.haproxy()}, extra)
 	meter, err := startCPU(groups...)
 	if err != nil {
-		return unarySample{}, err
+		return sample{}, err
 	}
 	res, err := job.run(ctx)
 	if err != nil {
-		return unarySample{}, err
+		return sample{}, err
 	}
 	used, err := meter.stop()
 	if err != nil {
-		return unarySample{}, err
+		return sample{}, err
 	}
 	after, err := scrape(ctx, sys.serverAdminAddr())
 	if err != nil {
-		return unarySample{}, err
+		return sample{}, err
 	}
 	ok0, failed0 := before.handled("GetCodename")
 	ok1, failed1 := after.handled("GetCodename")
 	// The server may finish a few more calls than h2load counts (those in
 	// flight when h2load stops), never fewer.
 	if failed1 > failed0 || ok1-ok0 < float64(res.succeeded) {
-		return unarySample{}, fmt.Errorf("%s: h2load counted %d answers, the server %v OK and %v failed calls",
+		return sample{}, fmt.Errorf("%s: h2load counted %d answers, the server %v OK and %v failed calls",
 			job.url, res.succeeded, ok1-ok0, failed1-failed0)
 	}
 	if res.failed > 0 {
-		return unarySample{}, fmt.Errorf("%s: %d requests failed", job.url, res.failed)
+		return sample{}, fmt.Errorf("%s: %d requests failed", job.url, res.failed)
 	}
-	s := unarySample{rate: float64(res.succeeded) / res.seconds, cpu: map[string]float64{}, p99: res.p99}
-	for i, g := range groups {
-		s.cpu[g.name] = used[i] / float64(res.succeeded) * 1e6
-	}
-	s.cpu[procLoad] = res.cpu / float64(res.succeeded) * 1e6
-	return s, nil
+	used[procLoad] = res.cpu
+	return sample{rate: float64(res.succeeded) / res.seconds, cpu: perOp(used, float64(res.succeeded)), p99: res.p99}, nil
 }
 
 // dial connects a gRPC client to addr in cleartext HTTP/2, which both the
 // server and HAProxy's cleartext listener accept.
 func dial(addr string) (*grpc.ClientConn, error) {
 	return grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+}
+
+// openCodenames starts a KeepGettingCodenames stream on conn and asks it
+// for codenames of category.
+func openCodenames(ctx context.Context, conn *grpc.ClientConn, category string) (codenamev1.CodenameCreator_KeepGettingCodenamesClient, error) {
+	stream, err := codenamev1.NewCodenameCreatorClient(conn).KeepGettingCodenames(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return stream, stream.Send(&codenamev1.NameRequest{Category: category})
 }
 
 // checkGRPC makes a few real gRPC calls to addr, with the metadata given as

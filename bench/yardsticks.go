@@ -103,15 +103,6 @@ func yardstickSpecs() []figure {
 	return specs
 }
 
-// yardstickFigures lists the names of yardstickSpecs, for -only.
-func yardstickFigures() []string {
-	var names []string
-	for _, f := range yardstickSpecs() {
-		names = append(names, f.name)
-	}
-	return names
-}
-
 // yardstickKey is the API key every yardstick configuration is sent, and
 // the project's config requires; rateLimit is the project's limit per
 // client address and 10 s, far above what the load reaches, so that it is
@@ -161,9 +152,8 @@ func measureYardsticks(ctx context.Context, sys *system, root, work, haproxyConf
 	}
 	defer caddy.stop()
 
-	grpcPath := "/codename.v1.CodenameCreator/GetCodename"
-	run := func(addr string, headers []string, px *proxy) func(context.Context, time.Duration) (unarySample, error) {
-		return func(ctx context.Context, d time.Duration) (unarySample, error) {
+	run := func(addr string, headers []string, px *proxy) func(context.Context, time.Duration) (sample, error) {
+		return func(ctx context.Context, d time.Duration) (sample, error) {
 			job := h2loadJob{url: "http://" + addr + grpcPath, conns: load.conns, streams: load.streams, duration: d,
 				headers: headers, bodyFile: body, latencyLog: filepath.Join(work, "h2load-latency.log")}
 			var extra []group
@@ -173,9 +163,8 @@ func measureYardsticks(ctx context.Context, sys *system, root, work, haproxyConf
 			return measureH2load(ctx, sys, job, extra...)
 		}
 	}
-	rate := func(s unarySample) float64 { return s.rate }
-	cpu := func(s unarySample) float64 { return s.cpu[procProxy] }
-	p99 := func(s unarySample) float64 { return float64(s.p99) / float64(time.Millisecond) }
+	rate, cpu := rateOf, cpuOf(procProxy)
+	p99 := func(s sample) float64 { return float64(s.p99) / float64(time.Millisecond) }
 
 	var figs []figure
 	details := []string{
@@ -185,7 +174,7 @@ func measureYardsticks(ctx context.Context, sys *system, root, work, haproxyConf
 			apiKeyEnv, rateLimitEnv, yardstickRateLimit),
 		fmt.Sprintf("Yardstick versions: %s; %s.", nginxVersion, caddyVersion),
 	}
-	var directAll, nginxAll, caddyAll []unarySample
+	var directAll, nginxAll, caddyAll []sample
 	for i, b := range haproxyBins {
 		binary := b.path
 		if strings.Contains(binary, "/") {
@@ -215,7 +204,7 @@ func measureYardsticks(ctx context.Context, sys *system, root, work, haproxyConf
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", b.label, err)
 		}
-		configs := []config[unarySample]{
+		configs := []config[sample]{
 			{"direct", run(sys.grpcAddr(), withKey, nil)},
 			{"nginx", run(nginx.addr, withKey, nginx)},
 			{"Caddy", run(caddy.addr, withKey, caddy)},
@@ -229,7 +218,7 @@ func measureYardsticks(ctx context.Context, sys *system, root, work, haproxyConf
 					// No key required: none sent, as by the clients of such a deployment.
 					headers = grpcHeaders
 				}
-				configs = append(configs, config[unarySample]{b.label + " without " + f.name, run(px.addr, headers, px)})
+				configs = append(configs, config[sample]{b.label + " without " + f.name, run(px.addr, headers, px)})
 			}
 		}
 		samples, err := alternate(ctx, p.rounds, p.duration, p.warmUp, configs...)
@@ -242,7 +231,7 @@ func measureYardsticks(ctx context.Context, sys *system, root, work, haproxyConf
 		direct, ng, cd, bare, full := samples[0], samples[1], samples[2], samples[3], samples[4]
 		directAll, nginxAll, caddyAll = append(directAll, direct...), append(nginxAll, ng...), append(caddyAll, cd...)
 		fullCPU := each(full, cpu)
-		better := func(pick func(unarySample) float64, best func(a, b float64) float64) []float64 {
+		better := func(pick func(sample) float64, best func(a, b float64) float64) []float64 {
 			out := make([]float64, len(ng))
 			for r := range out {
 				out[r] = best(pick(ng[r]), pick(cd[r]))
