@@ -27,7 +27,7 @@ import (
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
 	"github.com/codename-gateway/codename-gateway/gateway"
-	"github.com/codename-gateway/codename-gateway/internal/telemetry"
+	"github.com/codename-gateway/codename-gateway/internal/grpctest"
 )
 
 // heldStreams is how many streams BenchmarkHeldStream holds at once: enough
@@ -152,25 +152,18 @@ func (h *heldSetup) measure(b *testing.B) (self, server memFigure) {
 // startHeld starts the server and gateway of a mode: both here
 // (co-located), or the gateway here and the server in a child.
 func startHeld(b *testing.B, mode string) *heldSetup {
-	ctx, cancel := context.WithCancel(b.Context())
 	restLis := listenTCP(b)
 	if mode == "colocated" {
 		grpcLis := listenTCP(b)
-		done := make(chan error, 1)
-		go func() {
-			done <- Serve(ctx, grpcLis, Config{StreamInterval: time.Hour, DrainTimeout: time.Second,
-				REST: &RESTConfig{Listener: restLis}})
-		}()
-		b.Cleanup(func() { cancel(); waitErr(b, done) })
+		grpctest.Run(b, grpcLis, 10*time.Second, func(ctx context.Context, lis net.Listener) error {
+			return Serve(ctx, lis, Config{StreamInterval: time.Hour, DrainTimeout: time.Second, REST: &RESTConfig{Listener: restLis}})
+		})
 		return &heldSetup{rest: restLis.Addr().String(), grpc: grpcLis.Addr().String()}
 	}
+	ctx, cancel := context.WithCancel(b.Context())
 	srv := startChild(b, "server")
 	addr := srv.expect(b, "addr ")
-	conn, err := grpc.NewClient("passthrough:///"+addr, append([]grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials())}, telemetry.DialOptions()...)...)
-	if err != nil {
-		b.Fatal(err)
-	}
+	conn := dialTCP(b, addr)
 	h, err := gateway.New(ctx, conn, gateway.Options{})
 	if err != nil {
 		b.Fatal(err)
