@@ -14,8 +14,9 @@ import (
 // Where grpc-gateway's runtime.HTTPStatusFromCode gives the status for some
 // code, the code is that one (where several codes share a status:
 // INVALID_ARGUMENT for 400, ALREADY_EXISTS for 409, INTERNAL for 500), so
-// that the same error reads the same whichever way it is mapped. Four statuses are the image of no code, and take the code whose
-// meaning is nearest:
+// that the same error reads the same whichever way it is mapped. The
+// statuses that are the image of no code take the code whose meaning is
+// nearest:
 //   - 405 Method Not Allowed, 406 Not Acceptable, 415 Unsupported Media
 //     Type: UNIMPLEMENTED. The resource exists but does not do this (this
 //     method, this representation, this media type), which is what gRPC

@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/codename-gateway/codename-gateway/gateway"
 	"github.com/codename-gateway/codename-gateway/internal/grpctest"
@@ -53,6 +54,19 @@ func newGateway(tb testing.TB, conn grpc.ClientConnInterface, opts gateway.Optio
 func fakeGateway(tb testing.TB, srv *grpc.Server, opts gateway.Options, dialOpts ...grpc.DialOption) http.Handler {
 	tb.Helper()
 	return newGateway(tb, grpctest.Serve(tb, srv, dialOpts...), opts)
+}
+
+// dialGateway is the gateway over a connection to target, which need not
+// answer: for what the gateway does without the server, or when it cannot
+// reach it. dialOpts come before insecure credentials.
+func dialGateway(t *testing.T, target string, opts gateway.Options, dialOpts ...grpc.DialOption) http.Handler {
+	t.Helper()
+	conn, err := grpc.NewClient(target, append(dialOpts, grpc.WithTransportCredentials(insecure.NewCredentials()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return newGateway(t, conn, opts)
 }
 
 // startGateway runs server.Serve on an in-memory listener and returns the

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/codename-gateway/codename-gateway/gateway"
 	"github.com/codename-gateway/codename-gateway/internal/poll"
@@ -229,15 +228,7 @@ func TestHealthzFollowsServer(t *testing.T) {
 }
 
 func TestNewDefaultBodyLimit(t *testing.T) {
-	conn, err := grpc.NewClient("passthrough:///unused", grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	h, err := gateway.New(t.Context(), conn, gateway.Options{})
-	if err != nil {
-		t.Fatalf("New with zero Options: %v", err)
-	}
+	h := dialGateway(t, "passthrough:///unused", gateway.Options{})
 	// A body one byte over the default limit is refused before any call
 	// is made on the connection, which goes nowhere.
 	body := `{"category":"space"` + strings.Repeat(" ", gateway.DefaultMaxBodyBytes-len(`{"category":"space"}`)+1) + `}`
@@ -253,15 +244,7 @@ func TestNewDefaultBodyLimit(t *testing.T) {
 // HTTP/2 does not reset the stream while the proxy is still sending it; a
 // body bigger than that is left unread beyond the bound.
 func TestOversizedBodyIsDrained(t *testing.T) {
-	conn, err := grpc.NewClient("passthrough:///unused", grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	h, err := gateway.New(t.Context(), conn, gateway.Options{MaxBodyBytes: 1 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := dialGateway(t, "passthrough:///unused", gateway.Options{MaxBodyBytes: 1 << 10})
 	for _, tt := range []struct {
 		name       string
 		size       int
@@ -302,15 +285,7 @@ func TestUnreachableServerIsNotDescribed(t *testing.T) {
 		{"retried", []grpc.DialOption{grpc.WithDefaultServiceConfig(`{"methodConfig":[{"name":[{}],"retryPolicy":{"maxAttempts":3,"initialBackoff":"0.01s","maxBackoff":"0.01s","backoffMultiplier":1,"retryableStatusCodes":["UNAVAILABLE"]}}]}`)}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			conn, err := grpc.NewClient("passthrough:///"+addr, append(tt.opts, grpc.WithTransportCredentials(insecure.NewCredentials()))...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
-			h, err := gateway.New(t.Context(), conn, gateway.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			h := dialGateway(t, "passthrough:///"+addr, gateway.Options{}, tt.opts...)
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, httptest.NewRequestWithContext(t.Context(), "GET", "/v1/codename", nil))
 			if rec.Code != http.StatusServiceUnavailable {
