@@ -10,7 +10,6 @@ import (
 	"mime"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -30,23 +29,12 @@ import (
 
 // grpcWebHeaders make h2load's request a binary gRPC-Web call, as
 // connect-web and grpc-web send it. Its body is the same length-prefixed
-// message as a gRPC call's (writeGRPCRequest).
+// message as a gRPC call's (bodies.grpc).
 var grpcWebHeaders = []string{"content-type: application/grpc-web+proto", "x-grpc-web: 1"}
 
 // connectHeaders make h2load's request a Connect unary call with a JSON
 // body, as connect-web sends it by default.
 var connectHeaders = []string{"content-type: application/json", "connect-protocol-version: 1"}
-
-// writeConnectRequest writes the body of a Connect unary JSON call
-// carrying req into dir: the message in protobuf's JSON mapping, unframed.
-func writeConnectRequest(dir string, req *codenamev1.NameRequest) (string, error) {
-	b, err := protojson.Marshal(req)
-	if err != nil {
-		return "", err
-	}
-	path := filepath.Join(dir, "name-request.json")
-	return path, os.WriteFile(path, b, 0o644)
-}
 
 // h2cTransport speaks cleartext HTTP/2 with prior knowledge, as h2load
 // does and as HAProxy's cleartext listener takes it, so that a check takes

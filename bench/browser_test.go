@@ -79,20 +79,15 @@ func TestBrowserUnaryRows(t *testing.T) {
 			t.Errorf("stop: %v", err)
 		}
 	})
-	req := &codenamev1.NameRequest{Category: "science"}
-	grpcBody, err := writeGRPCRequest(work, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	jsonBody, err := writeConnectRequest(work, req)
+	body, err := writeBodies(work)
 	if err != nil {
 		t.Fatal(err)
 	}
 	edge := "http://" + sys.proxyAddr() + grpcPath
-	if err := checkGRPCWeb(ctx, edge, grpcBody); err != nil {
+	if err := checkGRPCWeb(ctx, edge, body.grpc); err != nil {
 		t.Errorf("gRPC-Web through HAProxy: %v", err)
 	}
-	if err := checkConnect(ctx, edge, jsonBody); err != nil {
+	if err := checkConnect(ctx, edge, body.json); err != nil {
 		t.Errorf("Connect JSON through HAProxy: %v", err)
 	}
 	// The gRPC server itself does not speak gRPC-Web, and the REST route
@@ -101,9 +96,9 @@ func TestBrowserUnaryRows(t *testing.T) {
 		name  string
 		check func() error
 	}{
-		{"gRPC-Web straight to the gRPC server", func() error { return checkGRPCWeb(ctx, "http://"+sys.grpcAddr()+grpcPath, grpcBody) }},
-		{"gRPC-Web to the REST route", func() error { return checkGRPCWeb(ctx, "http://"+sys.proxyAddr()+"/v1/codename", grpcBody) }},
-		{"Connect JSON straight to the gRPC server", func() error { return checkConnect(ctx, "http://"+sys.grpcAddr()+grpcPath, jsonBody) }},
+		{"gRPC-Web straight to the gRPC server", func() error { return checkGRPCWeb(ctx, "http://"+sys.grpcAddr()+grpcPath, body.grpc) }},
+		{"gRPC-Web to the REST route", func() error { return checkGRPCWeb(ctx, "http://"+sys.proxyAddr()+"/v1/codename", body.grpc) }},
+		{"Connect JSON straight to the gRPC server", func() error { return checkConnect(ctx, "http://"+sys.grpcAddr()+grpcPath, body.json) }},
 	}
 	for _, m := range misrouted {
 		if err := m.check(); err == nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
@@ -145,15 +147,27 @@ func logPercentile(path string, q float64) (time.Duration, error) {
 // request with a body into a POST).
 var grpcHeaders = []string{"content-type: application/grpc", "te: trailers"}
 
-// writeGRPCRequest writes the body of a unary gRPC call carrying req into
-// dir: one length-prefixed message, uncompressed.
-func writeGRPCRequest(dir string, req *codenamev1.NameRequest) (string, error) {
-	msg, err := proto.Marshal(req)
+// nameRequest is what every unary call measured asks for.
+var nameRequest = &codenamev1.NameRequest{Category: "science"}
+
+// bodies are the files h2load sends as the body of a GetCodename call
+// carrying nameRequest: for gRPC and gRPC-Web, one length-prefixed protobuf
+// message, uncompressed; for Connect, the message in protobuf's JSON
+// mapping, unframed.
+type bodies struct{ grpc, json string }
+
+// writeBodies writes the bodies into dir.
+func writeBodies(dir string) (bodies, error) {
+	msg, err := proto.Marshal(nameRequest)
 	if err != nil {
-		return "", err
+		return bodies{}, err
 	}
-	path := filepath.Join(dir, "name-request.grpc")
-	return path, os.WriteFile(path, grpcFrame(0, msg), 0o644)
+	js, err := protojson.Marshal(nameRequest)
+	if err != nil {
+		return bodies{}, err
+	}
+	b := bodies{grpc: filepath.Join(dir, "name-request.grpc"), json: filepath.Join(dir, "name-request.json")}
+	return b, errors.Join(os.WriteFile(b.grpc, grpcFrame(0, msg), 0o644), os.WriteFile(b.json, js, 0o644))
 }
 
 // grpcFrame frames payload as gRPC over HTTP/2 and gRPC-Web do: a flag

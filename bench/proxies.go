@@ -14,8 +14,6 @@ import (
 
 	"github.com/codename-gateway/codename-gateway/internal/poll"
 	"github.com/codename-gateway/codename-gateway/internal/stack"
-
-	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
 )
 
 // proxy is a reverse proxy the benchmark starts on its own, in front of a
@@ -81,8 +79,7 @@ func startProxy(ctx context.Context, name, addr string, argv, env []string, cpu 
 // through it, with the metadata md (such as an API key), reaches the
 // server.
 func callsThrough(addr string, md ...string) func(context.Context) error {
-	req := &codenamev1.NameRequest{Category: "science"}
-	return func(ctx context.Context) error { return checkGRPC(ctx, addr, req, md...) }
+	return func(ctx context.Context) error { return checkGRPC(ctx, addr, md...) }
 }
 
 // stop sends SIGTERM to the proxy's PID, waits for it to exit, and kills it

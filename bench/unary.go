@@ -41,21 +41,20 @@ type unaryLoad struct {
 // figure (issue 15 point 5). sys alone stays the reference of the figures
 // that do not name TLS or the co-located mode.
 func measureUnary(ctx context.Context, sys, tlsSys, coSys *system, load unaryLoad, p plan, workDir string) ([]figure, []string, error) {
-	req := &codenamev1.NameRequest{Category: "science"}
-	body, err := writeGRPCRequest(workDir, req)
+	body, err := writeBodies(workDir)
 	if err != nil {
 		return nil, nil, err
 	}
 	// h2load only sees HTTP statuses; these make sure that what it gets
 	// are real answers before any load, and the server's own counters
 	// check every call after each run.
-	if err := checkGRPC(ctx, sys.grpcAddr(), req); err != nil {
+	if err := checkGRPC(ctx, sys.grpcAddr()); err != nil {
 		return nil, nil, fmt.Errorf("direct: %w", err)
 	}
-	if err := checkGRPC(ctx, sys.proxyAddr(), req); err != nil {
+	if err := checkGRPC(ctx, sys.proxyAddr()); err != nil {
 		return nil, nil, fmt.Errorf("through HAProxy: %w", err)
 	}
-	if err := checkGRPC(ctx, tlsSys.proxyAddr(), req); err != nil {
+	if err := checkGRPC(ctx, tlsSys.proxyAddr()); err != nil {
 		return nil, nil, fmt.Errorf("through HAProxy, TLS backends: %w", err)
 	}
 	restURL := "http://" + sys.proxyAddr() + restPath
@@ -71,15 +70,11 @@ func measureUnary(ctx context.Context, sys, tlsSys, coSys *system, load unaryLoa
 		return nil, nil, fmt.Errorf("co-located gateway: %w", err)
 	}
 
-	connectBody, err := writeConnectRequest(workDir, req)
-	if err != nil {
-		return nil, nil, err
-	}
 	browserURL := "http://" + sys.proxyAddr() + grpcPath
-	if err := checkGRPCWeb(ctx, browserURL, body); err != nil {
+	if err := checkGRPCWeb(ctx, browserURL, body.grpc); err != nil {
 		return nil, nil, fmt.Errorf("gRPC-Web: %w", err)
 	}
-	if err := checkConnect(ctx, browserURL, connectBody); err != nil {
+	if err := checkConnect(ctx, browserURL, body.json); err != nil {
 		return nil, nil, fmt.Errorf("Connect: %w", err)
 	}
 	run := func(sys *system, url string, headers []string, bodyFile string) func(context.Context, time.Duration) (sample, error) {
@@ -91,12 +86,12 @@ func measureUnary(ctx context.Context, sys, tlsSys, coSys *system, load unaryLoa
 	// HAProxy's listener is cleartext in both stacks (h2load speaks h2c to
 	// it); only the hops behind it differ.
 	samples, err := alternate(ctx, p.rounds, p.duration, p.warmUp,
-		config[sample]{"gRPC direct", run(sys, "http://"+sys.grpcAddr()+grpcPath, grpcHeaders, body)},
-		config[sample]{"gRPC through HAProxy", run(sys, "http://"+sys.proxyAddr()+grpcPath, grpcHeaders, body)},
+		config[sample]{"gRPC direct", run(sys, "http://"+sys.grpcAddr()+grpcPath, grpcHeaders, body.grpc)},
+		config[sample]{"gRPC through HAProxy", run(sys, "http://"+sys.proxyAddr()+grpcPath, grpcHeaders, body.grpc)},
 		config[sample]{"REST through HAProxy and gateway", run(sys, restURL, nil, "")},
-		config[sample]{"gRPC-Web through HAProxy and gateway", run(sys, browserURL, grpcWebHeaders, body)},
-		config[sample]{"Connect JSON through HAProxy and gateway", run(sys, browserURL, connectHeaders, connectBody)},
-		config[sample]{"gRPC through HAProxy, TLS backends", run(tlsSys, "http://"+tlsSys.proxyAddr()+grpcPath, grpcHeaders, body)},
+		config[sample]{"gRPC-Web through HAProxy and gateway", run(sys, browserURL, grpcWebHeaders, body.grpc)},
+		config[sample]{"Connect JSON through HAProxy and gateway", run(sys, browserURL, connectHeaders, body.json)},
+		config[sample]{"gRPC through HAProxy, TLS backends", run(tlsSys, "http://"+tlsSys.proxyAddr()+grpcPath, grpcHeaders, body.grpc)},
 		config[sample]{"REST through HAProxy and gateway, TLS backends", run(tlsSys, tlsRESTURL, nil, "")},
 		config[sample]{"REST through HAProxy, gateway co-located in the server", run(coSys, coRESTURL, nil, "")},
 	)
@@ -224,7 +219,7 @@ func openCodenames(ctx context.Context, conn *grpc.ClientConn, category string) 
 // checkGRPC makes a few real gRPC calls to addr, with the metadata given as
 // key-value pairs (such as an API key): each must end with status OK and
 // carry a codename.
-func checkGRPC(ctx context.Context, addr string, req *codenamev1.NameRequest, md ...string) error {
+func checkGRPC(ctx context.Context, addr string, md ...string) error {
 	conn, err := dial(addr)
 	if err != nil {
 		return err
@@ -233,7 +228,7 @@ func checkGRPC(ctx context.Context, addr string, req *codenamev1.NameRequest, md
 	client := codenamev1.NewCodenameCreatorClient(conn)
 	for range 3 {
 		ctx, cancel := context.WithTimeout(metadata.AppendToOutgoingContext(ctx, md...), 5*time.Second)
-		res, err := client.GetCodename(ctx, req)
+		res, err := client.GetCodename(ctx, nameRequest)
 		cancel()
 		if err != nil {
 			return fmt.Errorf("GetCodename: %w", err)

@@ -12,8 +12,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
 )
 
 // Issue 12 point 4: how close the project's HAProxy config comes to a bare
@@ -133,8 +131,7 @@ func measureYardsticks(ctx context.Context, sys *system, root, work, haproxyConf
 		return nil, nil, fmt.Errorf("caddy (scripts/setup.sh test installs it): %w", err)
 	}
 	caddyVersion = "Caddy " + caddyVersion // it prints the bare number
-	req := &codenamev1.NameRequest{Category: "science"}
-	body, err := writeGRPCRequest(work, req)
+	body, err := writeBodies(work)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -155,7 +152,7 @@ func measureYardsticks(ctx context.Context, sys *system, root, work, haproxyConf
 	run := func(addr string, headers []string, px *proxy) func(context.Context, time.Duration) (sample, error) {
 		return func(ctx context.Context, d time.Duration) (sample, error) {
 			job := h2loadJob{url: "http://" + addr + grpcPath, conns: load.conns, streams: load.streams, duration: d,
-				headers: headers, bodyFile: body, latencyLog: filepath.Join(work, "h2load-latency.log")}
+				headers: headers, bodyFile: body.grpc, latencyLog: filepath.Join(work, "h2load-latency.log")}
 			var extra []group
 			if px != nil {
 				extra = append(extra, group{name: procProxy, pids: px.cpu.pids})
