@@ -26,6 +26,7 @@ import (
 
 	"github.com/codename-gateway/codename-gateway/gateway"
 	"github.com/codename-gateway/codename-gateway/internal/grpctest"
+	"github.com/codename-gateway/codename-gateway/internal/promtest"
 	"github.com/codename-gateway/codename-gateway/internal/telemetry"
 )
 
@@ -88,29 +89,17 @@ func do(t *testing.T, method, url, body string, header http.Header) answer {
 	return answer{resp.StatusCode, string(b)}
 }
 
-// counter is the value of a counter in reg with the given labels, 0 if
-// there is none such.
-func counter(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+// counter is the sum of counter name's samples with the given labels, as
+// the server's admin listener serves them; 0 if there is none such.
+func counter(t *testing.T, s *grpcServer, name string, labels map[string]string) float64 {
 	t.Helper()
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
+	rec := httptest.NewRecorder()
+	adminHandler(s.health, s.reg).ServeHTTP(rec, httptest.NewRequestWithContext(t.Context(), http.MethodGet, "/metrics", nil))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("GET /metrics = %d, want 200", rec.Code)
 	}
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-	metrics:
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if v, ok := labels[l.GetName()]; ok && v != l.GetValue() {
-					continue metrics
-				}
-			}
-			return m.GetCounter().GetValue()
-		}
-	}
-	return 0
+	v, _ := promtest.Sum(rec.Body.String(), name, labels)
+	return v
 }
 
 const testTraceID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -120,7 +109,7 @@ const testTraceID = "4bf92f3577b34da6a3ce929d0e0e4736"
 func TestColocatedUnaryRunsInterceptors(t *testing.T) {
 	c := startColocated(t, Config{})
 	handled := map[string]string{"grpc_method": "GetCodename", "grpc_code": "OK"}
-	before := counter(t, c.s.reg, "grpc_server_handled_total", handled)
+	before := counter(t, c.s, "grpc_server_handled_total", handled)
 	got := do(t, http.MethodGet, c.rest+"/v1/codename?category=science", "", http.Header{
 		"X-Api-Key-Id": {"key-1a2b"},
 		"Traceparent":  {"00-" + testTraceID + "-00f067aa0ba902b7-01"},
@@ -131,13 +120,13 @@ func TestColocatedUnaryRunsInterceptors(t *testing.T) {
 	c.logs.waitFor(t, "finished call", map[string]string{
 		methodKey: "GetCodename", methodTypeKey: "unary", codeKey: "OK", apiKeyKey: "key-1a2b", traceIDKey: testTraceID,
 	})
-	if after := counter(t, c.s.reg, "grpc_server_handled_total", handled); after != before+1 {
+	if after := counter(t, c.s, "grpc_server_handled_total", handled); after != before+1 {
 		t.Errorf("grpc_server_handled_total{GetCodename,OK} = %v, want %v", after, before+1)
 	}
 	// The gateway's own request line, and its metrics on the server's
 	// registry, which the admin listener serves.
 	c.logs.waitFor(t, "request", map[string]string{"path": "/v1/codename"})
-	if n := counter(t, c.s.reg, "codename_gateway_http_requests_total", nil); n == 0 {
+	if n := counter(t, c.s, "codename_gateway_http_requests_total", nil); n == 0 {
 		t.Error("codename_gateway_http_requests_total is missing from the server's registry")
 	}
 }
@@ -175,11 +164,11 @@ func TestColocatedAnswersAsSeparate(t *testing.T) {
 				method = "ListCategories"
 			}
 			logged := map[string]string{methodKey: method, codeKey: tt.logCode}
-			before := countMatching(c.logs, logged)
+			before := c.logs.count("finished call", logged)
 			co := do(t, tt.method, c.rest+tt.path, tt.body, tt.header)
 			if tt.logCode != "" {
 				eventually(t, fmt.Sprintf("a finished call line with %v", logged), func() (bool, string) {
-					n := countMatching(c.logs, logged)
+					n := c.logs.count("finished call", logged)
 					return n > before, fmt.Sprintf("%d such lines", n)
 				})
 			}
@@ -205,16 +194,6 @@ func errorCode(t *testing.T, body string) string {
 		t.Fatalf("%s: not the gateway's JSON error (%v)", body, err)
 	}
 	return strconv.Itoa(*e.Code)
-}
-
-func countMatching(r *recorder, want map[string]string) int {
-	n := 0
-	for _, rec := range r.find("finished call") {
-		if matches(rec, "finished call", want) {
-			n++
-		}
-	}
-	return n
 }
 
 // slowWhenAsked holds a call whose x-request-id is "slow" until its

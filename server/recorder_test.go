@@ -63,6 +63,18 @@ func attr(rec slog.Record, key string) (value string, ok bool) {
 	return value, ok
 }
 
+// count is how many records with message msg and all the given string
+// attributes have been logged so far.
+func (r *recorder) count(msg string, attrs map[string]string) int {
+	n := 0
+	for _, rec := range r.find(msg) {
+		if matches(rec, msg, attrs) {
+			n++
+		}
+	}
+	return n
+}
+
 func (r *recorder) has(msg string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
