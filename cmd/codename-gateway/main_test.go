@@ -2,8 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -26,14 +24,21 @@ const waitTimeout = runtest.Timeout
 // never answers any other call.
 func healthServer(t *testing.T) string {
 	t.Helper()
+	return serveHealth(t, grpc.UnknownServiceHandler(func(_ any, stream grpc.ServerStream) error {
+		<-stream.Context().Done()
+		return stream.Context().Err()
+	}))
+}
+
+// serveHealth serves grpc.health.v1, SERVING, with opts on a loopback
+// port until the test ends, and returns its address.
+func serveHealth(t *testing.T, opts ...grpc.ServerOption) string {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := grpc.NewServer(grpc.UnknownServiceHandler(func(_ any, stream grpc.ServerStream) error {
-		<-stream.Context().Done()
-		return stream.Context().Err()
-	}))
+	gs := grpc.NewServer(opts...)
 	healthpb.RegisterHealthServer(gs, health.NewServer())
 	go func() { _ = gs.Serve(lis) }()
 	t.Cleanup(gs.Stop)
@@ -53,59 +58,20 @@ func startRunEnv(t *testing.T, env map[string]string, args ...string) *runtest.R
 	return runtest.Start(t, run, append([]string{"codename-gateway"}, args...), env)
 }
 
-// rawGet sends a GET with path exactly as written, and returns the status
-// and body.
-func rawGet(t *testing.T, addr, path string) (int, string) {
-	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(waitTimeout))
-	if _, err := fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: gateway\r\nConnection: close\r\n\r\n", path); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatalf("GET %s: %v", path, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("GET %s: read body: %v", path, err)
-	}
-	return resp.StatusCode, string(body)
-}
-
 // TestAdminListener: the metrics are served on the admin listener, with
 // the gateway's health, and nowhere on the REST listener.
 func TestAdminListener(t *testing.T) {
 	g := startRun(t, "-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0", "-grpc-addr", healthServer(t), "-drain-delay", "0")
 	public, admin := g.Addr(t, "REST"), g.Addr(t, "admin")
-	tests := []struct {
-		name     string
-		addr     string
-		path     string
-		wantCode int
-		wantBody string
-	}{
-		{name: "admin metrics", addr: admin, path: "/metrics", wantCode: 200, wantBody: "codename_gateway_http_requests_in_flight"},
-		{name: "admin metrics include the process's", addr: admin, path: "/metrics", wantCode: 200, wantBody: "go_goroutines"},
-		{name: "admin health", addr: admin, path: "/healthz", wantCode: 200, wantBody: "SERVING"},
-		{name: "admin has nothing else", addr: admin, path: "/v1/codename", wantCode: 404},
-		{name: "public metrics", addr: public, path: "/metrics", wantCode: 404, wantBody: `"code":5`},
-		{name: "public metrics, encoded", addr: public, path: "/%6detrics", wantCode: 404, wantBody: `"code":5`},
-		{name: "public health", addr: public, path: "/healthz", wantCode: 200, wantBody: "SERVING"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			code, body := rawGet(t, tt.addr, tt.path)
-			if code != tt.wantCode || !strings.Contains(body, tt.wantBody) {
-				t.Errorf("GET %s on %s = %d, want %d with %q in the body:\n%.300s", tt.path, tt.addr, code, tt.wantCode, tt.wantBody, body)
-			}
-		})
-	}
+	runtest.CheckAnswers(t, []runtest.Answer{
+		{Name: "admin metrics", Addr: admin, Path: "/metrics", Code: 200, Body: "codename_gateway_http_requests_in_flight"},
+		{Name: "admin metrics include the process's", Addr: admin, Path: "/metrics", Code: 200, Body: "go_goroutines"},
+		{Name: "admin health", Addr: admin, Path: "/healthz", Code: 200, Body: "SERVING"},
+		{Name: "admin has nothing else", Addr: admin, Path: "/v1/codename", Code: 404},
+		{Name: "public metrics", Addr: public, Path: "/metrics", Code: 404, Body: `"code":5`},
+		{Name: "public metrics, encoded", Addr: public, Path: "/%6detrics", Code: 404, Body: `"code":5`},
+		{Name: "public health", Addr: public, Path: "/healthz", Code: 200, Body: "SERVING"},
+	})
 	if err := g.Stop(t); err != nil {
 		t.Errorf("run: %v", err)
 	}
@@ -117,7 +83,7 @@ func TestCallTimeoutFromEnv(t *testing.T) {
 	g := startRunEnv(t, map[string]string{"CODENAME_CALL_TIMEOUT": "200ms"}, "-addr", "127.0.0.1:0", "-admin-addr", "", "-grpc-addr", healthServer(t), "-drain-delay", "0")
 	public := g.Addr(t, "REST")
 	start := time.Now()
-	code, body := rawGet(t, public, "/v1/codename")
+	code, body := runtest.Get(t, public, "/v1/codename")
 	if elapsed := time.Since(start); code != http.StatusGatewayTimeout || elapsed > 5*time.Second {
 		t.Errorf("GET /v1/codename = %d after %v, want 504 after about 200ms; body:\n%s", code, elapsed, body)
 	}
@@ -175,7 +141,7 @@ func TestDrainFromEnv(t *testing.T) {
 	const delay = time.Second
 	g := startRunEnv(t, map[string]string{"CODENAME_DRAIN_DELAY": delay.String()}, "-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0", "-grpc-addr", healthServer(t))
 	public, admin := g.Addr(t, "REST"), g.Addr(t, "admin")
-	if code, body := rawGet(t, public, "/healthz"); code != http.StatusOK {
+	if code, body := runtest.Get(t, public, "/healthz"); code != http.StatusOK {
 		t.Fatalf("public /healthz = %d before the drain, want 200:\n%s", code, body)
 	}
 	g.Signal()
@@ -184,7 +150,7 @@ func TestDrainFromEnv(t *testing.T) {
 		var code int
 		var body string
 		if _, ok := poll.Until(delay/2-time.Since(stopped), func() bool {
-			code, body = rawGet(t, addr, "/healthz")
+			code, body = runtest.Get(t, addr, "/healthz")
 			return code == http.StatusServiceUnavailable
 		}); !ok {
 			t.Fatalf("/healthz on %s = %d during the drain, want 503:\n%s", addr, code, body)
@@ -200,38 +166,17 @@ func TestDrainFromEnv(t *testing.T) {
 
 // TestAdminListenerDisabled: an empty -admin-addr means no admin listener.
 func TestAdminListenerDisabled(t *testing.T) {
-	g := startRun(t, "-addr", "127.0.0.1:0", "-admin-addr", "", "-grpc-addr", healthServer(t), "-drain-delay", "0")
-	g.Addr(t, "REST")
-	if strings.Contains(g.Stderr.String(), "serving admin") {
-		t.Errorf("an admin listener started with -admin-addr empty:\n%s", g.Stderr)
-	}
+	startRun(t, "-addr", "127.0.0.1:0", "-admin-addr", "", "-grpc-addr", healthServer(t), "-drain-delay", "0").NotServing(t, "REST", "admin")
 }
 
 // TestPortTaken: a listener whose port is taken fails run with an error
 // that names the address.
 func TestPortTaken(t *testing.T) {
-	taken, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer taken.Close()
-	addr := taken.Addr().String()
-	for _, tt := range []struct {
-		name string
-		args []string
-	}{
-		{"REST", []string{"-addr", addr, "-admin-addr", "127.0.0.1:0"}},
-		{"admin", []string{"-addr", "127.0.0.1:0", "-admin-addr", addr}},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
-			defer cancel()
-			err := run(ctx, append([]string{"codename-gateway", "-grpc-addr", "127.0.0.1:1"}, tt.args...), func(string) string { return "" }, io.Discard)
-			if err == nil || !strings.Contains(err.Error(), addr) {
-				t.Errorf("run = %v, want an error naming %s", err, addr)
-			}
-		})
-	}
+	runtest.CheckPortTaken(t, run, []string{"codename-gateway", "-grpc-addr", "127.0.0.1:1"}, []string{"-addr", "-admin-addr"}, func(t *testing.T, _, taken string, err error) {
+		if err == nil || !strings.Contains(err.Error(), taken) {
+			t.Errorf("run = %v, want an error naming %s", err, taken)
+		}
+	})
 }
 
 // TestClientKeepalive: the gateway pings its gRPC connections, so that a

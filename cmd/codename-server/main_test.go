@@ -1,12 +1,9 @@
 package main
 
 import (
-	"context"
 	"io"
 	"net"
-	"net/http"
 	"reflect"
-	"strings"
 	"testing"
 	"time"
 
@@ -36,26 +33,6 @@ func startRunEnv(t *testing.T, env map[string]string, args ...string) *runtest.R
 	return runtest.Start(t, run, append([]string{"codename-server", "-drain-delay=0"}, args...), env)
 }
 
-func get(t *testing.T, addr, path string) (int, string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true}}).Do(req)
-	if err != nil {
-		t.Fatalf("GET %s%s: %v", addr, path, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("GET %s%s: read body: %v", addr, path, err)
-	}
-	return resp.StatusCode, string(body)
-}
-
 // TestAdminListener: the metrics are served on the admin listener, with
 // the health, and not on the gRPC port, which serves gRPC and /healthz.
 func TestAdminListener(t *testing.T) {
@@ -71,27 +48,13 @@ func TestAdminListener(t *testing.T) {
 		t.Fatalf("GetCodename: %v", err)
 	}
 
-	tests := []struct {
-		name     string
-		addr     string
-		path     string
-		wantCode int
-		wantBody string
-	}{
-		{name: "admin metrics", addr: admin, path: "/metrics", wantCode: 200, wantBody: `grpc_server_handled_total{grpc_code="OK",grpc_method="GetCodename"`},
-		{name: "admin metrics include the process's", addr: admin, path: "/metrics", wantCode: 200, wantBody: "go_goroutines"},
-		{name: "admin health", addr: admin, path: "/healthz", wantCode: 200, wantBody: "SERVING"},
-		{name: "gRPC port metrics", addr: grpcAddr, path: "/metrics", wantCode: 404},
-		{name: "gRPC port health", addr: grpcAddr, path: "/healthz", wantCode: 200, wantBody: "SERVING"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			code, body := get(t, tt.addr, tt.path)
-			if code != tt.wantCode || !strings.Contains(body, tt.wantBody) {
-				t.Errorf("GET %s on %s = %d, want %d with %q in the body:\n%.300s", tt.path, tt.addr, code, tt.wantCode, tt.wantBody, body)
-			}
-		})
-	}
+	runtest.CheckAnswers(t, []runtest.Answer{
+		{Name: "admin metrics", Addr: admin, Path: "/metrics", Code: 200, Body: `grpc_server_handled_total{grpc_code="OK",grpc_method="GetCodename"`},
+		{Name: "admin metrics include the process's", Addr: admin, Path: "/metrics", Code: 200, Body: "go_goroutines"},
+		{Name: "admin health", Addr: admin, Path: "/healthz", Code: 200, Body: "SERVING"},
+		{Name: "gRPC port metrics", Addr: grpcAddr, Path: "/metrics", Code: 404},
+		{Name: "gRPC port health", Addr: grpcAddr, Path: "/healthz", Code: 200, Body: "SERVING"},
+	})
 	if err := r.Stop(t); err != nil {
 		t.Errorf("run: %v", err)
 	}
@@ -102,40 +65,18 @@ func TestAdminListener(t *testing.T) {
 
 // TestAdminListenerDisabled: an empty -admin-addr means no admin listener.
 func TestAdminListenerDisabled(t *testing.T) {
-	r := startRun(t, "-addr", "127.0.0.1:0", "-admin-addr", "")
-	r.Addr(t, "gRPC")
-	if strings.Contains(r.Stderr.String(), "serving admin") {
-		t.Errorf("an admin listener started with -admin-addr empty:\n%s", r.Stderr)
-	}
+	startRun(t, "-addr", "127.0.0.1:0", "-admin-addr", "").NotServing(t, "gRPC", "admin")
 }
 
 // TestPortTaken: a listener whose port is taken fails run with an error
 // that names the listener and the address, which main prints to stderr.
 func TestPortTaken(t *testing.T) {
-	taken, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer taken.Close()
-	addr := taken.Addr().String()
-	tests := []struct {
-		name string
-		args []string
-		want string
-	}{
-		{name: "gRPC", args: []string{"-addr", addr, "-admin-addr", "127.0.0.1:0"}, want: "gRPC listener: listen tcp " + addr + ": bind: address already in use"},
-		{name: "admin", args: []string{"-addr", "127.0.0.1:0", "-admin-addr", addr}, want: "admin listener: listen tcp " + addr + ": bind: address already in use"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
-			defer cancel()
-			err := run(ctx, append([]string{"codename-server"}, tt.args...), func(string) string { return "" }, io.Discard)
-			if err == nil || err.Error() != tt.want {
-				t.Errorf("run = %v, want %q", err, tt.want)
-			}
-		})
-	}
+	runtest.CheckPortTaken(t, run, []string{"codename-server"}, []string{"-addr", "-admin-addr"}, func(t *testing.T, flag, taken string, err error) {
+		want := map[string]string{"-addr": "gRPC", "-admin-addr": "admin"}[flag] + " listener: listen tcp " + taken + ": bind: address already in use"
+		if err == nil || err.Error() != want {
+			t.Errorf("run = %v, want %q", err, want)
+		}
+	})
 }
 
 func TestParseFlags(t *testing.T) {

@@ -80,7 +80,7 @@ func TestTLSFromEnv(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("GET /healthz over TLS = %d, want 200", resp.StatusCode)
 	}
-	if code, _ := get(t, r.Addr(t, "admin"), "/healthz"); code != http.StatusOK {
+	if code, _ := runtest.Get(t, r.Addr(t, "admin"), "/healthz"); code != http.StatusOK {
 		t.Errorf("cleartext GET /healthz on the admin listener = %d, want 200", code)
 	}
 }

@@ -45,6 +45,16 @@ func Start(t testing.TB, run RunFunc, args []string, env map[string]string) *Run
 	return r
 }
 
+// NotServing waits for the line that says run serves ready, then checks
+// that it logged no "serving what" line.
+func (r *Run) NotServing(t testing.TB, ready, what string) {
+	t.Helper()
+	r.Addr(t, ready)
+	if strings.Contains(r.Stderr.String(), "serving "+what) {
+		t.Errorf("%q logged, want none:\n%s", "serving "+what, r.Stderr)
+	}
+}
+
 // Signal ends run's context, as SIGTERM would, without waiting for run
 // to return: for tests of what happens while it drains.
 func (r *Run) Signal() { r.cancel() }
