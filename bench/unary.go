@@ -2,10 +2,7 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"slices"
 	"time"
 
@@ -236,28 +233,6 @@ func checkGRPC(ctx context.Context, addr string, md ...string) error {
 		if res.GetName() == "" {
 			return fmt.Errorf("GetCodename: empty name")
 		}
-	}
-	return nil
-}
-
-// checkREST makes one REST call: it must answer 200 with a codename.
-func checkREST(ctx context.Context, url string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	var res struct{ Name string }
-	if resp.StatusCode != http.StatusOK || json.Unmarshal(b, &res) != nil || res.Name == "" {
-		return fmt.Errorf("GET %s: %s %s", url, resp.Status, b)
 	}
 	return nil
 }

@@ -19,13 +19,14 @@ import (
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
 )
 
-// Issue 14 point 4: the calls a browser's typed client makes, gRPC-Web and
+// h2load sees only HTTP statuses, and a gRPC or gRPC-Web error still
+// answers 200: so before any load, a check makes a few of the calls the
+// load will make and reads real answers from them, and the server's
+// counters vouch for every call after each run (measureH2load). Issue 14
+// point 4 adds the calls a browser's typed client makes, gRPC-Web and
 // Connect unary, on the gRPC path through HAProxy to the gateway, which
-// answers them with connect-go. h2load sends them as it sends gRPC: a POST
-// with fixed headers and a body file. It sees only HTTP statuses, and a
-// gRPC-Web error still answers 200, so a check reads real answers before
-// any load, and the server's counters vouch for every call after each run
-// (measureH2load).
+// answers them with connect-go; h2load sends them as it sends gRPC, a POST
+// with fixed headers and a body file.
 
 // grpcWebHeaders make h2load's request a binary gRPC-Web call, as
 // connect-web and grpc-web send it. Its body is the same length-prefixed
@@ -45,19 +46,23 @@ func h2cTransport() *http.Transport {
 	return &http.Transport{Protocols: &p}
 }
 
-// checkBrowserRPC makes a few calls to url, each a POST of bodyFile with
-// headers (as h2load would send them), and hands each answer to read,
-// which must find a codename in it.
-func checkBrowserRPC(ctx context.Context, url string, headers []string, bodyFile string,
+// checkCalls makes a few calls to url as h2load would make them: a GET, or
+// a POST of bodyFile, with headers; it hands each answer to read, which
+// must find a codename in it.
+func checkCalls(ctx context.Context, url string, headers []string, bodyFile string,
 	read func(http.Header, []byte) (*codenamev1.NameResult, error)) error {
-	body, err := os.ReadFile(bodyFile)
-	if err != nil {
-		return err
+	method, body := http.MethodGet, []byte(nil)
+	if bodyFile != "" {
+		b, err := os.ReadFile(bodyFile)
+		if err != nil {
+			return err
+		}
+		method, body = http.MethodPost, b
 	}
 	client := &http.Client{Transport: h2cTransport(), Timeout: 5 * time.Second}
 	defer client.CloseIdleConnections()
 	for range 3 {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+		req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
 		if err != nil {
 			return err
 		}
@@ -72,32 +77,38 @@ func checkBrowserRPC(ctx context.Context, url string, headers []string, bodyFile
 		b, err := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if err != nil {
-			return fmt.Errorf("POST %s: %w", url, err)
+			return fmt.Errorf("%s %s: %w", method, url, err)
 		}
 		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("POST %s (%s): %s %q", url, req.Header.Get("Content-Type"), resp.Status, b)
+			return fmt.Errorf("%s %s (%s): %s %q", method, url, req.Header.Get("Content-Type"), resp.Status, b)
 		}
 		res, err := read(resp.Header, b)
 		if err != nil {
-			return fmt.Errorf("POST %s (%s): %w", url, req.Header.Get("Content-Type"), err)
+			return fmt.Errorf("%s %s (%s): %w", method, url, req.Header.Get("Content-Type"), err)
 		}
 		if res.GetName() == "" {
-			return fmt.Errorf("POST %s (%s): empty name", url, req.Header.Get("Content-Type"))
+			return fmt.Errorf("%s %s (%s): empty name", method, url, req.Header.Get("Content-Type"))
 		}
 	}
 	return nil
 }
 
+// checkREST makes a few REST calls to url (GET): each must answer 200 with
+// a JSON NameResult.
+func checkREST(ctx context.Context, url string) error {
+	return checkCalls(ctx, url, nil, "", readREST)
+}
+
 // checkGRPCWeb makes a few binary gRPC-Web calls to url: each must answer
 // 200 with one message and a trailer frame saying grpc-status 0.
 func checkGRPCWeb(ctx context.Context, url, bodyFile string) error {
-	return checkBrowserRPC(ctx, url, grpcWebHeaders, bodyFile, readGRPCWeb)
+	return checkCalls(ctx, url, grpcWebHeaders, bodyFile, readGRPCWeb)
 }
 
 // checkConnect makes a few Connect unary JSON calls to url: each must
 // answer 200 with a JSON NameResult.
 func checkConnect(ctx context.Context, url, bodyFile string) error {
-	return checkBrowserRPC(ctx, url, connectHeaders, bodyFile, readConnect)
+	return checkCalls(ctx, url, connectHeaders, bodyFile, readConnect)
 }
 
 // readGRPCWeb decodes a unary binary gRPC-Web answer: length-prefixed
@@ -177,6 +188,11 @@ func readConnect(h http.Header, body []byte) (*codenamev1.NameResult, error) {
 	if mt, _, err := mime.ParseMediaType(h.Get("Content-Type")); err != nil || mt != "application/json" {
 		return nil, fmt.Errorf("content-type %q is not Connect JSON", h.Get("Content-Type"))
 	}
+	return readREST(h, body)
+}
+
+// readREST decodes a REST answer: a NameResult in protobuf's JSON mapping.
+func readREST(_ http.Header, body []byte) (*codenamev1.NameResult, error) {
 	res := &codenamev1.NameResult{}
 	if err := protojson.Unmarshal(body, res); err != nil {
 		return nil, fmt.Errorf("%q: %w", body, err)
