@@ -1,9 +1,14 @@
 package server
 
 import (
+	"context"
+	"crypto/tls"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"testing"
 	"time"
 
@@ -114,6 +119,91 @@ func dialTCP(tb testing.TB, addr string) *grpc.ClientConn {
 	}
 	tb.Cleanup(func() { _ = conn.Close() })
 	return conn
+}
+
+// tcpServer is a Serve on a real TCP port, which gRPC and HTTP/1.1
+// clients share.
+type tcpServer struct {
+	addr      string
+	adminAddr string // where cfg.MetricsListener listens, if set
+	logs      *recorder
+	shutdown  grpctest.Stop
+}
+
+func startTCPServer(t *testing.T, cfg Config) *tcpServer {
+	t.Helper()
+	lis := listenTCP(t)
+	s := &tcpServer{addr: lis.Addr().String()}
+	if cfg.MetricsListener != nil {
+		s.adminAddr = cfg.MetricsListener.Addr().String()
+	}
+	s.logs, s.shutdown = serve(t, lis, cfg)
+	return s
+}
+
+// dialGRPC returns a client on a connection of its own to s, closed when
+// the test ends (before Serve is stopped).
+func (s *tcpServer) dialGRPC(t *testing.T) codenamev1.CodenameCreatorClient {
+	t.Helper()
+	return codenamev1.NewCodenameCreatorClient(dialTCP(t, s.addr))
+}
+
+// get asks s's gRPC port for path over HTTP/1.1, on a new connection
+// each time so that every request goes through the split afresh.
+func (s *tcpServer) get(ctx context.Context, path string) (code int, body string, err error) {
+	return httpGet(ctx, s.addr, path, nil)
+}
+
+// httpGet asks addr for path over HTTP/1.1, on a new connection; over TLS
+// if cfg is not nil, then offering only http/1.1 as HAProxy's check-alpn
+// http/1.1 does.
+func httpGet(ctx context.Context, addr, path string, cfg *tls.Config) (code int, body string, err error) {
+	scheme, transport := "http", &http.Transport{DisableKeepAlives: true}
+	if cfg != nil {
+		cfg = cfg.Clone()
+		cfg.NextProtos = []string{"http/1.1"}
+		scheme, transport.TLSClientConfig = "https", cfg
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+addr+path, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	resp, err := (&http.Client{Transport: transport}).Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	if resp.ProtoMajor != 1 {
+		return 0, "", fmt.Errorf("response is %s, want HTTP/1.x", resp.Proto)
+	}
+	if cfg != nil && resp.TLS.NegotiatedProtocol != "http/1.1" {
+		return 0, "", fmt.Errorf("negotiated %q, want http/1.1", resp.TLS.NegotiatedProtocol)
+	}
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+// mustGet is get that fails the test on an error.
+func (s *tcpServer) mustGet(t *testing.T, path string) (code int, body string) {
+	t.Helper()
+	return mustGet(t, s.addr, path)
+}
+
+// mustGetAdmin is mustGet on the admin listener.
+func (s *tcpServer) mustGetAdmin(t *testing.T, path string) (code int, body string) {
+	t.Helper()
+	return mustGet(t, s.adminAddr, path)
+}
+
+func mustGet(t *testing.T, addr, path string) (code int, body string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+	defer cancel()
+	code, body, err := httpGet(ctx, addr, path, nil)
+	if err != nil {
+		t.Fatalf("GET %s%s: %v", addr, path, err)
+	}
+	return code, body
 }
 
 // eventually asks check again until it returns true, and fails the test

@@ -3,8 +3,6 @@ package server
 import (
 	"context"
 	"crypto/tls"
-	"fmt"
-	"io"
 	"net/http"
 	"testing"
 
@@ -68,28 +66,6 @@ func getCodename(t *testing.T, addr string, creds credentials.TransportCredentia
 	return err
 }
 
-// getHealthzTLS asks for /healthz over TLS offering only http/1.1, as
-// HAProxy's check-alpn http/1.1 does.
-func getHealthzTLS(ctx context.Context, addr string, cfg *tls.Config) (code int, body string, err error) {
-	cfg = cfg.Clone()
-	cfg.NextProtos = []string{"http/1.1"}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+addr+"/healthz", nil)
-	if err != nil {
-		return 0, "", err
-	}
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: cfg, DisableKeepAlives: true}}
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	if p := resp.TLS.NegotiatedProtocol; p != "http/1.1" {
-		return 0, "", fmt.Errorf("negotiated %q, want http/1.1", p)
-	}
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), err
-}
-
 // TestTLSServesGRPCAndHealthz checks that with Config.TLS the one port
 // answers gRPC over TLS (ALPN h2) and /healthz over TLS with http/1.1, and
 // nothing in cleartext.
@@ -103,7 +79,7 @@ func TestTLSServesGRPCAndHealthz(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
 	defer cancel()
-	code, body, err := getHealthzTLS(ctx, s.addr, clientTLS)
+	code, body, err := httpGet(ctx, s.addr, "/healthz", clientTLS)
 	if err != nil || code != http.StatusOK || body != "SERVING\n" {
 		t.Errorf("GET /healthz over TLS = %d %q, %v; want 200 SERVING", code, body, err)
 	}
@@ -111,7 +87,7 @@ func TestTLSServesGRPCAndHealthz(t *testing.T) {
 	if err := getCodename(t, s.addr, insecure.NewCredentials()); err == nil {
 		t.Error("GetCodename in cleartext succeeded on a TLS port")
 	}
-	if _, _, err := httpGet(ctx, s.addr, "/healthz"); err == nil {
+	if _, _, err := httpGet(ctx, s.addr, "/healthz", nil); err == nil {
 		t.Error("GET /healthz in cleartext succeeded on a TLS port")
 	}
 }
@@ -145,7 +121,7 @@ func TestTLSClientCertificates(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
 			defer cancel()
-			code, _, err := getHealthzTLS(ctx, s.addr, tc.cfg)
+			code, _, err := httpGet(ctx, s.addr, "/healthz", tc.cfg)
 			if ok := err == nil && code == http.StatusOK; ok != tc.wantOK {
 				t.Errorf("GET /healthz = %d, %v; want success %v", code, err, tc.wantOK)
 			}
