@@ -91,14 +91,8 @@ func New(ctx context.Context, conn grpc.ClientConnInterface, opts Options) (http
 	if err != nil {
 		return nil, err
 	}
-	logger, reg := opts.Logger, opts.Metrics
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	if reg == nil {
-		reg = prometheus.NewRegistry() // counted, but served nowhere
-	}
-	return &handler{observe(withCORS(routes, opts.CORSOrigins), logger, reg), g}, nil
+	// Outermost, observe logs and counts every answer, preflights included.
+	return &handler{observe(withCORS(routes, opts.CORSOrigins), opts.Logger, opts.Metrics), g}, nil
 }
 
 // gateway holds what the REST handlers share.

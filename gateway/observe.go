@@ -29,11 +29,19 @@ import (
 // is started only when an exporter is configured (telemetry.Setup);
 // otherwise the trace goes on as it came.
 //
+// A nil logger logs nothing; a nil registry counts into one served nowhere.
+//
 // Not promhttp's InstrumentHandler*: they label methods in lower case and
 // any other method "unknown", where scrapers and the tests (here and in
 // e2e) read method="GET" and "other"; and they build a label map per
 // request, while the log line and span need the status recorded here anyway.
-func observe(h http.Handler, logger *slog.Logger, reg prometheus.Registerer) http.Handler {
+func observe(h http.Handler, logger *slog.Logger, reg *prometheus.Registry) http.Handler {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "codename_gateway_http_requests_total",
 		Help: "HTTP requests the gateway answered, by method and status code.",
