@@ -15,8 +15,12 @@ import (
 	"github.com/codename-gateway/codename-gateway/internal/devtls"
 )
 
-// repoRoot is the repository, seen from this package's folder.
-const repoRoot = ".."
+// repoRoot is the repository, seen from this package's folder, and
+// modulePath its module's import path.
+const (
+	repoRoot   = ".."
+	modulePath = "github.com/codename-gateway/codename-gateway"
+)
 
 var (
 	// variable is a name the code reads from the environment.
@@ -61,6 +65,9 @@ func readCode(t *testing.T) codeFacts {
 			}
 		}
 	}
+	// imports holds the internal packages each binary imports, whose
+	// flags (such as internal/tuning's -cpu-share) are the binary's own.
+	imports := map[string]map[string]bool{}
 	err := filepath.WalkDir(repoRoot, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
 			return err
@@ -73,6 +80,18 @@ func readCode(t *testing.T) codeFacts {
 		switch {
 		case parts[0] == "cmd" && len(parts) == 3 && (parts[1] == serverKind || parts[1] == gatewayKind):
 			add(parts[1], p)
+			file, err := parser.ParseFile(token.NewFileSet(), p, nil, parser.ImportsOnly)
+			if err != nil {
+				return err
+			}
+			for _, imp := range file.Imports {
+				if dir, ok := strings.CutPrefix(strings.Trim(imp.Path.Value, `"`), modulePath+"/internal/"); ok {
+					if imports[parts[1]] == nil {
+						imports[parts[1]] = map[string]bool{}
+					}
+					imports[parts[1]][dir] = true
+				}
+			}
 		case parts[0] == "cmd" && len(parts) == 3, parts[0] == "internal":
 			add("", p)
 		}
@@ -80,6 +99,27 @@ func readCode(t *testing.T) codeFacts {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	for kind, dirs := range imports {
+		for dir := range dirs {
+			files, err := filepath.Glob(filepath.Join(repoRoot, "internal", dir, "*.go"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, file := range files {
+				if strings.HasSuffix(file, "_test.go") {
+					continue
+				}
+				b, err := os.ReadFile(file)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, m := range flagVariable.FindAllStringSubmatch(string(b), -1) {
+					c.flags[kind][m[1]] = m[2]
+					c.read[kind][m[2]] = true
+				}
+			}
+		}
 	}
 	add(haproxyKind, filepath.Join(repoRoot, "haproxy", "haproxy.cfg"))
 	for _, kind := range []string{serverKind, gatewayKind, haproxyKind} {

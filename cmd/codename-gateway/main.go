@@ -48,8 +48,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 
 	fs := envflag.New(args[0], getenv, stderr)
 	fs.About(about)
-	fs.AlsoReads("GOGC", tuning.GOGCUsage)
-	fs.AlsoReads("GOMAXPROCS", tuning.GOMAXPROCSUsage)
 	// OpenTelemetry's own standard variables (internal/telemetry).
 	fs.AlsoReads("OTEL_TRACES_EXPORTER", "otlp to export spans, none never to (unset: export only when an OTLP endpoint is set)")
 	fs.AlsoReads("OTEL_EXPORTER_OTLP_ENDPOINT", "the collector to export spans to; the other standard OTEL_* variables (protocol, headers, sampler, service name) apply too")
@@ -66,7 +64,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	corsOrigins := fs.String("cors-origins", "CODENAME_CORS_ORIGINS", "", "origins (scheme://host[:port], comma-separated) whose pages may call the gRPC paths with gRPC-Web or Connect clients; none by default")
 	drainDelay := fs.Duration("drain-delay", "CODENAME_DRAIN_DELAY", 2*time.Second, "on shutdown, how long to keep serving with /healthz NOT_SERVING, so that HAProxy moves traffic away first")
 	drain := fs.Duration("drain-timeout", "CODENAME_DRAIN_TIMEOUT", 10*time.Second, "how long shutdown waits for requests in flight")
-	cpuShare := fs.Int("cpu-share", "CODENAME_CPU_SHARE", 0, tuning.ShareUsage)
+	cpuShare := tuning.Flags(fs)
 	tlsFlags := defineTLSFlags(fs)
 	if err := fs.Parse(args[1:]); err != nil {
 		return err

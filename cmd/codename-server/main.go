@@ -122,8 +122,6 @@ type options struct {
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
 	fs := envflag.New(args[0], getenv, stderr)
 	fs.About(about)
-	fs.AlsoReads("GOGC", tuning.GOGCUsage)
-	fs.AlsoReads("GOMAXPROCS", tuning.GOMAXPROCSUsage)
 	// OpenTelemetry's own standard variables (internal/telemetry).
 	fs.AlsoReads("OTEL_TRACES_EXPORTER", "otlp to export spans, none never to (unset: export only when an OTLP endpoint is set)")
 	fs.AlsoReads("OTEL_EXPORTER_OTLP_ENDPOINT", "the collector to export spans to; the other standard OTEL_* variables (protocol, headers, sampler, service name) apply too")
@@ -150,7 +148,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	tlsCert := fs.String("tls-cert", "CODENAME_GRPC_TLS_CERT", "", "PEM certificate chain: serve the gRPC port (gRPC and /healthz) over TLS only, ALPN h2 and http/1.1 (empty: cleartext)")
 	tlsKey := fs.String("tls-key", "CODENAME_GRPC_TLS_KEY", "", "PEM private key of -tls-cert")
 	tlsClientCA := fs.String("tls-client-ca", "CODENAME_GRPC_TLS_CLIENT_CA", "", "PEM CA certificates: with -tls-cert, accept only clients whose certificate chains to them (mutual TLS)")
-	cpuShare := fs.Int("cpu-share", "CODENAME_CPU_SHARE", 0, tuning.ShareUsage)
+	cpuShare := tuning.Flags(fs)
 	rest := defineRESTFlags(fs)
 	if err := fs.Parse(args[1:]); err != nil {
 		return options{}, err

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
+
+	"github.com/codename-gateway/codename-gateway/internal/envflag"
 )
 
 // GCPercent is the garbage collector's target the binaries run with. Their
@@ -23,12 +25,14 @@ const GCPercent = 200
 // host's cores; the binaries read it as the flag -cpu-share.
 const ShareEnv = "CODENAME_CPU_SHARE"
 
-// Help texts of the settings, the same in both binaries.
-const (
-	ShareUsage      = "how many busy processes share this host's cores, this one and HAProxy included: Go then schedules on cores ÷ that many, at least one, as a container's CPU limit would give it (0: every core, or the container's CPU limit; codename-stack sets it; a GOMAXPROCS in the environment wins)"
-	GOGCUsage       = "the Go garbage collector's target (default here 200, where Go's is 100)"
-	GOMAXPROCSUsage = "cores Go schedules on; set, it wins over -cpu-share"
-)
+// Flags defines the flag -cpu-share on fs, and names in its help the
+// variables of the Go runtime that Apply leaves to the environment. Give
+// what it returns to Apply once fs is parsed.
+func Flags(fs *envflag.Set) *int {
+	fs.AlsoReads("GOGC", "the Go garbage collector's target (default here 200, where Go's is 100)")
+	fs.AlsoReads("GOMAXPROCS", "cores Go schedules on; set, it wins over -cpu-share")
+	return fs.Int("cpu-share", "CODENAME_CPU_SHARE", 0, "how many busy processes share this host's cores, this one and HAProxy included: Go then schedules on cores ÷ that many, at least one, as a container's CPU limit would give it (0: every core, or the container's CPU limit; codename-stack sets it; a GOMAXPROCS in the environment wins)")
+}
 
 // Apply sets the garbage collector's target to GCPercent unless GOGC is in
 // the environment, and, when share is above zero and GOMAXPROCS is not in

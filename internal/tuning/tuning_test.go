@@ -1,9 +1,13 @@
 package tuning
 
 import (
+	"io"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"testing"
+
+	"github.com/codename-gateway/codename-gateway/internal/envflag"
 )
 
 func TestCoreShare(t *testing.T) {
@@ -78,5 +82,25 @@ func TestApplyShare(t *testing.T) {
 	}
 	if err := Apply(env(nil), -1); err == nil {
 		t.Error("a negative share: no error")
+	}
+}
+
+// TestFlags: -cpu-share reads ShareEnv, and the help names the runtime's
+// own variables, which win.
+func TestFlags(t *testing.T) {
+	fs := envflag.New("test", env(map[string]string{ShareEnv: "4"}), io.Discard)
+	share := Flags(fs)
+	if err := fs.Parse([]string{}); err != nil {
+		t.Fatal(err)
+	}
+	if *share != 4 {
+		t.Errorf("-cpu-share = %d with %s=4, want 4", *share, ShareEnv)
+	}
+	var help strings.Builder
+	fs.PrintHelp(&help)
+	for _, want := range []string{"-cpu-share int   $" + ShareEnv, "$GOGC", "$GOMAXPROCS"} {
+		if !strings.Contains(help.String(), want) {
+			t.Errorf("help does not name %q:\n%s", want, help.String())
+		}
 	}
 }
