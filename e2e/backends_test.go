@@ -4,15 +4,11 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,7 +19,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
-	"github.com/codename-gateway/codename-gateway/internal/devtls"
 	"github.com/codename-gateway/codename-gateway/internal/poll"
 	"github.com/codename-gateway/codename-gateway/internal/stack"
 )
@@ -47,7 +42,7 @@ var allBackends = [][2]string{{"be_grpc", "grpc1"}, {"be_grpc_stream", "grpc1"},
 func TestBackendKilledMidStream(t *testing.T) {
 	// Separate: the gateway outlives its server here and writes the error
 	// line; co-located they die together (TestFailoverOnSIGKILL).
-	s := startWith(t, 1, "", separateEnv)
+	s := start(t, gatewayMode(stack.Separate))
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 
@@ -241,93 +236,12 @@ func (f *fakeBackend) accepted() int {
 	return len(f.conns)
 }
 
-// startEdge runs HAProxy alone, as stack.Start does (master-worker, in the
-// foreground), with the config file at cfgPath and every backend address
-// pointing at backend; it is stopped by its PID when the test ends. The
-// returned system has no Stack: only its addresses and TLS trust are set.
-func startEdge(t *testing.T, cfgPath, backend string) *system {
-	t.Helper()
-	addrs := make([]string, 3)
-	for i := range addrs {
-		a, err := stack.FreeAddr()
-		if err != nil {
-			t.Fatal(err)
-		}
-		addrs[i] = a
-	}
-	files, err := devtls.Ensure(filepath.Join(t.TempDir(), "tls"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "CODENAME_") {
-			env = append(env, kv)
-		}
-	}
-	env = append(env,
-		"CODENAME_HTTPS_ADDR="+addrs[0], "CODENAME_HTTP_ADDR="+addrs[1], "CODENAME_STATS_ADDR="+addrs[2],
-		"CODENAME_TLS_CERT="+files.Server, "CODENAME_GRPC_ADDR="+backend, "CODENAME_GATEWAY_ADDR="+backend)
-	log := new(syncBuffer)
-	cmd := exec.Command(stack.HAProxyBinary(), "-W", "-db", "-f", cfgPath)
-	cmd.Env, cmd.Stdout, cmd.Stderr = env, log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-			t.Error("HAProxy did not stop on SIGTERM and was killed")
-		}
-		if t.Failed() {
-			t.Logf("HAProxy's output:\n%s", log.String())
-		}
-	})
-	pem, err := os.ReadFile(files.CA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(pem)
-	s := &system{cfg: stack.Config{HTTPSAddr: addrs[0], HTTPAddr: addrs[1], StatsAddr: addrs[2]}, log: log, caFile: files.CA, roots: roots}
-	metrics := "http://" + addrs[2] + "/metrics"
-	if _, ok := poll.Until(10*time.Second, func() bool {
-		select {
-		case <-done:
-			return true
-		default:
-		}
-		resp, err := http.Get(metrics)
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}); !ok {
-		t.Fatalf("HAProxy's stats not answering after 10 s:\n%s", log.String())
-	}
-	select {
-	case <-done:
-		t.Fatalf("HAProxy exited:\n%s", log.String())
-	default:
-	}
-	return s
-}
-
 // TestBackendMisbehaves: HAProxy in front of a backend that accepts
 // connections and never says a byte, or answers garbage. HAProxy's health
 // checks mark it down within a second or two, and from then on clients
 // fail fast with UNAVAILABLE or a JSON 503; nobody hangs, not even a call
 // sent before the backend was marked down.
 func TestBackendMisbehaves(t *testing.T) {
-	cfg := filepath.Join(repoRoot, "haproxy/haproxy.cfg")
 	for _, tt := range []struct {
 		name   string
 		answer func(net.Conn)
@@ -369,7 +283,7 @@ func TestBackendMisbehaves(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			fake := newFakeBackend(t, tt.answer)
-			s := startEdge(t, cfg, fake.lis.Addr().String())
+			s := start(t, edgeOnly(fake.lis.Addr().String(), fake.lis.Addr().String()))
 			started := time.Now()
 
 			// Calls sent at once, before the health checks have had time

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
+	"fmt"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -15,6 +17,8 @@ import (
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
 	"github.com/codename-gateway/codename-gateway/internal/devtls"
+	"github.com/codename-gateway/codename-gateway/internal/poll"
+	"github.com/codename-gateway/codename-gateway/internal/stack"
 )
 
 // callServerDirectly calls GetCodename on the first gRPC server itself,
@@ -43,7 +47,7 @@ func TestTLSOnEveryHop(t *testing.T) {
 	for _, mode := range []string{"on", "mutual"} {
 		t.Run(mode, func(t *testing.T) {
 			// Separate: the gateways' own TLS to the servers is a hop here.
-			s := startSystem(t, "CODENAME_BACKEND_TLS="+mode, separateEnv)
+			s := start(t, backendTLS(mode), gatewayMode(stack.Separate))
 			ctx, cancel := context.WithCancel(t.Context())
 			wb := openWellBehaved(t, ctx, s, 1)
 			wb.progress(t, make([]int64, len(wb.streams)))
@@ -55,7 +59,9 @@ func TestTLSOnEveryHop(t *testing.T) {
 			}
 			// HAProxy takes a server for UP until checks fail: each check
 			// must have passed over TLS, with the same verification.
-			waitFor(t, "every health check to pass over TLS", func() bool { return s.checksPassed(t) })
+			if err := s.waitChecked(10*time.Second, allBackends...); err != nil {
+				t.Fatalf("waiting for every health check to pass over TLS: %v", err)
+			}
 			cancel()
 			wb.wg.Wait()
 			wb.check(t)
@@ -99,12 +105,11 @@ func TestTLSOnEveryHop(t *testing.T) {
 // certificates.
 func TestCertificateRotationUnderLoad(t *testing.T) {
 	// Separate: the gateways' client certificates are among those rotated.
-	s := startSystem(t, "CODENAME_BACKEND_TLS=mutual", separateEnv)
+	s := start(t, backendTLS("mutual"), gatewayMode(stack.Separate))
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	wb := openWellBehaved(t, ctx, s, 2)
-	grpcLoad := grpcUnaryLoad(ctx, s.grpcClient(t, false), 2)
-	restLoad := restUnaryLoad(ctx, transports[3].client(t, s), s.httpURL("/v1/codename?category=space"), 2)
+	grpcLoad, restLoad := unaryLoads(t, ctx, s, false, transports[3], "/v1/codename?category=space", 2)
 	wb.progress(t, make([]int64, len(wb.streams)))
 
 	tlsDir := filepath.Join(s.cfg.StateDir, "tls")
@@ -127,14 +132,22 @@ func TestCertificateRotationUnderLoad(t *testing.T) {
 	if err := s.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the server to present its new certificate", func() bool {
-		return !servedCertificate(t, s).Equal(before)
+	poll.For(t, "the server to present its new certificate", 10*time.Second, func() error {
+		if servedCertificate(t, s).Equal(before) {
+			return errors.New("it presents the old one")
+		}
+		return nil
 	})
 	// Calls and streams go on across the rotation, on old connections and
 	// new ones.
 	wb.progress(t, wb.counts())
 	n := grpcLoad.ok.Load() + restLoad.ok.Load()
-	waitFor(t, "calls after the rotation", func() bool { return grpcLoad.ok.Load()+restLoad.ok.Load() > n+50 })
+	poll.For(t, "calls after the rotation", 10*time.Second, func() error {
+		if got := grpcLoad.ok.Load() + restLoad.ok.Load(); got <= n+50 {
+			return fmt.Errorf("%d calls, want more than %d", got, n+50)
+		}
+		return nil
+	})
 	cancel()
 	wb.wg.Wait()
 	wb.check(t)
@@ -158,22 +171,4 @@ func servedCertificate(t *testing.T, s *system) *x509.Certificate {
 	}
 	defer conn.Close()
 	return conn.ConnectionState().PeerCertificates[0]
-}
-
-// checksPassed says whether HAProxy's last health check of every server
-// line succeeded at layer 7 (the stats page's check_status L7OK).
-func (s *system) checksPassed(t *testing.T) bool {
-	t.Helper()
-	checked := 0
-	for _, r := range s.statsRows(t) {
-		for _, b := range allBackends {
-			if r["pxname"] == b[0] && r["svname"] == b[1] {
-				if r["check_status"] != "L7OK" {
-					return false
-				}
-				checked++
-			}
-		}
-	}
-	return checked == len(allBackends)
 }

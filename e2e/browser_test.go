@@ -100,7 +100,8 @@ func eval[T any](p page, js string) T {
 	return v
 }
 
-// waitFor polls a JavaScript condition until it holds.
+// waitFor polls a JavaScript condition until it holds, inside the page
+// (chromedp.Poll), so that each check costs no round trip to the browser.
 func (p page) waitFor(what, js string, timeout time.Duration) {
 	p.t.Helper()
 	ctx, cancel := context.WithTimeout(p.ctx, timeout+5*time.Second)
@@ -152,10 +153,7 @@ func (p page) connects() int {
 // page says it is streaming, and, if more is given, for more to hold too.
 func (p page) waitNewest(what, category string, timeout time.Duration, more ...func() bool) {
 	p.t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
+	poll.For(p.t, what, timeout, func() error {
 		st := eval[struct {
 			Newest string `json:"newest"`
 			State  string `json:"state"`
@@ -164,14 +162,11 @@ func (p page) waitNewest(what, category string, timeout time.Duration, more ...f
 		for _, m := range more {
 			ok = ok && m()
 		}
-		if ok {
-			return
+		if !ok {
+			return fmt.Errorf("newest %q, state %q, error %q", st.Newest, st.State, p.text("#error"))
 		}
-		if time.Now().After(deadline) {
-			p.t.Fatalf("waiting for %s: newest %q, state %q, error %q", what, st.Newest, st.State, p.text("#error"))
-		}
-		<-tick.C
-	}
+		return nil
+	})
 }
 
 func (p page) screenshot(name string) {
@@ -195,7 +190,7 @@ func (p page) screenshot(name string) {
 // TestBrowserPage uses the demo page in headless Chromium through HAProxy,
 // over HTTPS (trusting the development CA) and over HTTP.
 func TestBrowserPage(t *testing.T) {
-	s := startSystem(t, "CODENAME_STREAM_INTERVAL=200ms")
+	s := start(t, withEnv("CODENAME_STREAM_INTERVAL=200ms"))
 	for _, scheme := range []string{"https", "http"} {
 		t.Run(scheme, func(t *testing.T) {
 			p := page{t: t, ctx: newBrowser(t, s)}

@@ -22,7 +22,7 @@ func logCT(contentType string) string {
 // category change (which restarts it), over HTTPS (HTTP/2) and HTTP
 // (HTTP/1.1). HAProxy's log shows that each call went in its protocol.
 func TestTypedClientsInBrowser(t *testing.T) {
-	s := startSystem(t, "CODENAME_STREAM_INTERVAL=200ms")
+	s := start(t, withEnv("CODENAME_STREAM_INTERVAL=200ms"))
 	for _, scheme := range []string{"https", "http"} {
 		t.Run(scheme, func(t *testing.T) {
 			p := page{t: t, ctx: newBrowser(t, s)}

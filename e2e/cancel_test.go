@@ -22,48 +22,6 @@ import (
 	"github.com/codename-gateway/codename-gateway/internal/poll"
 )
 
-// metricsProbe scrapes one process's Prometheus page (a server's at
-// http://<grpc addr>/metrics, a gateway's at http://<gateway addr>/metrics)
-// over a connection of its own that stays open, so that polling it adds no
-// goroutines of its own to the counts it reads.
-type metricsProbe struct {
-	t   testing.TB
-	url string
-	c   *http.Client
-}
-
-func newMetricsProbe(t testing.TB, addr string) *metricsProbe {
-	tr := &http.Transport{MaxIdleConnsPerHost: 1}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &metricsProbe{t: t, url: "http://" + addr + "/metrics", c: &http.Client{Transport: tr, Timeout: 5 * time.Second}}
-}
-
-func (p *metricsProbe) text() (string, error) {
-	resp, err := p.c.Get(p.url)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("GET %s: %s", p.url, resp.Status)
-	}
-	return string(b), err
-}
-
-// value is the sum of the samples of the metric name in one
-// scrape; a failed scrape is -1, which no gauge or counter here can be.
-func (p *metricsProbe) value(name string) float64 {
-	text, err := p.text()
-	if err != nil {
-		text, err = p.text() // once more: a busy machine may drop one
-	}
-	if err != nil {
-		return -1
-	}
-	return metricValue(p.t, text, name, nil)
-}
-
 // finishedStreams returns the codes of the server's "finished call" log
 // lines for KeepGettingCodenames, in order.
 func finishedStreams(log string) []string {
@@ -214,7 +172,7 @@ func openSSEOverH2(t *testing.T, s *system) (net.Conn, *bufio.Reader) {
 // call as Canceled or DeadlineExceeded, and neither the server nor the
 // gateway keeps a goroutine for it.
 func TestCancellationReachesServer(t *testing.T) {
-	s := startWith(t, 1, "")
+	s := start(t)
 	server := newMetricsProbe(t, s.cfg.GRPCAdminAddrs[0])
 	gateway := newMetricsProbe(t, s.restAdminAddr(1))
 	openStreams := func() float64 { return server.value("codename_open_streams") }

@@ -25,7 +25,7 @@ import (
 // RST_STREAM code, 8 (CANCEL).
 func TestDepartureForwarded(t *testing.T) {
 	const heartbeat = time.Second
-	s := startSystem(t, "CODENAME_STREAM_INTERVAL=1h", "CODENAME_SSE_HEARTBEAT="+heartbeat.String())
+	s := start(t, withEnv("CODENAME_STREAM_INTERVAL=1h", "CODENAME_SSE_HEARTBEAT="+heartbeat.String()))
 	server := newMetricsProbe(t, s.cfg.GRPCAdminAddrs[0])
 	b := haproxyUnderTest(t)
 	for _, tt := range []struct {
@@ -67,7 +67,7 @@ func TestDepartureForwarded(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			leave := tt.open(t)
-			waitFor(t, "the server to hold the stream", func() bool { return server.value("codename_open_streams") == 1 })
+			poll.For(t, "the server to hold the stream", 10*time.Second, server.gauge("codename_open_streams", 1))
 			leave()
 			took, ended := poll.Until(tt.within, func() bool { return server.value("codename_open_streams") == 0 })
 			t.Logf("HAProxy %s: the server's handler ended %v after the client left", b.version, took.Round(time.Millisecond))
@@ -77,8 +77,6 @@ func TestDepartureForwarded(t *testing.T) {
 		})
 	}
 	if b.atLeast(3, 1) {
-		waitFor(t, "HAProxy's line for the end of the cancelled stream", func() bool {
-			return s.logLine("haproxy", "/codename.v1.CodenameCreator/KeepGettingCodenames", " end ", " aborted=1/0 rst=8/") != ""
-		})
+		s.waitLine(t, "haproxy", "/codename.v1.CodenameCreator/KeepGettingCodenames", " end ", " aborted=1/0 rst=8/")
 	}
 }

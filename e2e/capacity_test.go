@@ -24,6 +24,7 @@ import (
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
 	"github.com/codename-gateway/codename-gateway/internal/poll"
+	"github.com/codename-gateway/codename-gateway/internal/stack"
 	"github.com/codename-gateway/codename-gateway/server"
 )
 
@@ -57,15 +58,7 @@ func latencies(t *testing.T, s *system, client codenamev1.CodenameCreatorClient,
 				t.Errorf("gRPC call %d: %v", i, err)
 			}
 		} else {
-			req, _ := http.NewRequestWithContext(ctx, "GET", s.httpURL("/v1/codename?category=space"), nil)
-			resp, err := rest.Do(req)
-			if err == nil {
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					err = fmt.Errorf("%s", resp.Status)
-				}
-			}
-			if err != nil {
+			if err := getOK(ctx, rest, s.httpURL("/v1/codename?category=space")); err != nil {
 				t.Errorf("REST call %d: %v", i, err)
 			}
 		}
@@ -93,7 +86,7 @@ func TestFloodFromOtherAddresses(t *testing.T) {
 		connsPerSrc   = 40
 		streamsPerSrc = 60
 	)
-	s := startSystem(t, "CODENAME_MAXCONN=600", fmt.Sprintf("CODENAME_CONN_PER_SOURCE=%d", connsPerSrc), fmt.Sprintf("CODENAME_STREAMS_PER_SOURCE=%d", streamsPerSrc))
+	s := start(t, withEnv("CODENAME_MAXCONN=600", fmt.Sprintf("CODENAME_CONN_PER_SOURCE=%d", connsPerSrc), fmt.Sprintf("CODENAME_STREAMS_PER_SOURCE=%d", streamsPerSrc)))
 	client := s.grpcClient(t, false)
 	rest := transports[2].client(t, s)
 	base := latencies(t, s, client, rest, 60)
@@ -254,7 +247,7 @@ func TestHeldStreamMemory(t *testing.T) {
 			// one connection each, from one address.
 			// Separate: the gateway's and the server's costs are measured
 			// apart, in processes of their own.
-			s := startSystem(t, "CODENAME_STREAM_INTERVAL=2s", "GOGC=5", "CODENAME_STREAMS_PER_SOURCE=1000", "CODENAME_CONN_PER_SOURCE=1000", separateEnv)
+			s := start(t, withEnv("CODENAME_STREAM_INTERVAL=2s", "GOGC=5", "CODENAME_STREAMS_PER_SOURCE=1000", "CODENAME_CONN_PER_SOURCE=1000"), gatewayMode(stack.Separate))
 			server := newMetricsProbe(t, s.cfg.GRPCAdminAddrs[0])
 			gateway := newMetricsProbe(t, s.cfg.GatewayAdminAddrs[0])
 			inUse := func(p *metricsProbe) float64 {
@@ -305,7 +298,7 @@ func closeAll(conns []net.Conn) {
 // longer than `timeout queue` (5 s) is refused as UNAVAILABLE instead of
 // piling onto the server.
 func TestBackPressureQueues(t *testing.T) {
-	s := startSystem(t, "CODENAME_SERVER_MAXSTREAMS=3")
+	s := start(t, withEnv("CODENAME_SERVER_MAXSTREAMS=3"))
 	client := s.grpcClient(t, false)
 	var cancels []context.CancelFunc
 	for range 3 {
@@ -392,8 +385,7 @@ func TestHeldRESTStreamsLeaveRoomForCalls(t *testing.T) {
 	}
 
 	const streams, calls = 10, 5
-	s := startSystem(t, fmt.Sprintf("CODENAME_SERVER_MAXSTREAMS=%d", streams), fmt.Sprintf("CODENAME_SERVER_MAXCONN=%d", calls),
-		fmt.Sprintf("CODENAME_MAX_STREAMS_PER_CONN=%d", 2*streams+calls+1))
+	s := start(t, withEnv(fmt.Sprintf("CODENAME_SERVER_MAXSTREAMS=%d", streams), fmt.Sprintf("CODENAME_SERVER_MAXCONN=%d", calls), fmt.Sprintf("CODENAME_MAX_STREAMS_PER_CONN=%d", 2*streams+calls+1)))
 	for i := range streams {
 		conn, events := openSSEStream(t, s.cfg.HTTPAddr, "space")
 		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -419,15 +411,7 @@ func TestHeldRESTStreamsLeaveRoomForCalls(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
 	start := time.Now()
-	req, _ := http.NewRequestWithContext(ctx, "GET", s.httpURL("/v1/codename?category=space"), nil)
-	resp, err := rest.Do(req)
-	if err == nil {
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			err = fmt.Errorf("%s", resp.Status)
-		}
-	}
-	if err != nil {
+	if err := getOK(ctx, rest, s.httpURL("/v1/codename?category=space")); err != nil {
 		t.Errorf("a unary REST call beside %d held SSE streams and %d WebSockets: %v", streams, streams, err)
 	}
 	t.Logf("a unary REST call beside %d held SSE streams and %d WebSockets took %v", streams, streams, time.Since(start).Round(time.Millisecond))

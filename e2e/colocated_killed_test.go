@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/codename-gateway/codename-gateway/internal/poll"
+	"github.com/codename-gateway/codename-gateway/internal/stack"
 )
 
 // TestColocatedReplicaKilledMidStream: the one difference in what a REST
@@ -22,7 +23,7 @@ import (
 // but 2.6 ends it as if the server had finished it, which no client can
 // tell from a normal end. No stream hangs, and new calls fail fast.
 func TestColocatedReplicaKilledMidStream(t *testing.T) {
-	s := startWith(t, 1, "", colocatedEnv)
+	s := start(t, gatewayMode(stack.Colocated))
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	type ended struct {

@@ -23,10 +23,6 @@ import (
 	"github.com/codename-gateway/codename-gateway/internal/telemetry/otlptest"
 )
 
-// colocatedEnv is what starts a stack in the co-located mode: the gateway
-// inside each server, on the listener HAProxy's gateway backend points at.
-var colocatedEnv = stack.GatewayModeEnv + "=" + stack.Colocated
-
 // TestColocatedThroughHAProxy runs the stack in the co-located mode, with
 // the unchanged haproxy.cfg, and calls it as clients do: REST unary, the
 // NDJSON stream, a WebSocket, gRPC-Web through connect-go, /healthz, and
@@ -35,7 +31,7 @@ var colocatedEnv = stack.GatewayModeEnv + "=" + stack.Colocated
 // logged by its gateway and by its call log with the caller's key ID and
 // trace.
 func TestColocatedThroughHAProxy(t *testing.T) {
-	s := startWith(t, 1, testKey, colocatedEnv)
+	s := start(t, apiKey(testKey), gatewayMode(stack.Colocated))
 	if p := s.Process("gateway-1"); p != nil {
 		t.Fatalf("a gateway process (PID %d) runs in the co-located mode", p.PID())
 	}
@@ -170,7 +166,7 @@ func TestColocatedThroughHAProxy(t *testing.T) {
 func TestColocatedTracesExported(t *testing.T) {
 	rcv := otlptest.Start()
 	t.Cleanup(rcv.Close)
-	s := startSystem(t, colocatedEnv, "OTEL_TRACES_EXPORTER=otlp", "OTEL_EXPORTER_OTLP_ENDPOINT="+rcv.URL(), "OTEL_BSP_SCHEDULE_DELAY=100")
+	s := start(t, withEnv("OTEL_TRACES_EXPORTER=otlp", "OTEL_EXPORTER_OTLP_ENDPOINT="+rcv.URL(), "OTEL_BSP_SCHEDULE_DELAY=100"), gatewayMode(stack.Colocated))
 	s.waitLine(t, "server-1", "exporting traces over OTLP")
 	restTrace := restID(t, s, transports[2], "GET", "/v1/codename?category=science", nil, http.StatusOK)
 	want := []otlptest.Span{
@@ -192,21 +188,20 @@ func TestColocatedTracesExported(t *testing.T) {
 func TestColocatedReplicaDrains(t *testing.T) {
 	// Cleartext behind the edge, so that the test can ask the REST
 	// listener itself.
-	s := startWith(t, 2, "", colocatedEnv, "CODENAME_DRAIN_DELAY=1500ms", "CODENAME_BACKEND_TLS=off")
+	s := start(t, replicas(2), withEnv("CODENAME_DRAIN_DELAY=1500ms"), gatewayMode(stack.Colocated), backendTLS("off"))
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	defer stopLoad()
-	grpcLoad := grpcUnaryLoad(loadCtx, s.grpcClient(t, true), 2)
-	restLoad := restUnaryLoad(loadCtx, transports[1].client(t, s), s.httpsURL("/v1/codename"), 2)
+	grpcLoad, restLoad := unaryLoads(t, loadCtx, s, true, transports[1], "/v1/codename", 2)
 	h1Load := restUnaryLoad(loadCtx, transports[2].client(t, s), s.httpURL("/v1/codename"), 2)
-	waitFor(t, "some load", func() bool { return grpcLoad.ok.Load() > 20 && restLoad.ok.Load() > 20 && h1Load.ok.Load() > 20 })
+	poll.For(t, "some load", 10*time.Second, func() error { return okPast(20, grpcLoad, restLoad, h1Load) })
 
 	// The REST listener's /healthz, which HAProxy's gateway backend checks,
 	// follows the server's own health.
 	drainProcess(t, s, "server-1", "http://"+s.cfg.GatewayAddrs[0]+"/healthz")
 	n := restLoad.ok.Load()
-	waitFor(t, "REST calls after the drain", func() bool { return restLoad.ok.Load() > n+20 })
+	poll.For(t, "REST calls after the drain", 10*time.Second, func() error { return okPast(n+20, restLoad) })
 	stopLoad()
 	grpcLoad.checkAfterKill(t, "gRPC unary")
 	restLoad.check(t, "REST unary over h2")

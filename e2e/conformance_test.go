@@ -12,9 +12,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/csv"
 	"encoding/xml"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -25,13 +23,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/codename-gateway/codename-gateway/internal/devtls"
 	"github.com/codename-gateway/codename-gateway/internal/poll"
-	"github.com/codename-gateway/codename-gateway/internal/stack"
 )
 
 // interopCases are grpc-go's standard interop cases that need no cloud
@@ -84,36 +79,25 @@ func TestInteropThroughEdge(t *testing.T) {
 	interopServer := lookTool(t, "interop-server")
 	interopClient := lookTool(t, "interop-client")
 
-	dir := t.TempDir()
-	files, err := devtls.Ensure(filepath.Join(dir, "tls"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	addrs := freeAddrList(t, 5)
-	serverAddr, httpsAddr, httpAddr, statsAddr, noGateway := addrs[0], addrs[1], addrs[2], addrs[3], addrs[4]
+	addrs := freeAddrList(t, 2)
+	serverAddr, noGateway := addrs[0], addrs[1]
 
 	// grpc-go's interop server listens on every interface at -port.
 	_, port, _ := net.SplitHostPort(serverAddr)
 	srv := startToolProc(t, "interop-server", []string{interopServer, "-port", port}, os.Environ())
-	waitAccepting(t, srv, serverAddr)
+	poll.For(t, "interop-server at "+serverAddr, 10*time.Second, func() error { return srv.accepts(serverAddr) })
 
 	front := newHealthSplit(t, serverAddr)
 
-	hap := startToolProc(t, "haproxy", []string{stack.HAProxyBinary(), "-W", "-db", "-f", filepath.Join(repoRoot, "haproxy/haproxy.cfg")},
-		append(environWithout("CODENAME_"),
-			"CODENAME_HTTPS_ADDR="+httpsAddr,
-			"CODENAME_HTTP_ADDR="+httpAddr,
-			"CODENAME_STATS_ADDR="+statsAddr,
-			"CODENAME_TLS_CERT="+files.Server,
-			"CODENAME_GRPC_ADDR="+front.addr(),
-			"CODENAME_GATEWAY_ADDR="+noGateway,
-		))
+	s := start(t, edgeOnly(front.addr(), noGateway))
 	// Both gRPC backends must have passed a health check, or the first
 	// cases would race HAProxy's view of the replica.
-	waitCheckedUp(t, hap, statsAddr, "be_grpc/grpc1", "be_grpc_stream/grpc1")
+	if err := s.waitChecked(15*time.Second, [2]string{"be_grpc", "grpc1"}, [2]string{"be_grpc_stream", "grpc1"}); err != nil {
+		t.Fatalf("HAProxy's gRPC servers not up: %v\n%s", err, outputTail(s.log.String(), 4000))
+	}
 
-	_, httpsPort, _ := net.SplitHostPort(httpsAddr)
-	_, httpPort, _ := net.SplitHostPort(httpAddr)
+	_, httpsPort, _ := net.SplitHostPort(s.cfg.HTTPSAddr)
+	_, httpPort, _ := net.SplitHostPort(s.cfg.HTTPAddr)
 	listeners := []struct {
 		name, frontend string // how HAProxy's log names the listener
 		args           []string
@@ -121,7 +105,7 @@ func TestInteropThroughEdge(t *testing.T) {
 		// -ca_file is read only together with -use_test_ca. The address,
 		// not a name, since a name lookup here can stall; the certificate
 		// is checked for localhost.
-		{"tls", "fe_main~ ", []string{"-use_tls", "-use_test_ca", "-ca_file", files.CA, "-server_host", "127.0.0.1", "-server_host_override", "localhost", "-server_port", httpsPort}},
+		{"tls", "fe_main~ ", []string{"-use_tls", "-use_test_ca", "-ca_file", s.caFile, "-server_host", "127.0.0.1", "-server_host_override", "localhost", "-server_port", httpsPort}},
 		// h2c with prior knowledge on the port shared with HTTP/1.1.
 		{"h2c", "fe_main ", []string{"-server_host", "127.0.0.1", "-server_port", httpPort}},
 	}
@@ -132,12 +116,12 @@ func TestInteropThroughEdge(t *testing.T) {
 				t.Run(tc.name, func(t *testing.T) {
 					// HAProxy logs each call as it starts.
 					calls := func() int {
-						return countLogLines(hap.out.String(), l.frontend, " be_grpc_stream/", "/grpc.testing."+tc.method+" ")
+						return countLogLines(s.log.String(), l.frontend, " be_grpc_stream/", "/grpc.testing."+tc.method+" ")
 					}
 					before := calls()
 					runInteropCase(t, interopClient, tc.name, l.args)
 					if tc.method != "" {
-						err := pollUntil(2*time.Second, func() error {
+						err := poll.Check(2*time.Second, func() error {
 							if calls() == before {
 								return fmt.Errorf("HAProxy logged no %s call on be_grpc_stream from %s", tc.method, l.name)
 							}
@@ -226,7 +210,7 @@ var h2specKnown = []struct {
 // known differences in h2specKnown.
 func TestH2SpecEdge(t *testing.T) {
 	h2spec := lookTool(t, "h2spec")
-	s := startWith(t, 1, "")
+	s := start(t)
 
 	listeners := []struct {
 		name, addr string
@@ -526,147 +510,6 @@ func (h *healthSplit) answerHealth(c net.Conn, first []byte) {
 	fmt.Fprintf(c, "HTTP/1.1 %d %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", code, http.StatusText(code), len(body), body)
 }
 
-// toolProc is a process a conformance test started; it is stopped by PID
-// when the test ends.
-type toolProc struct {
-	name string
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	done chan struct{}
-}
-
-// startToolProc starts argv with env, its output collected, and stops it
-// (SIGTERM, then SIGKILL after 5 s) when the test ends; its output is shown
-// if the test failed.
-func startToolProc(t *testing.T, name string, argv, env []string) *toolProc {
-	t.Helper()
-	c := &toolProc{name: name, cmd: exec.Command(argv[0], argv[1:]...), out: new(syncBuffer), done: make(chan struct{})}
-	c.cmd.Env = env
-	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
-	// The child dies with the test binary even if that is killed, and a
-	// Ctrl-C reaches only the test binary.
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	if err := c.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() {
-		_ = c.cmd.Wait()
-		close(c.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-c.done:
-			if !t.Failed() {
-				t.Errorf("%s exited before the test ended: %v\n%s", name, c.cmd.ProcessState, outputTail(c.out.String(), 4000))
-			}
-			return
-		default:
-		}
-		_ = c.cmd.Process.Signal(syscall.SIGTERM)
-		timer := time.NewTimer(5 * time.Second)
-		defer timer.Stop()
-		select {
-		case <-c.done:
-		case <-timer.C:
-			_ = c.cmd.Process.Kill()
-			<-c.done
-			t.Errorf("%s did not stop on SIGTERM and was killed", name)
-		}
-		if t.Failed() {
-			t.Logf("output of %s:\n%s", name, outputTail(c.out.String(), 8000))
-		}
-	})
-	return c
-}
-
-// exited reports whether the child has exited.
-func (c *toolProc) exited() bool {
-	select {
-	case <-c.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// waitAccepting waits up to 10 s until addr accepts connections.
-func waitAccepting(t *testing.T, c *toolProc, addr string) {
-	t.Helper()
-	err := pollUntil(10*time.Second, func() error {
-		if c.exited() {
-			return errProcExited
-		}
-		conn, err := net.DialTimeout("tcp", addr, time.Second)
-		if err != nil {
-			return err
-		}
-		return conn.Close()
-	})
-	if err != nil {
-		t.Fatalf("%s at %s: %v\n%s", c.name, addr, err, outputTail(c.out.String(), 4000))
-	}
-}
-
-// waitCheckedUp waits up to 15 s until HAProxy's stats show each of
-// servers ("backend/server") up after a passed layer-7 check.
-func waitCheckedUp(t *testing.T, hap *toolProc, statsAddr string, servers ...string) {
-	t.Helper()
-	client := &http.Client{Timeout: time.Second}
-	err := pollUntil(15*time.Second, func() error {
-		if hap.exited() {
-			return errProcExited
-		}
-		resp, err := client.Get("http://" + statsAddr + "/stats;csv")
-		if err != nil {
-			return err
-		}
-		body, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil {
-			return err
-		}
-		rows, err := csv.NewReader(strings.NewReader(strings.TrimPrefix(string(body), "# "))).ReadAll()
-		if err != nil || len(rows) == 0 {
-			return fmt.Errorf("stats CSV: %v", err)
-		}
-		col := map[string]int{}
-		for i, name := range rows[0] {
-			col[name] = i
-		}
-		state := map[string]string{}
-		for _, r := range rows[1:] {
-			if len(r) > col["check_status"] {
-				state[r[col["pxname"]]+"/"+r[col["svname"]]] = r[col["status"]] + " " + r[col["check_status"]]
-			}
-		}
-		for _, s := range servers {
-			if state[s] != "UP L7OK" {
-				return fmt.Errorf("%s is %q", s, state[s])
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("HAProxy's gRPC servers not up: %v\n%s", err, outputTail(hap.out.String(), 4000))
-	}
-}
-
-// errProcExited ends pollUntil at once.
-var errProcExited = errors.New("the process exited")
-
-// pollUntil calls f every 10 ms (stack.PollUntil) until it returns nil or
-// errProcExited, or until limit has passed; it returns f's last error.
-func pollUntil(limit time.Duration, f func() error) error {
-	var err error
-	if _, ok := poll.Until(limit, func() bool {
-		err = f()
-		return err == nil || errors.Is(err, errProcExited)
-	}); !ok {
-		return fmt.Errorf("after %v: %w", limit, err)
-	}
-	return err
-}
-
 // lookTool finds a conformance tool on PATH.
 func lookTool(t *testing.T, name string) string {
 	t.Helper()
@@ -675,46 +518,6 @@ func lookTool(t *testing.T, name string) string {
 		t.Fatalf("%s is not on PATH (scripts/setup.sh test installs it into bin/): %v", name, err)
 	}
 	return p
-}
-
-// freeAddrList returns n distinct loopback addresses that were free a moment
-// ago.
-func freeAddrList(t *testing.T, n int) []string {
-	t.Helper()
-	seen := map[string]bool{}
-	var addrs []string
-	for len(addrs) < n {
-		a, err := stack.FreeAddr()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !seen[a] {
-			seen[a] = true
-			addrs = append(addrs, a)
-		}
-	}
-	return addrs
-}
-
-// environWithout is this process's environment without the variables
-// whose names start with prefix, so that a developer's settings do not
-// leak into a child configured by the test.
-func environWithout(prefix string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, prefix) {
-			env = append(env, kv)
-		}
-	}
-	return env
-}
-
-// outputTail returns at most the last n bytes of s.
-func outputTail(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return "...\n" + s[len(s)-n:]
 }
 
 // sortedIDs returns m's keys in order.

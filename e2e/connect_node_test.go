@@ -36,7 +36,7 @@ func TestGRPCWebFromNode(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "node_modules/@connectrpc/connect-node")); err != nil {
 		t.Fatalf("web/clients has no node_modules (scripts/setup.sh test runs npm ci there): %v", err)
 	}
-	s := startWith(t, 1, testKey, "CODENAME_RATE_LIMIT="+strconv.Itoa(nodeRateLimit))
+	s := start(t, apiKey(testKey), withEnv("CODENAME_RATE_LIMIT="+strconv.Itoa(nodeRateLimit)))
 	for _, tt := range []struct{ name, url, httpVersion, from string }{
 		{"https-h1", s.httpsURL(""), "1.1", "127.0.0.41"},
 		{"https-h2", s.httpsURL(""), "2", "127.0.0.42"},

@@ -45,7 +45,7 @@ const (
 // refusals carry, and with the gateway's CORS headers for allowed origins
 // only; REST's refusals keep the JSON shape and get no CORS headers.
 func TestConnectRefusals(t *testing.T) {
-	s := startWith(t, 1, testKey, "CODENAME_RATE_LIMIT="+strconv.Itoa(refusalLimit), "CODENAME_STREAMS_PER_SOURCE="+strconv.Itoa(heldShare), "CODENAME_CORS_ORIGINS="+corsOrigin+", "+secondOrigin)
+	s := start(t, apiKey(testKey), withEnv("CODENAME_RATE_LIMIT="+strconv.Itoa(refusalLimit), "CODENAME_STREAMS_PER_SOURCE="+strconv.Itoa(heldShare), "CODENAME_CORS_ORIGINS="+corsOrigin+", "+secondOrigin))
 	// What the gateway exposes to an allowed origin's page on its own
 	// answers: a refusal must expose the same.
 	gatewayExposes := exposedByGateway(t, s)
@@ -221,7 +221,7 @@ func TestConnectRefusalsWithoutOrigins(t *testing.T) {
 		env  []string
 	}{{"unset", nil}, {"empty", []string{"CODENAME_CORS_ORIGINS="}}} {
 		t.Run(tt.name, func(t *testing.T) {
-			s := startWith(t, 1, testKey, tt.env...)
+			s := start(t, apiKey(testKey), withEnv(tt.env...))
 			rec := &headerRecorder{}
 			hc := clientFrom(t, s, transports[1], 1, rec)
 			for _, p := range browserProtocols {

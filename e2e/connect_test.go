@@ -37,7 +37,7 @@ const corsOrigin = "https://app.example"
 // ways to reach the edge: unary calls and the server stream, with and
 // without the key, and an unknown category.
 func TestConnectThroughHAProxy(t *testing.T) {
-	s := startWith(t, 1, testKey, "CODENAME_CORS_ORIGINS="+corsOrigin)
+	s := start(t, apiKey(testKey), withEnv("CODENAME_CORS_ORIGINS="+corsOrigin))
 	for _, tp := range transports {
 		for _, p := range browserProtocols {
 			t.Run(tp.name+"/"+p.name, func(t *testing.T) {

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"syscall"
@@ -12,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
+	"github.com/codename-gateway/codename-gateway/internal/poll"
 )
 
 // TestServerDrainsOnSIGTERM stops the gRPC server with SIGTERM while a
@@ -19,7 +21,7 @@ import (
 // status a client can act on by reconnecting), and the server must exit
 // cleanly rather than wait forever for the stream.
 func TestServerDrainsOnSIGTERM(t *testing.T) {
-	s := startSystem(t)
+	s := start(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	stream := openCodenames(t, ctx, s.grpcClient(t, true), "space")
@@ -70,13 +72,16 @@ func drainProcess(t *testing.T, s *system, name, healthURL string) {
 	if err := victim.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, name+"'s "+healthURL+" to say NOT_SERVING", func() bool {
+	poll.For(t, name+"'s "+healthURL+" to say NOT_SERVING", 10*time.Second, func() error {
 		resp, err := http.Get(healthURL)
 		if err != nil {
-			return false
+			return err
 		}
 		resp.Body.Close()
-		return resp.StatusCode == http.StatusServiceUnavailable
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			return fmt.Errorf("it says %s", resp.Status)
+		}
+		return nil
 	})
 	select {
 	case <-victim.Done():

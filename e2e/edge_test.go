@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -22,7 +24,7 @@ const testKey = "k3y-Of-The-Test-0123456789"
 // in x-api-key are refused by HAProxy, and never reach a backend, however
 // the key is hidden or mangled.
 func TestAPIKey(t *testing.T) {
-	s := startWith(t, 1, testKey)
+	s := start(t, apiKey(testKey))
 	c := transports[1].client(t, s)  // HTTPS, HTTP/2
 	h1 := transports[0].client(t, s) // HTTPS, HTTP/1.1: header names as sent
 
@@ -161,8 +163,11 @@ func TestAPIKey(t *testing.T) {
 
 	// Who called is logged in redacted form by HAProxy and the server; the
 	// key itself appears in no log.
-	waitFor(t, "the server's log of the call with the key", func() bool {
-		return strings.Contains(s.log.String(), "api_key=sha256:")
+	poll.For(t, "the server's log of the call with the key", 10*time.Second, func() error {
+		if !strings.Contains(s.log.String(), "api_key=sha256:") {
+			return errors.New("no line with api_key=sha256:")
+		}
+		return nil
 	})
 	logs := s.log.String()
 	if strings.Contains(logs, testKey) {
@@ -173,22 +178,13 @@ func TestAPIKey(t *testing.T) {
 	}
 }
 
-// waitFor polls cond for up to 10 seconds and fails the test if it never
-// holds.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	if _, ok := poll.Until(10*time.Second, cond); !ok {
-		t.Fatalf("timed out waiting for %s", what)
-	}
-}
-
 // TestRateLimit: over CODENAME_RATE_LIMIT requests in 10 s from one
 // address are refused with 429 or RESOURCE_EXHAUSTED; a stream counts once
 // however many messages it carries; health is not limited; the limit lifts
 // once the client slows down.
 func TestRateLimit(t *testing.T) {
 	const limit = 15
-	s := startWith(t, 1, "", "CODENAME_RATE_LIMIT=15")
+	s := start(t, withEnv("CODENAME_RATE_LIMIT=15"))
 	c := transports[1].client(t, s)
 	client := s.grpcClient(t, true)
 
@@ -273,7 +269,7 @@ func TestRateLimit(t *testing.T) {
 
 // TestPerMethodRouting: streams and unary calls go to their own backends.
 func TestPerMethodRouting(t *testing.T) {
-	s := startWith(t, 1, "")
+	s := start(t)
 	client := s.grpcClient(t, false)
 	if _, err := client.GetCodename(t.Context(), &codenamev1.NameRequest{}); err != nil {
 		t.Fatal(err)
@@ -298,27 +294,20 @@ func TestPerMethodRouting(t *testing.T) {
 		"/v1/codename HTTP":                                 "be_rest/",
 		"/v1/codenames:stream":                              "be_rest_stream/",
 	}
-	waitFor(t, "the log lines of the four requests", func() bool {
-		logs := s.log.String()
+	poll.For(t, "the log lines of the four requests", 10*time.Second, func() error {
 		for path, backend := range want {
-			found := false
-			for _, line := range strings.Split(logs, "\n") {
-				if strings.Contains(line, path) && strings.Contains(line, backend) {
-					found = true
-				}
-			}
-			if !found {
-				return false
+			if countLogLines(s.log.String(), path, backend) == 0 {
+				return fmt.Errorf("no line of %s on %s", path, backend)
 			}
 		}
-		return true
+		return nil
 	})
 }
 
 // TestMetricsEndpoints: HAProxy, the servers and the gateways all expose
 // Prometheus metrics, with the gRPC status of calls among them.
 func TestMetricsEndpoints(t *testing.T) {
-	s := startWith(t, 1, "")
+	s := start(t)
 	client := s.grpcClient(t, true)
 	if _, err := client.GetCodename(t.Context(), &codenamev1.NameRequest{}); err != nil {
 		t.Fatal(err)

@@ -24,6 +24,7 @@ import (
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
 	"github.com/codename-gateway/codename-gateway/internal/poll"
+	"github.com/codename-gateway/codename-gateway/internal/promtest"
 )
 
 // frontendSessions is how many client connections HAProxy's fe_main holds
@@ -81,7 +82,7 @@ func TestHostileSlowClients(t *testing.T) {
 	// one address; this test is about HAProxy's timeouts, so that address
 	// may hold more than the public share of connections and requests
 	// (TestFloodFromOtherAddresses tests the share).
-	s := startWith(t, 1, "", "CODENAME_CONN_PER_SOURCE=2000", "CODENAME_STREAMS_PER_SOURCE=2000")
+	s := start(t, withEnv("CODENAME_CONN_PER_SOURCE=2000", "CODENAME_STREAMS_PER_SOURCE=2000"))
 	ctx, cancel := context.WithTimeout(t.Context(), 40*time.Second)
 	defer cancel()
 
@@ -175,7 +176,7 @@ func TestHostileSlowClients(t *testing.T) {
 	if gets := metricValue(t, gw, "codename_gateway_http_requests_total", map[string]string{"method": "GET"}); gets == 0 {
 		t.Errorf("the gateway counted no GET, though the well-behaved callers made some")
 	}
-	if posts := countSoFar(gw, "codename_gateway_http_requests_total", map[string]string{"method": "POST"}); posts != 0 {
+	if posts, _ := promtest.Sum(gw, "codename_gateway_http_requests_total", map[string]string{"method": "POST"}); posts != 0 {
 		t.Errorf("%v slow-body requests reached the gateway", posts)
 	}
 }
@@ -186,7 +187,7 @@ func TestHostileSlowClients(t *testing.T) {
 // too, unary or streamed; one just under the limit gets through to be
 // judged on its content; and the server goes on serving.
 func TestHostileOversizedMessages(t *testing.T) {
-	s := startWith(t, 1, "")
+	s := start(t)
 	big := strings.Repeat("a", 70<<10)
 
 	for _, tp := range transports {
@@ -261,7 +262,7 @@ func TestHostileIdleConnections(t *testing.T) {
 	// From one address, beyond the public share of connections: this test
 	// is about holding idle connections (TestFloodFromOtherAddresses tests
 	// the share).
-	s := startWith(t, 1, "", "CODENAME_CONN_PER_SOURCE=2000")
+	s := start(t, withEnv("CODENAME_CONN_PER_SOURCE=2000"))
 	base := s.frontendSessions(t)
 
 	var (
@@ -307,16 +308,17 @@ func TestHostileIdleConnections(t *testing.T) {
 	}
 	t.Logf("opened %d idle connections (%d TLS, handshaken) in %v", len(conns), secure, time.Since(start).Round(time.Millisecond))
 	var held float64
-	waitFor(t, "HAProxy to hold the idle connections", func() bool {
-		held = s.frontendSessions(t) - base
-		return held >= plain+secure
+	poll.For(t, "HAProxy to hold the idle connections", 10*time.Second, func() error {
+		if held = s.frontendSessions(t) - base; held < plain+secure {
+			return fmt.Errorf("it holds %v", held)
+		}
+		return nil
 	})
 	t.Logf("HAProxy holds %v client connections beyond its own", held)
 
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
 	defer cancel()
-	grpcLoad := grpcUnaryLoad(ctx, s.grpcClient(t, true), 2)
-	restLoad := restUnaryLoad(ctx, transports[2].client(t, s), s.httpURL("/v1/codename"), 2)
+	grpcLoad, restLoad := unaryLoads(t, ctx, s, true, transports[2], "/v1/codename", 2)
 	grpcLoad.check(t, "gRPC unary beside the idle connections")
 	restLoad.check(t, "REST unary beside the idle connections")
 	if now := s.frontendSessions(t) - base; now < plain+secure {
@@ -368,7 +370,7 @@ func openHalfOpenREST(ctx context.Context, c *http.Client, url string) (halfOpen
 // and end on the server the moment their clients give up.
 func TestHostileHalfOpenStreams(t *testing.T) {
 	const n = 50
-	s := startWith(t, 1, "")
+	s := start(t)
 	server := newMetricsProbe(t, s.cfg.GRPCAdminAddrs[0])
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -386,7 +388,7 @@ func TestHostileHalfOpenStreams(t *testing.T) {
 		defer w.Close()
 		streams = append(streams, h)
 	}
-	waitFor(t, "the server to hold every stream", func() bool { return server.value("codename_open_streams") == 2*n })
+	poll.For(t, "the server to hold every stream", 10*time.Second, server.gauge("codename_open_streams", 2*n))
 
 	loadCtx, stopLoad := context.WithTimeout(ctx, 2*time.Second)
 	defer stopLoad()
@@ -432,7 +434,7 @@ func TestHostileHalfOpenStreamsTimeOut(t *testing.T) {
 		"    timeout client 5m\n": "    timeout client 2s\n",
 		"    timeout server 5m\n": "    timeout server 2s\n",
 	})
-	s := startWithHAProxyConfig(t, cfg)
+	s := start(t, haproxyConfig(cfg))
 	server := newMetricsProbe(t, s.cfg.GRPCAdminAddrs[0])
 	opened := time.Now()
 	g := openHalfOpenGRPC(t.Context(), s.grpcClient(t, false))
@@ -440,7 +442,7 @@ func TestHostileHalfOpenStreamsTimeOut(t *testing.T) {
 	defer w1.Close()
 	r2, w2 := openHalfOpenREST(t.Context(), transports[3].client(t, s), s.httpURL("/v1/codenames:stream"))
 	defer w2.Close()
-	waitFor(t, "the server to hold the streams", func() bool { return server.value("codename_open_streams") == 3 })
+	poll.For(t, "the server to hold the streams", 10*time.Second, server.gauge("codename_open_streams", 3))
 
 	for _, h := range []struct {
 		name string
@@ -497,13 +499,6 @@ func haproxyConfigWith(t *testing.T, edits map[string]string) string {
 	return path
 }
 
-// startWithHAProxyConfig is startWith(t, 1, "", env...) with HAProxy
-// reading the config file at path instead of haproxy/haproxy.cfg.
-func startWithHAProxyConfig(t *testing.T, path string, env ...string) *system {
-	t.Helper()
-	return startFrom(t, path, t.TempDir(), 1, "", env...)
-}
-
 // TestHostileClientStopsReading: a client that opens a stream of codenames
 // sent as fast as flow control allows (CODENAME_STREAM_INTERVAL=0) and then
 // reads nothing, over gRPC and over REST. Flow control holds: the server
@@ -511,7 +506,7 @@ func startWithHAProxyConfig(t *testing.T, path string, env ...string) *system {
 // memory (and the gateway's) stays flat, and other callers are served
 // meanwhile.
 func TestHostileClientStopsReading(t *testing.T) {
-	s := startWith(t, 1, "", "CODENAME_STREAM_INTERVAL=0")
+	s := start(t, withEnv("CODENAME_STREAM_INTERVAL=0"))
 	server := newMetricsProbe(t, s.cfg.GRPCAdminAddrs[0])
 	gateway := newMetricsProbe(t, s.restAdminAddr(1))
 	ctx, cancel := context.WithCancel(t.Context())
@@ -548,8 +543,7 @@ func TestHostileClientStopsReading(t *testing.T) {
 	}
 	first := take()
 	loadCtx, stopLoad := context.WithCancel(ctx)
-	grpcLoad := grpcUnaryLoad(loadCtx, s.grpcClient(t, true), 2)
-	restLoad := restUnaryLoad(loadCtx, transports[3].client(t, s), s.httpURL("/v1/codename"), 2)
+	grpcLoad, restLoad := unaryLoads(t, loadCtx, s, true, transports[3], "/v1/codename", 2)
 	// Every 0.5 s for at least 5 s, and until the count has not moved for
 	// a second (at most 10 s: a slow machine fills the buffers slowly).
 	var samples []sample

@@ -14,11 +14,13 @@ import (
 	"testing"
 	"time"
 
-	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
+
 	"github.com/codename-gateway/codename-gateway/internal/poll"
+	"github.com/codename-gateway/codename-gateway/internal/promtest"
 	"github.com/codename-gateway/codename-gateway/internal/stack"
 )
 
@@ -29,18 +31,16 @@ const (
 	gatewayDNSName = "codename-gateway.test"
 )
 
-// hostNet is the system started on a private network of hosts, each in a
-// network namespace of its own, with a DNS server (dnsmasq) that lists
-// the replicas.
+// hostNet is the private network of hosts a system started with onHosts
+// runs on, each host in a network namespace of its own, with a DNS server
+// (dnsmasq) that lists the replicas.
 type hostNet struct {
 	net *stack.Network
-	st  *stack.Stack
-	sys *system // st, for the helpers that take a system
+	sys *system // the system on it
 	// dial connects from the client host, as every call of the host
 	// tests does.
 	dial  dialFunc
-	log   *syncBuffer
-	dns   *exec.Cmd
+	dns   *toolProc
 	hosts string // dnsmasq's addn-hosts file
 	// records lists the hosts each DNS name has records for.
 	records map[string][]string
@@ -48,13 +48,13 @@ type hostNet struct {
 	admin   map[string]string // admin (metrics) address per server host
 }
 
-// startHosts makes the network (edge, dns, server1, server2, gateway1,
-// gateway2, client), starts dnsmasq with records for servers, and starts
-// the system through stack.Start with every child on its own host:
-// HAProxy finds the servers and gateways by DNS (CODENAME_GRPC_DNS,
+// newHostNet makes the network (edge, dns, server1, server2, gateway1,
+// gateway2, client) for start, starts dnsmasq with records for sp's
+// servers, and places every child of sp on its own host: HAProxy finds
+// the servers and gateways by DNS (CODENAME_GRPC_DNS,
 // CODENAME_GATEWAY_DNS), the gateways find the servers by DNS
 // (dns:///codename-server.test:9090). Everything is removed in Cleanup.
-func startHosts(t *testing.T, servers []string, env ...string) *hostNet {
+func newHostNet(t testing.TB, sp *spec) *hostNet {
 	t.Helper()
 	n, err := stack.NewNetwork("edge", "dns", "server1", "server2", "gateway1", "gateway2", "client")
 	if err != nil {
@@ -65,59 +65,34 @@ func startHosts(t *testing.T, servers []string, env ...string) *hostNet {
 			t.Errorf("remove the network: %v", err)
 		}
 	})
-	h := &hostNet{net: n, log: new(syncBuffer), grpcOf: map[string]string{}, admin: map[string]string{}, dial: n.DialContext("client")}
+	h := &hostNet{net: n, grpcOf: map[string]string{}, admin: map[string]string{}, dial: n.DialContext("client")}
 	for _, s := range []string{"server1", "server2"} {
 		h.grpcOf[s] = n.Host(s).Addr + ":9090"
 		h.admin[s] = n.Host(s).Addr + ":9091"
 	}
-	h.startDNS(t, servers)
+	h.startDNS(t, sp.hostServers)
 	for _, host := range []string{"edge", "gateway1", "gateway2"} {
 		if err := n.SetResolver(host, n.Host("dns").Addr); err != nil {
 			t.Fatal(err)
 		}
 	}
 
+	// Separate: the gateways are hosts of their own here.
+	sp.env = append([]string{
+		stack.GatewayModeEnv + "=" + stack.Separate,
+		"CODENAME_GRPC_DNS=" + serverDNSName + ":9090",
+		"CODENAME_GATEWAY_DNS=" + gatewayDNSName + ":8081",
+	}, sp.env...)
 	edge := n.Host("edge").Addr
 	placement := map[string]string{"haproxy": "edge", "server-1": "server1", "server-2": "server2", "gateway-1": "gateway1", "gateway-2": "gateway2"}
-	cfg := stack.Config{
-		BinDir:            binDir,
-		GatewayTarget:     "dns:///" + serverDNSName + ":9090",
-		HAProxyConfig:     defaultHAProxyConfig(),
-		StateDir:          t.TempDir(),
-		HTTPSAddr:         edge + ":8443",
-		HTTPAddr:          edge + ":8080",
-		StatsAddr:         edge + ":8404",
-		GRPCAddrs:         []string{h.grpcOf["server1"], h.grpcOf["server2"]},
-		GRPCAdminAddrs:    []string{h.admin["server1"], h.admin["server2"]},
-		GatewayAddrs:      []string{n.Host("gateway1").Addr + ":8081", n.Host("gateway2").Addr + ":8081"},
-		GatewayAdminAddrs: []string{n.Host("gateway1").Addr + ":8082", n.Host("gateway2").Addr + ":8082"},
-		// Separate: the gateways are hosts of their own here.
-		Env: append([]string{
-			separateEnv,
-			"CODENAME_STREAM_INTERVAL=" + streamInterval.String(), "CODENAME_DRAIN_DELAY=200ms",
-			"CODENAME_GRPC_DNS=" + serverDNSName + ":9090",
-			"CODENAME_GATEWAY_DNS=" + gatewayDNSName + ":8081",
-		}, env...),
-		Output: h.log,
-		Netns:  func(child string) string { return n.Host(placement[child]).Netns },
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	st, err := stack.Start(ctx, cfg)
-	if err != nil {
-		t.Fatalf("start the stack on the hosts: %v\n%s", err, h.log.String())
-	}
-	h.st = st
-	t.Cleanup(func() {
-		if err := st.Stop(); err != nil {
-			t.Errorf("stop: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("output of the stack:\n%s", h.log.String())
-		}
-	})
-	if h.sys, err = systemOf(st, h.log); err != nil {
-		t.Fatal(err)
+	sp.place = func(cfg *stack.Config) {
+		cfg.GatewayTarget = "dns:///" + serverDNSName + ":9090"
+		cfg.HTTPSAddr, cfg.HTTPAddr, cfg.StatsAddr = edge+":8443", edge+":8080", edge+":8404"
+		cfg.GRPCAddrs = []string{h.grpcOf["server1"], h.grpcOf["server2"]}
+		cfg.GRPCAdminAddrs = []string{h.admin["server1"], h.admin["server2"]}
+		cfg.GatewayAddrs = []string{n.Host("gateway1").Addr + ":8081", n.Host("gateway2").Addr + ":8081"}
+		cfg.GatewayAdminAddrs = []string{n.Host("gateway1").Addr + ":8082", n.Host("gateway2").Addr + ":8082"}
+		cfg.Netns = func(child string) string { return n.Host(placement[child]).Netns }
 	}
 	return h
 }
@@ -125,42 +100,29 @@ func startHosts(t *testing.T, servers []string, env ...string) *hostNet {
 // startDNS runs dnsmasq on the dns host, answering for the .test names
 // from a hosts file that setDNS rewrites, and nothing else: at first, the
 // given server hosts and both gateways.
-func (h *hostNet) startDNS(t *testing.T, servers []string) {
+func (h *hostNet) startDNS(t testing.TB, servers []string) {
 	t.Helper()
 	h.hosts = filepath.Join(t.TempDir(), "hosts")
 	h.records = map[string][]string{serverDNSName: servers, gatewayDNSName: {"gateway1", "gateway2"}}
 	h.writeHosts(t)
-	addr := h.net.Host("dns").Addr
-	h.dns = exec.Command("ip", "netns", "exec", h.net.Host("dns").Netns, "dnsmasq",
-		"--no-daemon", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--addn-hosts="+h.hosts,
-		"--listen-address="+addr, "--bind-interfaces", "--local=/test/", "--user=root", "--pid-file",
-		"--log-facility=-")
-	h.dns.Stdout, h.dns.Stderr = h.log, h.log
-	h.dns.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	if err := h.dns.Start(); err != nil {
+	if _, err := exec.LookPath("dnsmasq"); err != nil {
 		t.Fatalf("start dnsmasq (apt-get install dnsmasq-base; scripts/setup.sh test): %v", err)
 	}
-	done := make(chan struct{})
-	go func() { h.dns.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = h.dns.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = h.dns.Process.Kill()
-			<-done
+	addr := h.net.Host("dns").Addr
+	h.dns = startToolProc(t, "dnsmasq", []string{"ip", "netns", "exec", h.net.Host("dns").Netns, "dnsmasq",
+		"--no-daemon", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--addn-hosts=" + h.hosts,
+		"--listen-address=" + addr, "--bind-interfaces", "--local=/test/", "--user=root", "--pid-file",
+		"--log-facility=-"}, os.Environ())
+	poll.For(t, "dnsmasq to answer for "+serverDNSName, 10*time.Second, func() error {
+		if got := h.lookup(serverDNSName); len(got) != len(servers) {
+			return fmt.Errorf("%d addresses %v, want %d", len(got), got, len(servers))
 		}
+		return nil
 	})
-	if d, ok := poll.Until(10*time.Second, func() bool {
-		got := h.lookup(serverDNSName)
-		return len(got) == len(servers)
-	}); !ok {
-		t.Fatalf("dnsmasq does not answer for %s after %v:\n%s", serverDNSName, d, h.log.String())
-	}
 }
 
 // writeHosts writes h.records for dnsmasq.
-func (h *hostNet) writeHosts(t *testing.T) {
+func (h *hostNet) writeHosts(t testing.TB) {
 	t.Helper()
 	var b strings.Builder
 	for name, hosts := range h.records {
@@ -186,19 +148,19 @@ func (h *hostNet) setRecords(t *testing.T, name string, hosts []string) {
 	t.Helper()
 	h.records[name] = hosts
 	h.writeHosts(t)
-	if err := h.dns.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := h.dns.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	want := make([]string, len(hosts))
 	for i, s := range hosts {
 		want[i] = h.net.Host(s).Addr
 	}
-	if _, ok := poll.Until(5*time.Second, func() bool {
-		got := h.lookup(name)
-		return len(got) == len(want) && containsAll(got, want)
-	}); !ok {
-		t.Fatalf("dnsmasq does not answer %v for %s after SIGHUP", want, name)
-	}
+	poll.For(t, fmt.Sprintf("dnsmasq to answer %v for %s after SIGHUP", want, name), 5*time.Second, func() error {
+		if got := h.lookup(name); len(got) != len(want) || !containsAll(got, want) {
+			return fmt.Errorf("it answers %v", got)
+		}
+		return nil
+	})
 }
 
 // lookup asks dnsmasq directly for name's addresses.
@@ -247,7 +209,8 @@ func (h *hostNet) counters(t *testing.T, addrs map[string]string, name string) m
 		if err != nil {
 			t.Fatal(err)
 		}
-		n[s] = countSoFar(string(b), name, map[string]string{"grpc_code": "OK", "grpc_method": "GetCodename"})
+		// A count not yet created is zero so far.
+		n[s], _ = promtest.Sum(string(b), name, map[string]string{"grpc_code": "OK", "grpc_method": "GetCodename"})
 	}
 	return n
 }
@@ -371,12 +334,12 @@ func (h *hostNet) delta(t *testing.T, batch func()) map[string]float64 {
 // gateways find the servers through a real DNS server, follow a replica
 // added and one removed by changing the records, and no call fails.
 func TestHostsDiscoverReplicasByDNS(t *testing.T) {
-	start := time.Now()
+	began := time.Now()
 	// The servers ask clients to reconnect every 3 s: the gateways' gRPC
 	// DNS resolver looks the name up again only when a connection ends
 	// (and at most every 30 s, grpc-go's minimum).
-	h := startHosts(t, []string{"server1"}, "CODENAME_MAX_CONN_AGE=3s")
-	t.Logf("network %s.0/24 and stack up in %v", h.net.Prefix, time.Since(start).Round(time.Millisecond))
+	h := start(t, onHosts("server1"), withEnv("CODENAME_MAX_CONN_AGE=3s")).hosts
+	t.Logf("network %s.0/24 and stack up in %v", h.net.Prefix, time.Since(began).Round(time.Millisecond))
 
 	c := h.calls(t)
 	ctx := t.Context()
@@ -437,7 +400,7 @@ func TestHostsDiscoverReplicasByDNS(t *testing.T) {
 	}
 	t.Logf("server1 removed from DNS: gRPC through HAProxy left it after %v, REST through the gateways after %v",
 		haproxyRemove.Round(10*time.Millisecond), gatewayRemove.Round(10*time.Millisecond))
-	t.Logf("calls: %d OK, %d failed %v; test took %v", c.ok, c.failed, c.errs, time.Since(start).Round(time.Millisecond))
+	t.Logf("calls: %d OK, %d failed %v; test took %v", c.ok, c.failed, c.errs, time.Since(began).Round(time.Millisecond))
 	if c.failed != 0 {
 		t.Errorf("%d calls failed while the records changed, want 0: %v", c.failed, c.errs)
 	}
@@ -447,7 +410,7 @@ func TestHostsDiscoverReplicasByDNS(t *testing.T) {
 // too: a gateway whose record goes gets no more calls, and one whose
 // record comes back takes calls again, with no call failing.
 func TestHostsDiscoverGatewaysByDNS(t *testing.T) {
-	h := startHosts(t, []string{"server1", "server2"})
+	h := start(t, onHosts("server1", "server2")).hosts
 	c := h.calls(t)
 	ctx := t.Context()
 	restDelta := func() map[string]float64 {

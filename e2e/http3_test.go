@@ -123,7 +123,7 @@ func TestHTTP3CountsAgainstTheSourceLimit(t *testing.T) {
 		return
 	}
 	const share = 3
-	s := startSystem(t, fmt.Sprintf("CODENAME_CONN_PER_SOURCE=%d", share))
+	s := start(t, withEnv(fmt.Sprintf("CODENAME_CONN_PER_SOURCE=%d", share)))
 	served, refused := 0, 0
 	for i := range 2 * share {
 		// One transport per connection, all kept open until the end.

@@ -66,7 +66,7 @@ var statusLine = regexp.MustCompile(`^HTTP/1\.1 ([0-9]{3}) ([^\r\n]+)\r\n`)
 // gateway).
 func TestHTTPRFC(t *testing.T) {
 	const key = "rfc-key"
-	s := startWith(t, 1, key, "CODENAME_RATE_LIMIT=60")
+	s := start(t, apiKey(key), withEnv("CODENAME_RATE_LIMIT=60"))
 	big := `{"category":"` + strings.Repeat("a", 70<<10) + `"}`
 	requests := []rfcRequest{
 		{name: "a codename", method: "GET", target: "/v1/codename?category=space", status: 200},

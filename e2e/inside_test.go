@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -39,34 +38,21 @@ func TestPortTakenIsAnError(t *testing.T) {
 		{"the gateway's admin listener", first.restAdminAddr(1), func(c *stack.Config, a string) { c.GatewayAdminAddrs[0] = a }},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			free := make([]string, 7)
-			for i := range free {
-				a, err := stack.FreeAddr()
-				if err != nil {
-					t.Fatal(err)
-				}
-				free[i] = a
-			}
-			out := new(syncBuffer)
-			cfg := stack.Config{
-				BinDir: binDir, HAProxyConfig: defaultHAProxyConfig(), StateDir: t.TempDir(), Output: out,
-				HTTPSAddr: free[0], HTTPAddr: free[1], StatsAddr: free[2],
-				GRPCAddrs: free[3:4], GatewayAddrs: free[4:5], GRPCAdminAddrs: free[5:6], GatewayAdminAddrs: free[6:7],
-				// Separate: a gateway process of its own binds the
-				// gateway's admin listener.
-				Env:          []string{separateEnv},
-				ReadyTimeout: 20 * time.Second,
-			}
-			tt.set(&cfg, tt.taken)
-			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-			defer cancel()
-			s, err := stack.Start(ctx, cfg)
+			free := freeAddrList(t, 7)
+			// Separate: a gateway process of its own binds the gateway's
+			// admin listener.
+			_, err := tryStart(t, gatewayMode(stack.Separate), placed(func(c *stack.Config) {
+				c.HTTPSAddr, c.HTTPAddr, c.StatsAddr = free[0], free[1], free[2]
+				c.GRPCAddrs, c.GatewayAddrs, c.GRPCAdminAddrs, c.GatewayAdminAddrs = free[3:4], free[4:5], free[5:6], free[6:7]
+				c.ReadyTimeout = 20 * time.Second
+				tt.set(c, tt.taken)
+			}))
 			if err == nil {
-				s.Stop()
 				t.Fatalf("a second stack started with %s on %s, which the first one holds", tt.name, tt.taken)
 			}
-			if log := out.String(); !strings.Contains(log, tt.taken) || !strings.Contains(strings.ToLower(log), "address already in use") {
-				t.Errorf("the error does not name %s as in use: %v\n%s", tt.taken, err, log)
+			// The error holds the stack's output.
+			if log := err.Error(); !strings.Contains(log, tt.taken) || !strings.Contains(strings.ToLower(log), "address already in use") {
+				t.Errorf("the error does not name %s as in use: %v", tt.taken, err)
 			}
 		})
 	}
@@ -81,7 +67,7 @@ func TestStatsForOperatorsOnly(t *testing.T) {
 		t.Errorf("the run command's default stats address is not on loopback:\n%s", help)
 	}
 
-	s := startSystem(t, "CODENAME_STATS_USER=ops", "CODENAME_STATS_PASSWORD=correct horse")
+	s := start(t, withEnv("CODENAME_STATS_USER=ops", "CODENAME_STATS_PASSWORD=correct horse"))
 	for _, path := range []string{"/stats", "/metrics"} {
 		url := "http://" + s.cfg.StatsAddr + path
 		resp, err := http.Get(url)
@@ -150,16 +136,7 @@ func TestLogLinesCannotBeForged(t *testing.T) {
 		if _, err := h1Raw(s.cfg.HTTPAddr, req); err != nil {
 			t.Fatal(err)
 		}
-		var line string
-		waitFor(t, "HAProxy's log line for "+marker, func() bool {
-			for _, l := range strings.Split(s.log.String(), "\n") {
-				if strings.Contains(l, marker) && strings.HasPrefix(l, "haproxy |") {
-					line = l
-					return true
-				}
-			}
-			return false
-		})
+		line := s.waitLine(t, "haproxy", marker)
 		if strings.ContainsFunc(line, func(r rune) bool { return r < ' ' }) {
 			t.Errorf("content type %q: control bytes in the log line %q", ct, line)
 		}

@@ -127,13 +127,16 @@ func readLineWith(r *bufio.Reader, want string) error {
 // before (bounded), and fails on a stream that ended.
 func (wb *wellBehaved) progress(t *testing.T, before []int64) {
 	t.Helper()
-	waitFor(t, "every well-behaved stream to go on receiving", func() bool {
+	poll.For(t, "every well-behaved stream to go on receiving", 10*time.Second, func() error {
 		for i, w := range wb.streams {
-			if w.failure() != nil || w.got.Load() <= before[i]+2 {
-				return false
+			if err := w.failure(); err != nil {
+				return fmt.Errorf("stream %d: %w", i, err)
+			}
+			if got := w.got.Load(); got <= before[i]+2 {
+				return fmt.Errorf("stream %d has received %d, want more than %d", i, got, before[i]+2)
 			}
 		}
-		return true
+		return nil
 	})
 }
 
@@ -305,12 +308,11 @@ func rapidReset(c *h2Raw, method, path string, fields ...[2]string) {
 // since HAProxy 2.6 cannot forward it over HTTP/2 and the Go server then
 // ends the whole shared backend connection).
 func TestHostileRequestsDoNotHurtOthers(t *testing.T) {
-	s := startSystem(t)
+	s := start(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	wb := openWellBehaved(t, ctx, s, 6)
-	grpcLoad := grpcUnaryLoad(ctx, s.grpcClient(t, false), 3)
-	restLoad := restUnaryLoad(ctx, transports[3].client(t, s), s.httpURL("/v1/codename?category=space"), 3)
+	grpcLoad, restLoad := unaryLoads(t, ctx, s, false, transports[3], "/v1/codename?category=space", 3)
 	wb.progress(t, make([]int64, len(wb.streams)))
 
 	// After each hostile request, every stream must still be receiving:

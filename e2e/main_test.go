@@ -1,10 +1,8 @@
 package e2e
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/csv"
 	"fmt"
 	"net/http"
 	"os"
@@ -12,7 +10,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,7 +18,6 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
-	"github.com/codename-gateway/codename-gateway/internal/poll"
 	"github.com/codename-gateway/codename-gateway/internal/runtest"
 	"github.com/codename-gateway/codename-gateway/internal/stack"
 )
@@ -58,192 +54,18 @@ func runTests(m *testing.M) int {
 	return code
 }
 
-// system is a running stack and the addresses to reach it.
+// system is a running stack and the addresses to reach it; start_test.go
+// starts it.
 type system struct {
-	*stack.Stack
-	cfg    stack.Config
-	log    *syncBuffer
-	caFile string
-	roots  *x509.CertPool
-}
-
-// startSystem starts a stack of its own on free ports: one replica, no API
-// key. Tests that kill or restart parts use it; the others share one
-// through shared.
-func startSystem(t testing.TB, env ...string) *system {
-	t.Helper()
-	return startSystemIn(t, t.TempDir(), 1, "", env...)
-}
-
-// startWith starts a stack with the given number of replicas and API key
-// (none if empty).
-func startWith(t testing.TB, replicas int, apiKey string, env ...string) *system {
-	t.Helper()
-	return startSystemIn(t, t.TempDir(), replicas, apiKey, env...)
-}
-
-// startSystemIn starts a stack whose state folder (TLS files) is dir. It is
-// stopped when the test ends, and its output is shown if the test failed.
-func startSystemIn(t testing.TB, dir string, replicas int, apiKey string, env ...string) *system {
-	t.Helper()
-	return startFrom(t, defaultHAProxyConfig(), dir, replicas, apiKey, env...)
-}
-
-// startFrom is startSystemIn with HAProxy reading the config file at
-// haproxyConfig.
-func startFrom(t testing.TB, haproxyConfig, dir string, replicas int, apiKey string, env ...string) *system {
-	t.Helper()
-	s, err := newSystemFrom(haproxyConfig, dir, replicas, apiKey, env...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Stop(); err != nil {
-			t.Errorf("stop: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("output of the stack:\n%s", s.log.String())
-		}
-	})
-	return s
-}
-
-func newSystem(stateDir string, env ...string) (*system, error) {
-	return newSystemWith(stateDir, 1, "", env...)
-}
-
-// newSystemWith starts a stack with the given number of replicas and API
-// key (none if empty).
-func newSystemWith(stateDir string, replicas int, apiKey string, env ...string) (*system, error) {
-	return newSystemFrom(defaultHAProxyConfig(), stateDir, replicas, apiKey, env...)
-}
-
-// defaultHAProxyConfig is the repository's haproxy/haproxy.cfg.
-func defaultHAProxyConfig() string { return filepath.Join(repoRoot, "haproxy/haproxy.cfg") }
-
-// newSystemFrom is newSystemWith with HAProxy reading the config file at
-// haproxyConfig.
-func newSystemFrom(haproxyConfig, stateDir string, replicas int, apiKey string, env ...string) (*system, error) {
-	log := new(syncBuffer)
-	cfg := stack.Config{
-		BinDir:        binDir,
-		HAProxyConfig: haproxyConfig,
-		StateDir:      stateDir,
-		APIKey:        apiKey,
-		// A short drain delay keeps the many stops of a test run quick;
-		// the drain tests set their own.
-		Env:    append([]string{"CODENAME_STREAM_INTERVAL=" + streamInterval.String(), "CODENAME_DRAIN_DELAY=200ms"}, env...),
-		Output: log,
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	st, err := stack.StartOnFreePorts(ctx, cfg, replicas)
-	if err != nil {
-		return nil, fmt.Errorf("start stack: %w\n%s", err, log.String())
-	}
-	s, err := systemOf(st, log)
-	if err == nil {
-		err = waitBackendsChecked(st.Config().StatsAddr, 20*time.Second)
-	}
-	if err != nil {
-		st.Stop()
-		return nil, fmt.Errorf("%w\n%s", err, log.String())
-	}
-	return s, nil
-}
-
-// waitBackendsChecked waits until HAProxy's health checks have passed on
-// every backend server. The stack is ready once /healthz answers through
-// be_rest, but a test that opens a stream at once goes to be_rest_stream
-// or be_grpc_stream, whose first checks may not have run yet or may have
-// just failed (a process still starting, or starved for a moment on a
-// loaded machine), and then gets HAProxy's 503. A stats page that asks for
-// a password (the tests of that) cannot be read, and is not waited on.
-func waitBackendsChecked(statsAddr string, limit time.Duration) error {
-	client := &http.Client{Timeout: 2 * time.Second}
-	var pending []string
-	_, ok := poll.Until(limit, func() bool {
-		resp, err := client.Get("http://" + statsAddr + "/stats;csv")
-		if err != nil {
-			pending = []string{err.Error()}
-			return false
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode == http.StatusUnauthorized {
-			pending = nil
-			return true
-		}
-		rows, err := csv.NewReader(resp.Body).ReadAll()
-		if err != nil || len(rows) < 2 {
-			pending = []string{fmt.Sprintf("stats CSV: %v", err)}
-			return false
-		}
-		col := map[string]int{}
-		for i, name := range rows[0] {
-			col[strings.TrimPrefix(name, "# ")] = i
-		}
-		pending = pending[:0]
-		for _, r := range rows[1:] {
-			px, sv, st, check := r[col["pxname"]], r[col["svname"]], r[col["status"]], r[col["check_status"]]
-			if !strings.HasPrefix(px, "be_") || sv == "BACKEND" || st == "MAINT" || st == "no check" {
-				continue
-			}
-			if st != "UP" || !strings.Contains(check, "OK") {
-				pending = append(pending, fmt.Sprintf("%s/%s %s (%s)", px, sv, st, check))
-			}
-		}
-		return len(pending) == 0
-	})
-	if !ok {
-		return fmt.Errorf("HAProxy's checks have not passed on every backend server after %v: %s", limit, strings.Join(pending, ", "))
-	}
-	return nil
-}
-
-// systemOf wraps a started stack, whose output goes to log, for the tests'
-// helpers: they trust its development CA, as a user given the CA file
-// would.
-func systemOf(st *stack.Stack, log *syncBuffer) (*system, error) {
-	pem, err := os.ReadFile(st.TLS.CA)
-	if err != nil {
-		return nil, err
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(pem)
-	return &system{Stack: st, cfg: st.Config(), log: log, caFile: st.TLS.CA, roots: roots}, nil
-}
-
-var (
-	sharedOnce sync.Once
-	sharedSys  *system
-	sharedErr  error
-	sharedDir  string
-)
-
-// shared returns the stack that tests which only send requests share.
-func shared(t testing.TB) *system {
-	t.Helper()
-	sharedOnce.Do(func() {
-		sharedDir, sharedErr = os.MkdirTemp("", "codename-e2e-state-")
-		if sharedErr == nil {
-			sharedSys, sharedErr = newSystem(sharedDir)
-		}
-	})
-	if sharedErr != nil {
-		t.Fatal(sharedErr)
-	}
-	return sharedSys
-}
-
-func stopShared() {
-	if sharedSys != nil {
-		if err := sharedSys.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "stop shared stack:", err)
-		}
-	}
-	if sharedDir != "" {
-		os.RemoveAll(sharedDir)
-	}
+	*stack.Stack // nil for HAProxy started alone (edgeOnly)
+	cfg          stack.Config
+	log          *syncBuffer
+	caFile       string
+	roots        *x509.CertPool
+	// edge is HAProxy started alone, with edgeOnly.
+	edge *toolProc
+	// hosts is the network of hosts the system runs on, with onHosts.
+	hosts *hostNet
 }
 
 // tlsConfig trusts the stack's development CA, as a user given the CA file

@@ -12,11 +12,6 @@ import (
 // which process serves REST ask these helpers instead of naming
 // gateway-N, so that one test covers both modes.
 
-// separateEnv pins the separate mode for a test about the gateway process
-// itself (killed apart from its server, its own TLS to the servers, its
-// balancing over servers), whatever the suite's mode.
-var separateEnv = stack.GatewayModeEnv + "=" + stack.Separate
-
 // colocated reports whether the stack serves REST from inside the servers.
 // The stack, not the environment, is asked: it starts a gateway process
 // only in the separate mode.

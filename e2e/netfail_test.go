@@ -306,11 +306,22 @@ func startNetLoad(t *testing.T, h *hostNet) *netLoad {
 	}
 	l.streams, l.followers = followAll(t, ctx, h, 4)
 	awaitReceiving(t, l.streams, time.Now(), 15*time.Second)
-	if from := h.net.Host("client").Addr + ":"; !strings.Contains(h.log.String(), " "+from) {
+	if from := h.net.Host("client").Addr + ":"; !strings.Contains(h.sys.log.String(), " "+from) {
 		t.Fatalf("HAProxy logged no request from the client host (%s)", from)
 	}
 	h.awaitCalls(t, 1, "server1", "server2")
 	return l
+}
+
+// recovered waits until every stream has received a codename a second
+// after what happened at t0 (what was sent before it has arrived by
+// then: the stream interval is 100 ms), then checks the streams' ends
+// since t0 (checkStreams).
+func (l *netLoad) recovered(t *testing.T, t0 time.Time, what string, cutOK bool) map[string]int {
+	t.Helper()
+	awaitReceiving(t, l.streams, t0.Add(time.Second), streamEndLimit+5*time.Second)
+	t.Logf("%s: every stream received again after %v", what, time.Since(t0).Round(time.Millisecond))
+	return l.checkStreams(t, t0, what, cutOK)
 }
 
 // checkStreams checks every end of a stream and every refused open since
@@ -356,7 +367,7 @@ func (l *netLoad) finish(t *testing.T) {
 // and reconnects to the other server; when the host is back, it takes
 // traffic again within seconds.
 func TestHostVanishes(t *testing.T) {
-	h := startHosts(t, []string{"server1", "server2"})
+	h := start(t, onHosts("server1", "server2")).hosts
 	vanish(t, h, startNetLoad(t, h))
 }
 
@@ -373,9 +384,7 @@ func vanish(t *testing.T, h *hostNet, l *netLoad) {
 	// on server1 ended and reconnected to server2. (What a stream on
 	// server1 received after a second was sent before its host vanished:
 	// the stream interval is 100 ms.)
-	awaitReceiving(t, l.streams, gone.Add(time.Second), streamEndLimit+5*time.Second)
-	t.Logf("server1's host vanished: every stream received again after %v", time.Since(gone).Round(time.Millisecond))
-	ended := l.checkStreams(t, gone, "server1's host vanished", false)
+	ended := l.recovered(t, gone, "server1's host vanished", false)
 	if ended["gRPC"] == 0 || ended["NDJSON"]+ended["SSE"]+ended["WebSocket"] == 0 {
 		t.Errorf("streams ended %v: want some gRPC and some REST streams on the vanished host to end", ended)
 	}
@@ -396,7 +405,7 @@ func vanish(t *testing.T, h *hostNet, l *netLoad) {
 // to server1 directly, go on. When the partition heals, the gateways call
 // server1 again within seconds.
 func TestPartitionGatewaysFromOneServer(t *testing.T) {
-	h := startHosts(t, []string{"server1", "server2"})
+	h := start(t, onHosts("server1", "server2")).hosts
 	l := startNetLoad(t, h)
 	server1 := h.net.Host("server1").Addr
 	routes := [][2]string{{"gateway1", server1}, {"gateway2", server1}, {"server1", h.net.Host("gateway1").Addr}, {"server1", h.net.Host("gateway2").Addr}}
@@ -406,9 +415,7 @@ func TestPartitionGatewaysFromOneServer(t *testing.T) {
 	cut := time.Now()
 	// The REST streams on server1 end and reconnect to server2; the gRPC
 	// streams stay where they are.
-	awaitReceiving(t, l.streams, cut.Add(time.Second), streamEndLimit+5*time.Second)
-	t.Logf("gateways cut off from server1: every stream received again after %v", time.Since(cut).Round(time.Millisecond))
-	ended := l.checkStreams(t, cut, "the gateways were cut off from server1", false)
+	ended := l.recovered(t, cut, "the gateways were cut off from server1", false)
 	if ended["gRPC"] != 0 || ended["NDJSON"]+ended["SSE"]+ended["WebSocket"] == 0 {
 		t.Errorf("streams ended %v: want no gRPC stream to end (HAProxy still reaches server1), and some REST stream on server1 to", ended)
 	}
@@ -435,7 +442,7 @@ func TestPartitionGatewaysFromOneServer(t *testing.T) {
 // of them, both ways, as a long and lossy path would. TCP carries on: no
 // call fails and no stream ends; the test logs what it costs in latency.
 func TestImpairedLink(t *testing.T) {
-	h := startHosts(t, []string{"server1", "server2"})
+	h := start(t, onHosts("server1", "server2")).hosts
 	l := startNetLoad(t, h)
 	const (
 		delay       = 40 * time.Millisecond
@@ -489,13 +496,11 @@ func TestImpairedLink(t *testing.T) {
 // (data in flight stops TCP keepalive's probes) because HAProxy 2.6 had
 // silently ignored `tcp-ut` on servers named by DNS (haproxy.cfg).
 func TestGatewayHostVanishes(t *testing.T) {
-	h := startHosts(t, []string{"server1", "server2"})
+	h := start(t, onHosts("server1", "server2")).hosts
 	l := startNetLoad(t, h)
 	h.ip(t, "gateway1", "link", "set", "eth0", "down")
 	gone := time.Now()
-	awaitReceiving(t, l.streams, gone.Add(time.Second), streamEndLimit+5*time.Second)
-	t.Logf("gateway1's host vanished: every stream received again after %v", time.Since(gone).Round(time.Millisecond))
-	ended := l.checkStreams(t, gone, "gateway1's host vanished", true)
+	ended := l.recovered(t, gone, "gateway1's host vanished", true)
 	if ended["gRPC"] != 0 || ended["NDJSON"]+ended["SSE"]+ended["WebSocket"] == 0 {
 		t.Errorf("streams ended %v: want no gRPC stream to end, and some REST stream on gateway1 to", ended)
 	}

@@ -454,7 +454,7 @@ func testOpenAPIWebSocket(t *testing.T, s *system, doc *openAPI) {
 // without it and its answer with it, and /healthz needs none.
 func TestOpenAPIClientAPIKey(t *testing.T) {
 	const key = "openapi-test-key"
-	s := startWith(t, 1, key)
+	s := start(t, apiKey(key))
 	withKey := func(_ context.Context, req *http.Request) error { req.Header.Set("x-api-key", key); return nil }
 	c := transports[1].client(t, s)
 	resp, body := do(t, c, http.MethodGet, s.httpsURL("/openapi.json"), "", "")

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
+	"github.com/codename-gateway/codename-gateway/internal/poll"
 	"github.com/codename-gateway/codename-gateway/internal/stack"
 )
 
@@ -39,7 +40,7 @@ func TestPrometheusScrapesTheStack(t *testing.T) {
 	}
 	// Separate: the rules read the gateway job's gRPC client metrics,
 	// which a co-located gateway (no network call) does not have.
-	s := startWith(t, 2, "", separateEnv)
+	s := start(t, replicas(2), gatewayMode(stack.Separate))
 
 	// Prometheus reads rule files and target files relative to the
 	// config's folder, so the shipped files are linked into a folder of
@@ -93,7 +94,7 @@ func TestPrometheusScrapesTheStack(t *testing.T) {
 
 	// Every target up, named after its replica.
 	begin := time.Now()
-	if err := pollUntil(60*time.Second, func() error { return api.targetsUp(want) }); err != nil {
+	if err := poll.Check(60*time.Second, func() error { return api.targetsUp(want) }); err != nil {
 		t.Fatalf("targets: %v", err)
 	}
 	t.Logf("all %d targets up after %v", len(want), time.Since(begin).Round(time.Millisecond))
@@ -154,7 +155,7 @@ func TestPrometheusScrapesTheStack(t *testing.T) {
 	}
 	begin = time.Now()
 	var sent time.Time
-	err = pollUntil(90*time.Second, func() error {
+	err = poll.Check(90*time.Second, func() error {
 		if time.Since(sent) >= 500*time.Millisecond {
 			if err := sendCalls(grpcClient, httpClient, s); err != nil {
 				return err
@@ -279,7 +280,7 @@ type promAPI struct {
 // get decodes the data of a successful API answer into data.
 func (p promAPI) get(path string, query url.Values, data any) error {
 	if p.proc.exited() {
-		return fmt.Errorf("%w: %s", errProcExited, outputTail(p.proc.out.String(), 2000))
+		return fmt.Errorf("prometheus exited (%w): %s", poll.ErrGiveUp, outputTail(p.proc.out.String(), 2000))
 	}
 	resp, err := p.client.Get(p.base + path + "?" + query.Encode())
 	if err != nil {

@@ -195,7 +195,7 @@ func TestREADMEExamples(t *testing.T) {
 		t.Fatalf("found %d examples to run in README.md, want the curl, grpcurl and client ones", len(examples))
 	}
 	work := t.TempDir()
-	s := startSystemIn(t, filepath.Join(work, ".state"), 1, "", "CODENAME_STREAM_INTERVAL=1s")
+	s := start(t, stateDir(filepath.Join(work, ".state")), withEnv("CODENAME_STREAM_INTERVAL=1s"))
 	if err := os.Mkdir(filepath.Join(work, "bin"), 0o755); err != nil {
 		t.Fatal(err)
 	}

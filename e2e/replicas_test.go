@@ -14,6 +14,9 @@ import (
 	"google.golang.org/grpc/status"
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
+	"github.com/codename-gateway/codename-gateway/internal/poll"
+	"github.com/codename-gateway/codename-gateway/internal/promtest"
+	"github.com/codename-gateway/codename-gateway/internal/stack"
 )
 
 // handled returns how many GetCodename calls each server replica finished
@@ -43,7 +46,7 @@ func checkEven(t *testing.T, what string, before, after []float64, total int) {
 func TestReplicasSpreadPerRequest(t *testing.T) {
 	const calls = 300
 	// Separate: each gateway's own spreading over the servers is tested.
-	s := startWith(t, 3, "", separateEnv)
+	s := start(t, replicas(3), gatewayMode(stack.Separate))
 	client := s.grpcClient(t, true)
 	before := s.handled(t)
 	for range calls {
@@ -57,7 +60,9 @@ func TestReplicasSpreadPerRequest(t *testing.T) {
 	gatewayCalls := func() []float64 {
 		var n []float64
 		for _, a := range s.cfg.GatewayAdminAddrs {
-			n = append(n, countSoFar(s.get(t, "http://"+a+"/metrics"), "grpc_client_handled_total", map[string]string{"grpc_method": "GetCodename"}))
+			// A count not yet created is zero so far.
+			v, _ := promtest.Sum(s.get(t, "http://"+a+"/metrics"), "grpc_client_handled_total", map[string]string{"grpc_method": "GetCodename"})
+			n = append(n, v)
 		}
 		return n
 	}
@@ -78,13 +83,12 @@ func TestReplicasSpreadPerRequest(t *testing.T) {
 // idempotent unary calls on the other replica and stop sending to the dead
 // one.
 func TestFailoverOnSIGKILL(t *testing.T) {
-	s := startWith(t, 2, "")
+	s := start(t, replicas(2))
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Second)
 	defer cancel()
-	grpcLoad := grpcUnaryLoad(ctx, s.grpcClient(t, true), 4)
-	restLoad := restUnaryLoad(ctx, transports[1].client(t, s), s.httpsURL("/v1/codename"), 4)
+	grpcLoad, restLoad := unaryLoads(t, ctx, s, true, transports[1], "/v1/codename", 4)
 
-	waitFor(t, "some load", func() bool { return grpcLoad.ok.Load() > 100 && restLoad.ok.Load() > 100 })
+	poll.For(t, "some load", 10*time.Second, func() error { return okPast(100, grpcLoad, restLoad) })
 	victim := s.Process("server-2")
 	if err := victim.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -104,7 +108,7 @@ func TestFailoverOnSIGKILL(t *testing.T) {
 // streams opened before them go on.
 func TestHitlessReloads(t *testing.T) {
 	const reloads = 10
-	s := startWith(t, 1, "")
+	s := start(t)
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 
@@ -120,20 +124,22 @@ func TestHitlessReloads(t *testing.T) {
 	readWS(t, ctx, ws)
 
 	loadCtx, stopLoad := context.WithCancel(ctx)
-	grpcLoad := grpcUnaryLoad(loadCtx, s.grpcClient(t, false), 4)
-	restLoad := restUnaryLoad(loadCtx, transports[0].client(t, s), s.httpsURL("/v1/codename"), 4)
-	waitFor(t, "some load", func() bool { return grpcLoad.ok.Load() > 50 && restLoad.ok.Load() > 50 })
+	grpcLoad, restLoad := unaryLoads(t, loadCtx, s, false, transports[0], "/v1/codename", 4)
+	poll.For(t, "some load", 10*time.Second, func() error { return okPast(50, grpcLoad, restLoad) })
 
 	for i := 1; i <= reloads; i++ {
 		if err := s.Reload(); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, fmt.Sprintf("reload %d", i), func() bool {
-			return strings.Count(s.log.String(), "Loading success.") >= i+1
+		poll.For(t, fmt.Sprintf("reload %d", i), 10*time.Second, func() error {
+			if n := strings.Count(s.log.String(), "Loading success."); n < i+1 {
+				return fmt.Errorf("%d lines \"Loading success.\", want %d", n, i+1)
+			}
+			return nil
 		})
 		// Some calls between reloads, on whichever worker is current.
 		n := grpcLoad.ok.Load()
-		waitFor(t, "calls after the reload", func() bool { return grpcLoad.ok.Load() > n+20 })
+		poll.For(t, "calls after the reload", 10*time.Second, func() error { return okPast(n+20, grpcLoad) })
 	}
 	stopLoad()
 	grpcLoad.checkAfterKill(t, "gRPC unary")
@@ -158,7 +164,7 @@ func TestHitlessReloads(t *testing.T) {
 // HAProxy moves calls away from it without one failing, its open stream
 // ends with UNAVAILABLE (the other replica's goes on), and it exits.
 func TestReplicaDrainsOnSIGTERM(t *testing.T) {
-	s := startWith(t, 2, "", "CODENAME_DRAIN_DELAY=1500ms")
+	s := start(t, replicas(2), withEnv("CODENAME_DRAIN_DELAY=1500ms"))
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	client := s.grpcClient(t, true)
@@ -185,11 +191,11 @@ func TestReplicaDrainsOnSIGTERM(t *testing.T) {
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	grpcLoad := grpcUnaryLoad(loadCtx, client, 4)
 	restLoad := restUnaryLoad(loadCtx, transports[1].client(t, s), s.httpsURL("/v1/codename"), 4)
-	waitFor(t, "some load", func() bool { return grpcLoad.ok.Load() > 50 && restLoad.ok.Load() > 50 })
+	poll.For(t, "some load", 10*time.Second, func() error { return okPast(50, grpcLoad, restLoad) })
 
 	drainProcess(t, s, "server-1", "http://"+s.cfg.GRPCAdminAddrs[0]+"/healthz")
 	n := grpcLoad.ok.Load()
-	waitFor(t, "calls after the drain", func() bool { return grpcLoad.ok.Load() > n+50 })
+	poll.For(t, "calls after the drain", 10*time.Second, func() error { return okPast(n+50, grpcLoad) })
 	stopLoad()
 	grpcLoad.checkAfterKill(t, "gRPC unary")
 	// The gateways retry such a call on the other server themselves.

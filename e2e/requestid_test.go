@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"io"
 	"net/http"
 	"regexp"
@@ -18,6 +19,7 @@ import (
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
 	"github.com/codename-gateway/codename-gateway/internal/poll"
+	"github.com/codename-gateway/codename-gateway/internal/stack"
 	"github.com/codename-gateway/codename-gateway/internal/telemetry/otlptest"
 )
 
@@ -40,9 +42,11 @@ func newTraceID(t *testing.T) string {
 func (s *system) waitLine(t *testing.T, child string, parts ...string) string {
 	t.Helper()
 	var line string
-	waitFor(t, child+"'s log line with "+strings.Join(parts, ", "), func() bool {
-		line = s.logLine(child, parts...)
-		return line != ""
+	poll.For(t, child+"'s log line with "+strings.Join(parts, ", "), 10*time.Second, func() error {
+		if line = s.logLine(child, parts...); line == "" {
+			return errors.New("no such line yet")
+		}
+		return nil
 	})
 	return line
 }
@@ -289,7 +293,7 @@ func TestRequestIDTracesExported(t *testing.T) {
 	t.Cleanup(rcv.Close)
 	// Separate: the gateway's process exports its own spans, with its
 	// client span of the call (co-located: TestColocatedTracesExported).
-	s := startSystem(t, "OTEL_TRACES_EXPORTER=otlp", "OTEL_EXPORTER_OTLP_ENDPOINT="+rcv.URL(), "OTEL_BSP_SCHEDULE_DELAY=100", separateEnv)
+	s := start(t, withEnv("OTEL_TRACES_EXPORTER=otlp", "OTEL_EXPORTER_OTLP_ENDPOINT="+rcv.URL(), "OTEL_BSP_SCHEDULE_DELAY=100"), gatewayMode(stack.Separate))
 	for _, child := range []string{"gateway-1", "server-1"} {
 		s.waitLine(t, child, "exporting traces over OTLP")
 	}

@@ -26,77 +26,16 @@ import (
 // on Ctrl-C (SIGINT) without an alarming line.
 func TestRunCommandFromAnotherFolder(t *testing.T) {
 	work := t.TempDir()
-	addrs := map[string]string{}
-	for _, k := range []string{"CODENAME_HTTPS_ADDR", "CODENAME_HTTP_ADDR", "CODENAME_STATS_ADDR", "CODENAME_GRPC_ADDR", "CODENAME_GATEWAY_ADDR", "CODENAME_GRPC_ADMIN_ADDR", "CODENAME_GATEWAY_ADMIN_ADDR"} {
-		a, err := stack.FreeAddr()
-		if err != nil {
-			t.Fatal(err)
-		}
-		addrs[k] = a
-	}
-	cmd := exec.Command(filepath.Join(repoRoot, "scripts", "run.sh"))
-	cmd.Dir = work
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "CODENAME_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
 	// Relative to the repository, as the README names it, whatever the
 	// folder the command starts in.
-	if rel, err := filepath.Rel(repoRoot, stack.HAProxyBinary()); err == nil && strings.HasPrefix(rel, "bin/") {
-		cmd.Env = append(cmd.Env, "CODENAME_HAPROXY="+rel)
-	} else {
-		cmd.Env = append(cmd.Env, "CODENAME_HAPROXY="+stack.HAProxyBinary())
+	haproxy := stack.HAProxyBinary()
+	if rel, err := filepath.Rel(repoRoot, haproxy); err == nil && strings.HasPrefix(rel, "bin/") {
+		haproxy = rel
 	}
-	for k, v := range addrs {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	t.Cleanup(func() {
-		// Only if the test failed before SIGINT was answered.
-		_ = cmd.Process.Kill()
-		<-exited
-	})
-	var (
-		mu  sync.Mutex
-		all strings.Builder
-	)
-	output := func() string {
-		mu.Lock()
-		defer mu.Unlock()
-		return all.String()
-	}
-	up := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			mu.Lock()
-			all.WriteString(sc.Text() + "\n")
-			mu.Unlock()
-			if strings.Contains(sc.Text(), "Press Ctrl-C to stop") {
-				up <- output()
-			}
-		}
-		_, _ = io.Copy(io.Discard, stdout)
-		exited <- cmd.Wait()
-	}()
-	var seen string
-	select {
-	case seen = <-up:
-	case err := <-exited:
-		exited <- err
-		t.Fatalf("scripts/run.sh exited before it was up: %v\n%s", err, output())
-	case <-time.After(4 * time.Minute): // setup and a build first
-		t.Fatalf("scripts/run.sh did not come up within 4 minutes:\n%s", output())
-	}
+	// setup and a build first
+	r := startRunCommand(t, filepath.Join(repoRoot, "scripts", "run.sh"), work,
+		append(environWithout("CODENAME_"), "CODENAME_HAPROXY="+haproxy), 4*time.Minute)
+	seen := r.banner
 	// Its Go tools are pinned, with every dependency: building them never
 	// looks a version up.
 	if strings.Contains(seen, "finding module") {
@@ -114,24 +53,13 @@ func TestRunCommandFromAnotherFolder(t *testing.T) {
 		t.Run(filepath.Base(strings.Fields(c)[0]), func(t *testing.T) { runPasted(t, c, work) })
 	}
 
-	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		exited <- err
-		if err != nil {
-			t.Errorf("scripts/run.sh exited with %v after Ctrl-C, want success", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("scripts/run.sh did not exit within 30 s of Ctrl-C")
-	}
+	r.stop(t, syscall.SIGINT, "Ctrl-C")
 	// What the stop printed. (On a machine this busy, HAProxy may
 	// have warned of a slow health check while starting: that is no part
 	// of Ctrl-C.)
-	_, stopping, ok := strings.Cut(output(), "\nstopping\n")
+	_, stopping, ok := strings.Cut(r.output(), "\nstopping\n")
 	if !ok {
-		t.Fatalf("the run command did not say it was stopping:\n%s", output())
+		t.Fatalf("the run command did not say it was stopping:\n%s", r.output())
 	}
 	alarming := regexp.MustCompile(`(?m)^.*(ALERT|WARNING|panic|level=(ERROR|WARN)).*$`)
 	if lines := alarming.FindAllString(stopping, -1); len(lines) > 0 {
@@ -140,11 +68,105 @@ func TestRunCommandFromAnotherFolder(t *testing.T) {
 	if !strings.Contains(stopping, "msg=stopped component=server") || !strings.Contains(stopping, "msg=stopped component=gateway") {
 		t.Errorf("the server and the gateway did not say they stopped:\n%s", stopping)
 	}
-	for k, a := range addrs {
+	r.closedAll(t, "after Ctrl-C")
+}
+
+// runCommand is the run command (scripts/run.sh, or codename-stack at its
+// end) started as a user starts it, on free ports.
+type runCommand struct {
+	name   string
+	cmd    *exec.Cmd
+	addrs  map[string]string // its listeners, by the variable that sets each
+	banner string            // its output up to the banner's last line
+	exited chan error
+	mu     sync.Mutex
+	all    strings.Builder
+}
+
+// startRunCommand starts path in dir with env and its listeners on free
+// ports, and returns once it has printed its banner, within limit. Its
+// output is read all along, so that its children never block on a full
+// pipe; it is killed if the test ends before it stopped.
+func startRunCommand(t *testing.T, path, dir string, env []string, limit time.Duration) *runCommand {
+	t.Helper()
+	r := &runCommand{name: filepath.Base(path), cmd: exec.Command(path), addrs: map[string]string{}, exited: make(chan error, 1)}
+	free := freeAddrList(t, 7)
+	for i, k := range []string{"CODENAME_HTTPS_ADDR", "CODENAME_HTTP_ADDR", "CODENAME_STATS_ADDR", "CODENAME_GRPC_ADDR", "CODENAME_GATEWAY_ADDR", "CODENAME_GRPC_ADMIN_ADDR", "CODENAME_GATEWAY_ADMIN_ADDR"} {
+		r.addrs[k] = free[i]
+		env = append(env, k+"="+free[i])
+	}
+	r.cmd.Dir, r.cmd.Env = dir, env
+	stdout, err := r.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.cmd.Stderr = r.cmd.Stdout
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// Only if the test failed before it stopped.
+		_ = r.cmd.Process.Kill()
+		<-r.exited
+	})
+	up := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			r.mu.Lock()
+			r.all.WriteString(sc.Text() + "\n")
+			r.mu.Unlock()
+			if strings.Contains(sc.Text(), "Press Ctrl-C to stop") {
+				up <- r.output()
+			}
+		}
+		_, _ = io.Copy(io.Discard, stdout)
+		r.exited <- r.cmd.Wait()
+	}()
+	select {
+	case r.banner = <-up:
+	case err := <-r.exited:
+		r.exited <- err
+		t.Fatalf("%s exited before it was up: %v\n%s", r.name, err, r.output())
+	case <-time.After(limit):
+		t.Fatalf("%s did not come up within %v:\n%s", r.name, limit, r.output())
+	}
+	return r
+}
+
+// output is what the run command has printed so far.
+func (r *runCommand) output() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.all.String()
+}
+
+// stop sends sig (what names it) and waits up to 30 s for a clean exit.
+func (r *runCommand) stop(t *testing.T, sig syscall.Signal, what string) {
+	t.Helper()
+	if err := r.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-r.exited:
+		r.exited <- err
+		if err != nil {
+			t.Errorf("%s exited with %v after %s, want success", r.name, err, what)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s did not exit within 30 s of %s", r.name, what)
+	}
+}
+
+// closedAll checks that every listener of every child is closed: nothing
+// was left behind.
+func (r *runCommand) closedAll(t *testing.T, when string) {
+	t.Helper()
+	for k, a := range r.addrs {
 		conn, err := net.DialTimeout("tcp", a, time.Second)
 		if err == nil {
 			conn.Close()
-			t.Errorf("%s (%s) still accepts connections after Ctrl-C", k, a)
+			t.Errorf("%s (%s) still accepts connections %s", k, a, when)
 		} else if !errors.Is(err, syscall.ECONNREFUSED) {
 			t.Errorf("%s (%s): %v, want connection refused", k, a, err)
 		}

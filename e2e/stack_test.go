@@ -1,11 +1,6 @@
 package e2e
 
 import (
-	"bufio"
-	"context"
-	"errors"
-	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -90,65 +85,15 @@ func checkConfig(t *testing.T, haproxy, cfg string, s *system) {
 // README's run command, the way a user does, and stops it with SIGTERM: it
 // must print where to go, serve through HAProxy, and leave nothing running.
 func TestRunCommandStartsAndStopsEverything(t *testing.T) {
-	addrs := map[string]string{}
-	for _, k := range []string{"CODENAME_HTTPS_ADDR", "CODENAME_HTTP_ADDR", "CODENAME_STATS_ADDR", "CODENAME_GRPC_ADDR", "CODENAME_GATEWAY_ADDR", "CODENAME_GRPC_ADMIN_ADDR", "CODENAME_GATEWAY_ADMIN_ADDR"} {
-		a, err := stack.FreeAddr()
-		if err != nil {
-			t.Fatal(err)
-		}
-		addrs[k] = a
-	}
 	state := t.TempDir()
-	cmd := exec.Command(filepath.Join(binDir, "codename-stack"))
-	cmd.Dir = repoRoot
-	cmd.Env = append(os.Environ(), "CODENAME_STATE_DIR="+state)
+	env := append(os.Environ(), "CODENAME_STATE_DIR="+state)
 	// An HAProxy of the repository's bin/ is named as the README names it,
 	// relative to the repository: CODENAME_HAPROXY=bin/haproxy-3.2.
 	if rel, err := filepath.Rel(repoRoot, stack.HAProxyBinary()); err == nil && strings.HasPrefix(rel, "bin/") {
-		cmd.Env = append(cmd.Env, "CODENAME_HAPROXY="+rel)
+		env = append(env, "CODENAME_HAPROXY="+rel)
 	}
-	for k, v := range addrs {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	t.Cleanup(func() {
-		// Only if the test failed before SIGTERM was answered.
-		_ = cmd.Process.Kill()
-		<-exited
-	})
-
-	// Read the output until the banner, then keep draining it so that the
-	// children never block on a full pipe.
-	up := make(chan string, 1)
-	go func() {
-		var seen strings.Builder
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			seen.WriteString(sc.Text() + "\n")
-			if strings.Contains(sc.Text(), "Press Ctrl-C to stop") {
-				up <- seen.String()
-			}
-		}
-		_, _ = io.Copy(io.Discard, stdout)
-		exited <- cmd.Wait()
-	}()
-	var banner string
-	select {
-	case banner = <-up:
-	case err := <-exited:
-		exited <- err
-		t.Fatalf("codename-stack exited before it was up: %v", err)
-	case <-time.After(time.Minute):
-		t.Fatal("codename-stack did not come up within a minute")
-	}
+	r := startRunCommand(t, filepath.Join(binDir, "codename-stack"), repoRoot, env, time.Minute)
+	banner := r.banner
 	for _, want := range []string{"https://localhost", "curl --cacert " + filepath.Join(state, "tls", "ca.pem"), "grpcurl"} {
 		if !strings.Contains(banner, want) {
 			t.Errorf("banner does not show %q:\n%s", want, banner)
@@ -158,28 +103,6 @@ func TestRunCommandStartsAndStopsEverything(t *testing.T) {
 		t.Errorf("no CA in CODENAME_STATE_DIR: %v", err)
 	}
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		exited <- err
-		if err != nil {
-			t.Errorf("codename-stack exited with %v after SIGTERM, want success", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("codename-stack did not exit within 30 s of SIGTERM")
-	}
-	// Every listener of every child is closed: nothing was left behind.
-	for k, a := range addrs {
-		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
-		conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", a)
-		cancel()
-		if err == nil {
-			conn.Close()
-			t.Errorf("%s (%s) still accepts connections after the run command stopped", k, a)
-		} else if !errors.Is(err, syscall.ECONNREFUSED) {
-			t.Errorf("%s (%s): %v, want connection refused", k, a, err)
-		}
-	}
+	r.stop(t, syscall.SIGTERM, "SIGTERM")
+	r.closedAll(t, "after the run command stopped")
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
+	"github.com/codename-gateway/codename-gateway/internal/poll"
 )
 
 // captureLoopback runs tcpdump on the loopback interface for the TCP ports
@@ -71,7 +72,7 @@ func capture(t *testing.T, netns, iface, probe string, ports ...string) (stop fu
 		if c, err := net.DialTimeout("tcp", probe, time.Second); err == nil {
 			c.Close()
 		}
-		waitFor(t, "tcpdump to write what it captured", func() bool { return fileSize(file) > before })
+		poll.For(t, "tcpdump to write what it captured", 10*time.Second, func() error { return grown(file, before) })
 	}
 	stopped := false
 	stop = func() []byte {
@@ -93,7 +94,7 @@ func capture(t *testing.T, netns, iface, probe string, ports ...string) (stop fu
 		return b
 	}
 	t.Cleanup(func() { stop() })
-	waitFor(t, "tcpdump to start", func() bool { return fileSize(file) > 0 })
+	poll.For(t, "tcpdump to start", 10*time.Second, func() error { return grown(file, 0) })
 	probeOnce()
 	return stop
 }
@@ -139,7 +140,7 @@ func wireCalls(t *testing.T, s *system) []string {
 func TestNoCleartextBehindTheEdge(t *testing.T) {
 	for _, mode := range []string{"mutual", "off"} {
 		t.Run(mode, func(t *testing.T) {
-			s := startSystem(t, "CODENAME_BACKEND_TLS="+mode)
+			s := start(t, backendTLS(mode))
 			stop := captureLoopback(t, s.cfg.GRPCAddrs[0], s.cfg.GatewayAddrs[0])
 			names := wireCalls(t, s)
 			captured := stop()
@@ -164,6 +165,14 @@ func fileSize(path string) int64 {
 	return fi.Size()
 }
 
+// grown returns nil once the file at path is larger than size bytes.
+func grown(path string, size int64) error {
+	if n := fileSize(path); n <= size {
+		return fmt.Errorf("%s has %d bytes, want more than %d", path, n, size)
+	}
+	return nil
+}
+
 // countIn counts the names found in captured.
 func countIn(captured []byte, names []string) int {
 	seen := 0
@@ -184,7 +193,7 @@ func countIn(captured []byte, names []string) int {
 func TestNoCleartextBetweenHosts(t *testing.T) {
 	for _, mode := range []string{"mutual", "off"} {
 		t.Run(mode, func(t *testing.T) {
-			h := startHosts(t, []string{"server1", "server2"}, "CODENAME_BACKEND_TLS="+mode)
+			h := start(t, onHosts("server1", "server2"), backendTLS(mode)).hosts
 			edge := capture(t, h.net.Host("edge").Netns, "eth0", h.sys.cfg.HTTPAddr, "9090", "8081", "8080")
 			gateway := capture(t, h.net.Host("gateway1").Netns, "eth0", h.net.Host("gateway1").Addr+":8081", "9090", "8081")
 			names := wireCalls(t, h.sys)
