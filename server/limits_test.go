@@ -19,6 +19,7 @@ import (
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
 	"github.com/codename-gateway/codename-gateway/internal/grpctest"
 	"github.com/codename-gateway/codename-gateway/internal/poll"
+	"github.com/codename-gateway/codename-gateway/server/codename"
 )
 
 // TestMaxConcurrentStreams checks that a connection carries no more than
@@ -61,7 +62,7 @@ func TestMaxConcurrentStreams(t *testing.T) {
 	cancels[0]()
 	select {
 	case name := <-got:
-		if categoryOf(name) != "science" {
+		if codename.CategoryOf(name) != "science" {
 			t.Errorf("waiting stream got %q, want a science name", name)
 		}
 	case <-time.After(waitTimeout):

@@ -18,17 +18,6 @@ import (
 	"github.com/codename-gateway/codename-gateway/server/codename"
 )
 
-// categoryOf names the category that could have made name, or returns ""
-// if none could.
-func categoryOf(name string) string {
-	for _, c := range codename.Categories() {
-		if codename.MustParse(c).Has(name) {
-			return c
-		}
-	}
-	return ""
-}
-
 func TestGetCodename(t *testing.T) {
 	s := startServer(t, Config{})
 	tests := []struct {
@@ -47,7 +36,7 @@ func TestGetCodename(t *testing.T) {
 			if err != nil {
 				t.Fatalf("GetCodename: %v", err)
 			}
-			if got := categoryOf(resp.GetName()); got != tt.want {
+			if got := codename.CategoryOf(resp.GetName()); got != tt.want {
 				t.Errorf("got %q from category %q, want category %q", resp.GetName(), got, tt.want)
 			}
 		})
@@ -109,7 +98,7 @@ func recvCategory(t *testing.T, stream grpc.BidiStreamingClient[codenamev1.NameR
 	if err != nil {
 		t.Fatalf("recv: %v", err)
 	}
-	cat := categoryOf(resp.GetName())
+	cat := codename.CategoryOf(resp.GetName())
 	if cat == "" {
 		t.Fatalf("received %q, which is from no category", resp.GetName())
 	}

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
+	"github.com/codename-gateway/codename-gateway/server/codename"
 )
 
 // TestSplitServesBothProtocols checks that one port answers gRPC calls and
@@ -30,7 +31,7 @@ func TestSplitServesBothProtocols(t *testing.T) {
 	if err != nil {
 		t.Fatalf("GetCodename over TCP: %v", err)
 	}
-	if got := categoryOf(resp.GetName()); got != "science" {
+	if got := codename.CategoryOf(resp.GetName()); got != "science" {
 		t.Errorf("got %q from category %q, want science", resp.GetName(), got)
 	}
 

@@ -60,6 +60,17 @@ func (c Category) Has(name string) bool {
 	return ok && slices.Contains(c.nouns, noun)
 }
 
+// CategoryOf names the category that could have made name, or returns ""
+// if none could: no noun is in two categories, so there is at most one.
+func CategoryOf(name string) string {
+	for _, c := range categories {
+		if c.Has(name) {
+			return c.name
+		}
+	}
+	return ""
+}
+
 // UnknownCategoryError reports a category that does not exist. Its message
 // names the valid categories so that a caller can correct the request.
 type UnknownCategoryError struct {

@@ -182,6 +182,26 @@ func TestHas(t *testing.T) {
 	}
 }
 
+func TestCategoryOf(t *testing.T) {
+	for in, want := range map[string]string{
+		"Bright Badger": "animals",
+		"Quirky Titan":  "space",
+		"Badger":        "",
+		"Bright badger": "",
+		"":              "",
+	} {
+		if got := codename.CategoryOf(in); got != want {
+			t.Errorf("CategoryOf(%q) = %q, want %q", in, got, want)
+		}
+	}
+	for _, name := range codename.Categories() {
+		c := codename.MustParse(name)
+		if got := codename.CategoryOf(c.Codename(func(int) int { return 0 })); got != name {
+			t.Errorf("CategoryOf(a codename of %s) = %q", name, got)
+		}
+	}
+}
+
 // TestCodenameEveryNoun walks every noun of every category and checks that
 // the name is two capitalised words whose initials match.
 func TestCodenameEveryNoun(t *testing.T) {
