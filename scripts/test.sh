@@ -71,8 +71,11 @@ echo "== go test (HAProxy $(haproxy -v | sed -n 's/^HAProxy version \([^ ]*\).*/
 # add no time of their own.
 go -C bench test -race -count=1 -timeout 20m "$@" ./... &
 bench=$!
-go test -race -count=1 -timeout 20m "$@" ./...
+main=0
+go test -race -count=1 -timeout 20m "$@" ./... || main=$?
+# Waited for even when the main suite failed, so that nothing is left running.
 wait "$bench"
+((main == 0)) || exit "$main"
 # A renamed test would drop out of those lists silently: every name in
 # them must still be a test.
 for list in differs colocated; do
