@@ -3,7 +3,6 @@ package gateway_test
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,44 +20,9 @@ import (
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
 	"github.com/codename-gateway/codename-gateway/gateway"
+	"github.com/codename-gateway/codename-gateway/internal/logtest"
 	"github.com/codename-gateway/codename-gateway/internal/promtest"
 )
-
-// logRecorder is a slog.Handler that keeps the records it is given.
-type logRecorder struct {
-	mu      sync.Mutex
-	records []slog.Record
-}
-
-func (r *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
-func (r *logRecorder) WithAttrs([]slog.Attr) slog.Handler       { return r }
-func (r *logRecorder) WithGroup(string) slog.Handler            { return r }
-
-func (r *logRecorder) Handle(_ context.Context, rec slog.Record) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.records = append(r.records, rec.Clone())
-	return nil
-}
-
-// take returns the records logged since the last take.
-func (r *logRecorder) take() []slog.Record {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	recs := r.records
-	r.records = nil
-	return recs
-}
-
-// attrs returns a record's attributes by key.
-func attrs(rec slog.Record) map[string]slog.Value {
-	m := map[string]slog.Value{}
-	rec.Attrs(func(a slog.Attr) bool {
-		m[a.Key] = a.Value
-		return true
-	})
-	return m
-}
 
 // metadataRecorder is a fake gRPC server's answer to every call: it keeps
 // the call's metadata, sends header if there is one, and answers with one
@@ -263,7 +226,7 @@ func TestObserveMethodLabelsAreBounded(t *testing.T) {
 // TestObserveLogs checks that each request but health checks gets one log
 // line, with who asked for what and how it went.
 func TestObserveLogs(t *testing.T) {
-	logs := &logRecorder{}
+	logs := new(logtest.Recorder)
 	h, _ := startGatewayWith(t, gateway.Options{MaxBodyBytes: maxBodyBytes, Logger: slog.New(logs), Metrics: prometheus.NewRegistry()})
 	tests := []struct {
 		name       string
@@ -286,9 +249,9 @@ func TestObserveLogs(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_ = logs.take()
+			_ = logs.Take()
 			rec := serve(t, h, tt.method, tt.target, tt.body, tt.header)
-			recs := logs.take()
+			recs := logs.Take()
 			if !tt.wantLogged {
 				if len(recs) != 0 {
 					t.Errorf("got %d log lines, want none: %v", len(recs), recs)
@@ -301,7 +264,7 @@ func TestObserveLogs(t *testing.T) {
 			if got, want := recs[0].Message, "request"; got != want {
 				t.Errorf("message = %q, want %q", got, want)
 			}
-			a := attrs(recs[0])
+			a := logtest.Attrs(recs[0])
 			path, _, _ := strings.Cut(tt.target, "?")
 			for key, want := range map[string]string{"method": tt.method, "path": path, "api_key": tt.wantAPIKey} {
 				if got := a[key].String(); got != want {

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/codename-gateway/codename-gateway/gateway"
+	"github.com/codename-gateway/codename-gateway/internal/logtest"
 	"github.com/codename-gateway/codename-gateway/internal/telemetry"
 )
 
@@ -22,7 +23,7 @@ func TestTraceReachesLogAndServer(t *testing.T) {
 	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
 	const parent = "00-" + traceID + "-00f067aa0ba902b7-01"
 	calls := &metadataRecorder{}
-	logs := &logRecorder{}
+	logs := new(logtest.Recorder)
 	h := fakeGateway(t, calls.server(), gateway.Options{Logger: slog.New(logs), Metrics: prometheus.NewRegistry()},
 		telemetry.DialOptions()...)
 
@@ -43,7 +44,7 @@ func TestTraceReachesLogAndServer(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_ = logs.take()
+			_ = logs.Take()
 			rec := serve(t, h, "GET", "/v1/codename?category=space", "", tt.header)
 			if rec.Code != http.StatusOK {
 				t.Fatalf("status = %d, want 200; body:\n%s", rec.Code, rec.Body)
@@ -51,11 +52,11 @@ func TestTraceReachesLogAndServer(t *testing.T) {
 			if got := calls.last(t).Get("traceparent"); strings.Join(got, ",") != strings.Join(tt.wantParent, ",") {
 				t.Errorf("traceparent metadata = %q, want %q", got, tt.wantParent)
 			}
-			recs := logs.take()
+			recs := logs.Take()
 			if len(recs) != 1 {
 				t.Fatalf("got %d log lines, want 1", len(recs))
 			}
-			if got := attrs(recs[0])["trace_id"].String(); got != tt.wantTrace {
+			if got := logtest.Attrs(recs[0])["trace_id"].String(); got != tt.wantTrace {
 				t.Errorf("trace_id = %q, want %q", got, tt.wantTrace)
 			}
 		})

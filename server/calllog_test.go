@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
+	"github.com/codename-gateway/codename-gateway/internal/logtest"
 )
 
 func TestServeLogsFinishedCalls(t *testing.T) {
@@ -20,7 +21,7 @@ func TestServeLogsFinishedCalls(t *testing.T) {
 	if _, err := s.client.GetCodename(t.Context(), &codenamev1.NameRequest{}); err != nil {
 		t.Fatalf("GetCodename: %v", err)
 	}
-	s.logs.waitFor(t, "finished call", map[string]string{methodKey: "GetCodename", "grpc.code": "OK"})
+	s.logs.WaitFor(t, "finished call", map[string]string{methodKey: "GetCodename", "grpc.code": "OK"})
 }
 
 // TestServeLogsLevelAndError checks that a failed call's line carries the
@@ -32,18 +33,18 @@ func TestServeLogsLevelAndError(t *testing.T) {
 	if status.Code(err) != codes.InvalidArgument {
 		t.Fatalf("GetCodename(dragons) = %v, want InvalidArgument", err)
 	}
-	s.logs.waitFor(t, "finished call", map[string]string{methodKey: "GetCodename", codeKey: "InvalidArgument"})
-	for _, rec := range s.logs.find("finished call") {
-		if m, _ := attr(rec, methodKey); m != "GetCodename" {
+	s.logs.WaitFor(t, "finished call", map[string]string{methodKey: "GetCodename", codeKey: "InvalidArgument"})
+	for _, rec := range s.logs.Find("finished call") {
+		if m := logtest.Attrs(rec)[methodKey].String(); m != "GetCodename" {
 			continue
 		}
 		if rec.Level != slog.LevelInfo {
 			t.Errorf("InvalidArgument logged at %v, want INFO", rec.Level)
 		}
-		if msg, _ := attr(rec, "grpc.error"); !strings.Contains(msg, "dragons") {
+		if msg := logtest.Attrs(rec)["grpc.error"].String(); !strings.Contains(msg, "dragons") {
 			t.Errorf("grpc.error = %q, want the server's message naming the category", msg)
 		}
-		if typ, _ := attr(rec, methodTypeKey); typ != "unary" {
+		if typ := logtest.Attrs(rec)[methodTypeKey].String(); typ != "unary" {
 			t.Errorf("%s = %q, want unary", methodTypeKey, typ)
 		}
 	}
@@ -75,9 +76,9 @@ func TestServeDoesNotLogHealthChecks(t *testing.T) {
 	}
 	// The interceptor logs before the response goes out, so the Check,
 	// answered before the GetCodename began, would be logged by now.
-	s.logs.waitFor(t, "finished call", map[string]string{methodKey: "GetCodename"})
-	for _, rec := range s.logs.find("finished call") {
-		if svc, _ := attr(rec, serviceKey); svc == healthpb.Health_ServiceDesc.ServiceName {
+	s.logs.WaitFor(t, "finished call", map[string]string{methodKey: "GetCodename"})
+	for _, rec := range s.logs.Find("finished call") {
+		if svc := logtest.Attrs(rec)[serviceKey].String(); svc == healthpb.Health_ServiceDesc.ServiceName {
 			t.Errorf("health check logged: %v", rec)
 		}
 	}
@@ -151,8 +152,8 @@ func loggedCall(t *testing.T, md metadata.MD, stream bool) slog.Record {
 	} else if _, err := s.client.GetCodename(ctx, &codenamev1.NameRequest{}); err != nil {
 		t.Fatalf("GetCodename: %v", err)
 	}
-	s.logs.waitFor(t, "finished call", map[string]string{methodKey: method, codeKey: code})
-	recs := s.logs.find("finished call")
+	s.logs.WaitFor(t, "finished call", map[string]string{methodKey: method, codeKey: code})
+	recs := s.logs.Find("finished call")
 	if len(recs) != 1 {
 		t.Fatalf("got %d finished call lines, want 1", len(recs))
 	}
@@ -163,7 +164,8 @@ func loggedCall(t *testing.T, md metadata.MD, stream bool) slog.Record {
 // field when want is "".
 func checkField(t *testing.T, rec slog.Record, key, want string) {
 	t.Helper()
-	got, ok := attr(rec, key)
+	v, ok := logtest.Attrs(rec)[key]
+	got := v.String()
 	switch {
 	case want == "" && ok:
 		t.Errorf("%s = %q, want no %s field", key, got, key)

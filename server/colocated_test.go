@@ -26,6 +26,7 @@ import (
 
 	"github.com/codename-gateway/codename-gateway/gateway"
 	"github.com/codename-gateway/codename-gateway/internal/grpctest"
+	"github.com/codename-gateway/codename-gateway/internal/logtest"
 	"github.com/codename-gateway/codename-gateway/internal/promtest"
 	"github.com/codename-gateway/codename-gateway/internal/telemetry"
 )
@@ -35,7 +36,7 @@ import (
 // cmd/codename-gateway does: what a client sees of the two must not differ.
 type colocated struct {
 	s        *grpcServer
-	logs     *recorder
+	logs     *logtest.Recorder
 	rest     string // the co-located gateway's base URL
 	separate string // the separate gateway's
 	shutdown grpctest.Stop
@@ -44,7 +45,7 @@ type colocated struct {
 func startColocated(t *testing.T, cfg Config) *colocated {
 	t.Helper()
 	grpcLis, restLis := listenTCP(t), listenTCP(t)
-	logs := new(recorder)
+	logs := new(logtest.Recorder)
 	cfg.Logger = slog.New(logs)
 	cfg.REST = &RESTConfig{Listener: restLis}
 	s := newServer(cfg)
@@ -117,7 +118,7 @@ func TestColocatedUnaryRunsInterceptors(t *testing.T) {
 	if got.status != http.StatusOK || !strings.Contains(got.body, `"name"`) {
 		t.Fatalf("GET /v1/codename = %d %s, want 200 and a name", got.status, got.body)
 	}
-	c.logs.waitFor(t, "finished call", map[string]string{
+	c.logs.WaitFor(t, "finished call", map[string]string{
 		methodKey: "GetCodename", methodTypeKey: "unary", codeKey: "OK", apiKeyKey: "key-1a2b", traceIDKey: testTraceID,
 	})
 	if after := counter(t, c.s, "grpc_server_handled_total", handled); after != before+1 {
@@ -125,7 +126,7 @@ func TestColocatedUnaryRunsInterceptors(t *testing.T) {
 	}
 	// The gateway's own request line, and its metrics on the server's
 	// registry, which the admin listener serves.
-	c.logs.waitFor(t, "request", map[string]string{"path": "/v1/codename"})
+	c.logs.WaitFor(t, "request", map[string]string{"path": "/v1/codename"})
 	if n := counter(t, c.s, "codename_gateway_http_requests_total", nil); n == 0 {
 		t.Error("codename_gateway_http_requests_total is missing from the server's registry")
 	}
@@ -164,11 +165,11 @@ func TestColocatedAnswersAsSeparate(t *testing.T) {
 				method = "ListCategories"
 			}
 			logged := map[string]string{methodKey: method, codeKey: tt.logCode}
-			before := c.logs.count("finished call", logged)
+			before := c.logs.Count("finished call", logged)
 			co := do(t, tt.method, c.rest+tt.path, tt.body, tt.header)
 			if tt.logCode != "" {
 				eventually(t, fmt.Sprintf("a finished call line with %v", logged), func() (bool, string) {
-					n := c.logs.count("finished call", logged)
+					n := c.logs.Count("finished call", logged)
 					return n > before, fmt.Sprintf("%d such lines", n)
 				})
 			}
@@ -313,7 +314,7 @@ func TestColocatedStreams(t *testing.T) {
 			}
 		}
 		cancel()
-		c.logs.waitFor(t, "finished call", map[string]string{methodKey: "KeepGettingCodenames", methodTypeKey: "bidi_stream", apiKeyKey: "key-ndjson"})
+		c.logs.WaitFor(t, "finished call", map[string]string{methodKey: "KeepGettingCodenames", methodTypeKey: "bidi_stream", apiKeyKey: "key-ndjson"})
 	})
 
 	t.Run("WebSocket", func(t *testing.T) {
@@ -334,7 +335,7 @@ func TestColocatedStreams(t *testing.T) {
 			}
 		}
 		conn.Close(websocket.StatusNormalClosure, "")
-		c.logs.waitFor(t, "finished call", map[string]string{methodKey: "KeepGettingCodenames", apiKeyKey: "key-ws"})
+		c.logs.WaitFor(t, "finished call", map[string]string{methodKey: "KeepGettingCodenames", apiKeyKey: "key-ws"})
 	})
 }
 

@@ -62,7 +62,7 @@ func TestServeDrains(t *testing.T) {
 	if took >= drainTimeout {
 		t.Errorf("Serve took %v to drain, want less than DrainTimeout %v", took, drainTimeout)
 	}
-	if s.logs.has("drain timed out, closing remaining connections") {
+	if s.logs.Has("drain timed out, closing remaining connections") {
 		t.Error("drain timed out, want every call to have finished")
 	}
 }
@@ -94,7 +94,7 @@ func TestServeDrainTimeout(t *testing.T) {
 	if took < drainTimeout || took > waitTimeout {
 		t.Errorf("Serve took %v, want about DrainTimeout %v", took, drainTimeout)
 	}
-	if !s.logs.has("drain timed out, closing remaining connections") {
+	if !s.logs.Has("drain timed out, closing remaining connections") {
 		t.Error("no warning that the drain timed out")
 	}
 	if _, err := refl.Recv(); status.Code(err) != codes.Unavailable {

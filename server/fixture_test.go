@@ -19,6 +19,7 @@ import (
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
 	"github.com/codename-gateway/codename-gateway/internal/grpctest"
+	"github.com/codename-gateway/codename-gateway/internal/logtest"
 	"github.com/codename-gateway/codename-gateway/internal/poll"
 	"github.com/codename-gateway/codename-gateway/internal/telemetry"
 )
@@ -41,7 +42,7 @@ type testServer struct {
 	lis    *bufconn.Listener
 	conn   *grpc.ClientConn
 	client codenamev1.CodenameCreatorClient
-	logs   *recorder
+	logs   *logtest.Recorder
 	// shutdown ends Serve's context and waits for it to return; every call
 	// returns what the first did.
 	shutdown grpctest.Stop
@@ -76,15 +77,15 @@ func startServerWith(t *testing.T, cfg Config, register func(grpc.ServiceRegistr
 
 // serve runs Serve on lis until the test ends, logging to the returned
 // recorder unless cfg has a Logger.
-func serve(t *testing.T, lis net.Listener, cfg Config) (*recorder, grpctest.Stop) {
+func serve(t *testing.T, lis net.Listener, cfg Config) (*logtest.Recorder, grpctest.Stop) {
 	t.Helper()
 	logs := withRecorder(&cfg)
 	return logs, serveBuilt(t, lis, newServer(cfg))
 }
 
 // withRecorder makes cfg log to a new recorder, unless it has a Logger.
-func withRecorder(cfg *Config) *recorder {
-	logs := new(recorder)
+func withRecorder(cfg *Config) *logtest.Recorder {
+	logs := new(logtest.Recorder)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(logs)
 	}
@@ -126,7 +127,7 @@ func dialTCP(tb testing.TB, addr string) *grpc.ClientConn {
 type tcpServer struct {
 	addr      string
 	adminAddr string // where cfg.MetricsListener listens, if set
-	logs      *recorder
+	logs      *logtest.Recorder
 	shutdown  grpctest.Stop
 }
 

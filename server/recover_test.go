@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
+	"github.com/codename-gateway/codename-gateway/internal/logtest"
 	"github.com/codename-gateway/codename-gateway/internal/promtest"
 )
 
@@ -74,22 +75,22 @@ func TestServeRecoversPanics(t *testing.T) {
 				t.Errorf("%s after a panic = %v, want %v %q", tt.method, err, codes.Internal, panicMessage)
 			}
 
-			s.logs.waitFor(t, "panic in call", map[string]string{methodKey: tt.method})
-			for _, rec := range s.logs.find("panic in call") {
-				if m, _ := attr(rec, methodKey); m != tt.method {
+			s.logs.WaitFor(t, "panic in call", map[string]string{methodKey: tt.method})
+			for _, rec := range s.logs.Find("panic in call") {
+				if m := logtest.Attrs(rec)[methodKey].String(); m != tt.method {
 					continue
 				}
 				if rec.Level != slog.LevelError {
 					t.Errorf("panic logged at %v, want ERROR", rec.Level)
 				}
-				if p, _ := attr(rec, "panic"); !strings.Contains(p, secret) {
+				if p := logtest.Attrs(rec)["panic"].String(); !strings.Contains(p, secret) {
 					t.Errorf("panic = %q, want the panic value", p)
 				}
-				if stack, _ := attr(rec, "stack"); !strings.Contains(stack, "panickingService."+tt.method) {
+				if stack := logtest.Attrs(rec)["stack"].String(); !strings.Contains(stack, "panickingService."+tt.method) {
 					t.Errorf("stack does not show where the panic began:\n%s", stack)
 				}
 			}
-			s.logs.waitFor(t, "finished call", map[string]string{methodKey: tt.method, codeKey: "Internal", methodTypeKey: tt.wantType})
+			s.logs.WaitFor(t, "finished call", map[string]string{methodKey: tt.method, codeKey: "Internal", methodTypeKey: tt.wantType})
 		})
 	}
 

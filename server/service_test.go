@@ -249,7 +249,7 @@ func TestKeepGettingCodenamesClientCancel(t *testing.T) {
 		t.Errorf("client Recv after cancel = %v, want Canceled", err)
 	}
 	// The interceptor logs once the handler has returned.
-	s.logs.waitFor(t, "finished call", map[string]string{methodKey: "KeepGettingCodenames", "grpc.code": "Canceled"})
+	s.logs.WaitFor(t, "finished call", map[string]string{methodKey: "KeepGettingCodenames", "grpc.code": "Canceled"})
 	goleak.VerifyNone(t, before, httpAccept)
 }
 
