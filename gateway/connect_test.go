@@ -13,6 +13,7 @@ import (
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
 	"github.com/codename-gateway/codename-gateway/api/codename/v1/codenamev1connect"
 	"github.com/codename-gateway/codename-gateway/gateway"
+	"github.com/codename-gateway/codename-gateway/server/codename"
 )
 
 // browserProtocols are the protocols a generated browser client speaks,
@@ -56,7 +57,7 @@ func TestConnectUnary(t *testing.T) {
 				if err != nil {
 					t.Fatalf("GetCodename: %v", err)
 				}
-				if got := categoryOf(res.Msg.GetName()); got != "science" {
+				if got := codename.CategoryOf(res.Msg.GetName()); got != "science" {
 					t.Errorf("GetCodename(science) = %q, of category %q", res.Msg.GetName(), got)
 				}
 				cats, err := client.ListCategories(t.Context(), connect.NewRequest(&codenamev1.ListCategoriesRequest{}))
@@ -89,7 +90,7 @@ func TestConnectServerStream(t *testing.T) {
 				if !stream.Receive() {
 					t.Fatalf("message %d: stream ended: %v", i, stream.Err())
 				}
-				if got := categoryOf(stream.Msg().GetName()); got != "space" {
+				if got := codename.CategoryOf(stream.Msg().GetName()); got != "space" {
 					t.Errorf("message %d: %q is of category %q, want space", i, stream.Msg().GetName(), got)
 				}
 			}
@@ -124,7 +125,7 @@ func TestConnectBidiIsRefused(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Receive: %v", err)
 			}
-			if got := categoryOf(first.GetName()); got != "space" {
+			if got := codename.CategoryOf(first.GetName()); got != "space" {
 				t.Errorf("%q is of category %q, want space", first.GetName(), got)
 			}
 			if err := stream.Send(&codenamev1.NameRequest{Category: "science"}); err != nil {

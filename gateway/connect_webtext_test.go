@@ -14,6 +14,7 @@ import (
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
 	"github.com/codename-gateway/codename-gateway/api/codename/v1/codenamev1connect"
 	"github.com/codename-gateway/codename-gateway/gateway"
+	"github.com/codename-gateway/codename-gateway/server/codename"
 )
 
 // webTextReader reads a gRPC-Web text body as it arrives: base64 in groups
@@ -91,7 +92,7 @@ func TestGRPCWebText(t *testing.T) {
 		if err := proto.Unmarshal(payload, &res); flags != 0 || err != nil {
 			t.Fatalf("first frame: flags %#x, %v; want a message", flags, err)
 		}
-		if got := categoryOf(res.GetName()); got != "science" {
+		if got := codename.CategoryOf(res.GetName()); got != "science" {
 			t.Errorf("%q is of category %q, want science", res.GetName(), got)
 		}
 		flags, trailer := webFrame(t, body)
@@ -119,7 +120,7 @@ func TestGRPCWebText(t *testing.T) {
 			if err := proto.Unmarshal(payload, &res); flags != 0 || err != nil {
 				t.Fatalf("frame %d: flags %#x, %v; want a message", i, flags, err)
 			}
-			if got := categoryOf(res.GetName()); got != "space" {
+			if got := codename.CategoryOf(res.GetName()); got != "space" {
 				t.Errorf("frame %d: %q is of category %q, want space", i, res.GetName(), got)
 			}
 		}

@@ -543,7 +543,7 @@ var grpcCodeFor = map[int]codes.Code{
 // checkName checks that name is a codename, of category if that is not "".
 func checkName(t *testing.T, name, category string) {
 	t.Helper()
-	got := categoryOf(name)
+	got := codename.CategoryOf(name)
 	if got == "" || (category != "" && got != category) {
 		t.Errorf("got name %q of category %q, want one of category %q", name, got, category)
 	}
@@ -697,7 +697,7 @@ func checkLine(t *testing.T, data []byte, categories []string, want streamWant) 
 		if err != nil {
 			t.Fatalf("line %s: %v", data, err)
 		}
-		if c := categoryOf(name); !slices.Contains(categories, c) {
+		if c := codename.CategoryOf(name); !slices.Contains(categories, c) {
 			t.Errorf("got name %q of category %q, want one of %q (%+v)", name, c, categories, want)
 		}
 		return streamLineOf{name: name}
@@ -739,7 +739,7 @@ func checkStream(t *testing.T, resp *http.Response, want streamWant) {
 				t.Errorf("status = %d, want %d with a first line %s", resp.StatusCode, wantStatus, data)
 			}
 			if line.err == nil && line.name != "" {
-				if c := categoryOf(line.name); c != want.categories[0] {
+				if c := codename.CategoryOf(line.name); c != want.categories[0] {
 					t.Errorf("first name %q is of category %q, want %q", line.name, c, want.categories[0])
 				}
 			}

@@ -25,17 +25,6 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
-// categoryOf names the category that could have made name, or returns ""
-// if none could.
-func categoryOf(name string) string {
-	for _, c := range codename.Categories() {
-		if codename.MustParse(c).Has(name) {
-			return c
-		}
-	}
-	return ""
-}
-
 // checkGolden compares a JSON body, byte for byte, with
 // testdata/NAME.golden.json, or rewrites that file under -update. The
 // gateway's JSON is compact and the same from build to build (protojson's
@@ -182,7 +171,7 @@ func TestREST(t *testing.T) {
 				if err := json.Unmarshal(got, &res); err != nil {
 					t.Fatalf("body is not JSON: %v\n%s", err, got)
 				}
-				if cat := categoryOf(res.Name); cat != tt.wantCategory {
+				if cat := codename.CategoryOf(res.Name); cat != tt.wantCategory {
 					t.Errorf("got name %q from category %q, want category %q", res.Name, cat, tt.wantCategory)
 				}
 			}

@@ -3,6 +3,8 @@ package gateway_test
 import (
 	"strings"
 	"testing"
+
+	"github.com/codename-gateway/codename-gateway/server/codename"
 )
 
 // streamLine is one line of a stream's response, whichever transport
@@ -32,7 +34,7 @@ func nextCategory(t *testing.T, s lineStream) string {
 	if line.Result == nil || line.Error != nil {
 		t.Fatalf("got %s, want {\"result\":{\"name\":...}}", raw)
 	}
-	cat := categoryOf(line.Result.Name)
+	cat := codename.CategoryOf(line.Result.Name)
 	if cat == "" {
 		t.Fatalf("got name %q, which is from no category", line.Result.Name)
 	}
