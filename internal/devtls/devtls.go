@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -52,15 +51,10 @@ func Ensure(dir string) (Files, error) {
 		CAKey:  filepath.Join(dir, "ca-key.pem"),
 		Server: filepath.Join(dir, "server.pem"),
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return Files{}, err
-	}
 	now := time.Now()
-	ca, caKey, err := loadCA(f)
-	if err != nil || now.Add(renewBefore).After(ca.NotAfter) {
-		if ca, caKey, err = newCA(f, now); err != nil {
-			return Files{}, fmt.Errorf("create CA: %w", err)
-		}
+	ca, caKey, err := ensureCA(dir, now)
+	if err != nil {
+		return Files{}, fmt.Errorf("create CA: %w", err)
 	}
 	if serverValid(f, ca, now) {
 		return f, nil
@@ -120,35 +114,15 @@ func newCA(f Files, now time.Time) (*x509.Certificate, *ecdsa.PrivateKey, error)
 }
 
 func newServer(f Files, ca *x509.Certificate, caKey *ecdsa.PrivateKey, now time.Time) error {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	s, err := serverSpec("localhost", Hosts)
 	if err != nil {
 		return err
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial(),
-		Subject:      pkix.Name{CommonName: "localhost", Organization: []string{"codename-gateway"}},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(serverLifetime),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	for _, h := range Hosts {
-		if ip := net.ParseIP(h); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, h)
-		}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	chain, keyPEM, err := sign(s, ca, caKey, now)
 	if err != nil {
 		return err
 	}
-	keyPEM, err := keyBlock(key)
-	if err != nil {
-		return err
-	}
-	bundle := append(append(certBlock(der), certBlock(ca.Raw)...), keyPEM...)
-	return writeAtomic(f.Server, bundle, 0o600)
+	return writeAtomic(f.Server, append(chain, keyPEM...), 0o600)
 }
 
 // serverValid reports whether the server file holds a certificate signed by

@@ -190,29 +190,10 @@ func ensureCA(dir string, now time.Time) (*x509.Certificate, *ecdsa.PrivateKey, 
 }
 
 func newLeaf(l Leaf, s spec, ca *x509.Certificate, caKey *ecdsa.PrivateKey, now time.Time) error {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	chain, keyPEM, err := sign(s, ca, caKey, now)
 	if err != nil {
 		return err
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial(),
-		Subject:      pkix.Name{CommonName: s.name, Organization: []string{"codename-gateway"}},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(serverLifetime),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{s.usage},
-		DNSNames:     s.dns,
-		IPAddresses:  s.ips,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		return err
-	}
-	keyPEM, err := keyBlock(key)
-	if err != nil {
-		return err
-	}
-	chain := append(certBlock(der), certBlock(ca.Raw)...)
 	bundle := append(slices.Clip(chain), keyPEM...)
 	// Each file is renamed into place whole; the order makes the cert file
 	// the last to change, so that a reader that reloads when it sees the
@@ -228,6 +209,34 @@ func newLeaf(l Leaf, s spec, ca *x509.Certificate, caKey *ecdsa.PrivateKey, now 
 		return err
 	}
 	return writeAtomic(l.Cert, chain, 0o644)
+}
+
+// sign makes a new key and a certificate that says what s says, signed by
+// ca, and returns them as PEM: the chain (the certificate, then ca) and the
+// key. Ensure's server certificate and every Leaf are made here.
+func sign(s spec, ca *x509.Certificate, caKey *ecdsa.PrivateKey, now time.Time) (chain, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(),
+		Subject:      pkix.Name{CommonName: s.name, Organization: []string{"codename-gateway"}},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(serverLifetime),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{s.usage},
+		DNSNames:     s.dns,
+		IPAddresses:  s.ips,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	if keyPEM, err = keyBlock(key); err != nil {
+		return nil, nil, err
+	}
+	return append(certBlock(der), certBlock(ca.Raw)...), keyPEM, nil
 }
 
 // leafValid reports whether all three files hold one certificate and key
