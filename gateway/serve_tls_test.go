@@ -12,7 +12,6 @@ import (
 
 	"github.com/codename-gateway/codename-gateway/gateway"
 	"github.com/codename-gateway/codename-gateway/internal/grpctest"
-	"github.com/codename-gateway/codename-gateway/internal/tlsreload"
 	"github.com/codename-gateway/codename-gateway/internal/tlsreload/tlstest"
 )
 
@@ -43,33 +42,18 @@ var protoHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request)
 func startServeTLS(t *testing.T, clientCA bool) (addr string, withCert, withoutCert *tls.Config) {
 	t.Helper()
 	ca := tlstest.NewCA(t, "test")
-	pair := ca.Issue(t, "gateway", "codename-gateway")
-	files := tlsreload.Files{Cert: pair.CertFile, Key: pair.KeyFile}
-	if clientCA {
-		files.CA = ca.CertFile
-	}
-	src, err := tlsreload.Load(files, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	serverTLS := ca.ServerConfig(t, "codename-gateway", clientCA)
 	client := ca.Issue(t, "haproxy", "haproxy")
-	clientConfig := func(f tlsreload.Files) *tls.Config {
-		s, err := tlsreload.Load(f, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s.ClientConfig("codename-gateway")
-	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	grpctest.Run(t, lis, waitTimeout, func(ctx context.Context, lis net.Listener) error {
-		return gateway.ServeTLS(ctx, lis, protoHandler, gateway.Drain{}, src.ServerConfig())
+		return gateway.ServeTLS(ctx, lis, protoHandler, gateway.Drain{}, serverTLS)
 	})
 	return lis.Addr().String(),
-		clientConfig(tlsreload.Files{Cert: client.CertFile, Key: client.KeyFile, CA: ca.CertFile}),
-		clientConfig(tlsreload.Files{CA: ca.CertFile})
+		ca.ClientConfig(t, "codename-gateway", &client),
+		ca.ClientConfig(t, "codename-gateway", nil)
 }
 
 // clientFor offers only alpn, as HAProxy's `alpn h2` or `alpn http/1.1`

@@ -11,46 +11,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	codenamev1 "github.com/codename-gateway/codename-gateway/api/codename/v1"
-	"github.com/codename-gateway/codename-gateway/internal/tlsreload"
 	"github.com/codename-gateway/codename-gateway/internal/tlsreload/tlstest"
 )
-
-// tlsFixture is a CA, a server TLS config for "codename-server", and a
-// client certificate of the same CA.
-type tlsFixture struct {
-	ca     *tlstest.CA
-	client tlstest.Pair
-}
-
-func newTLSFixture(t *testing.T, clientCA bool) (tlsFixture, *tls.Config) {
-	t.Helper()
-	ca := tlstest.NewCA(t, "test")
-	srv := ca.Issue(t, "server", "codename-server")
-	files := tlsreload.Files{Cert: srv.CertFile, Key: srv.KeyFile}
-	if clientCA {
-		files.CA = ca.CertFile
-	}
-	src, err := tlsreload.Load(files, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tlsFixture{ca: ca, client: ca.Issue(t, "client", "codename-gateway")}, src.ServerConfig()
-}
-
-// clientConfig verifies the server as "codename-server" and presents the
-// client certificate if withCert.
-func (f tlsFixture) clientConfig(t *testing.T, withCert bool) *tls.Config {
-	t.Helper()
-	files := tlsreload.Files{CA: f.ca.CertFile}
-	if withCert {
-		files.Cert, files.Key = f.client.CertFile, f.client.KeyFile
-	}
-	src, err := tlsreload.Load(files, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return src.ClientConfig("codename-server")
-}
 
 // getCodename makes one call on a new connection with creds.
 func getCodename(t *testing.T, addr string, creds credentials.TransportCredentials) error {
@@ -70,9 +32,9 @@ func getCodename(t *testing.T, addr string, creds credentials.TransportCredentia
 // answers gRPC over TLS (ALPN h2) and /healthz over TLS with http/1.1, and
 // nothing in cleartext.
 func TestTLSServesGRPCAndHealthz(t *testing.T) {
-	f, serverTLS := newTLSFixture(t, false)
-	s := startTCPServer(t, Config{TLS: serverTLS})
-	clientTLS := f.clientConfig(t, false)
+	ca := tlstest.NewCA(t, "test")
+	s := startTCPServer(t, Config{TLS: ca.ServerConfig(t, "codename-server", false)})
+	clientTLS := ca.ClientConfig(t, "codename-server", nil)
 
 	if err := getCodename(t, s.addr, credentials.NewTLS(clientTLS)); err != nil {
 		t.Errorf("GetCodename over TLS: %v", err)
@@ -95,10 +57,11 @@ func TestTLSServesGRPCAndHealthz(t *testing.T) {
 // TestTLSClientCertificates checks that with a client CA only clients with
 // a certificate from it are answered, on gRPC and on /healthz.
 func TestTLSClientCertificates(t *testing.T) {
-	f, serverTLS := newTLSFixture(t, true)
-	s := startTCPServer(t, Config{TLS: serverTLS})
+	ca := tlstest.NewCA(t, "test")
+	s := startTCPServer(t, Config{TLS: ca.ServerConfig(t, "codename-server", true)})
+	client := ca.Issue(t, "client", "codename-gateway")
 	stranger := tlstest.NewCA(t, "stranger").Issue(t, "stranger", "codename-gateway")
-	strangerTLS := f.clientConfig(t, false)
+	strangerTLS := ca.ClientConfig(t, "codename-server", nil)
 	strangerCert, err := tls.LoadX509KeyPair(stranger.CertFile, stranger.KeyFile)
 	if err != nil {
 		t.Fatal(err)
@@ -110,8 +73,8 @@ func TestTLSClientCertificates(t *testing.T) {
 		cfg    *tls.Config
 		wantOK bool
 	}{
-		{"with certificate", f.clientConfig(t, true), true},
-		{"without certificate", f.clientConfig(t, false), false},
+		{"with certificate", ca.ClientConfig(t, "codename-server", &client), true},
+		{"without certificate", ca.ClientConfig(t, "codename-server", nil), false},
 		{"certificate of another CA", strangerTLS, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

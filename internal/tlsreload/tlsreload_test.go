@@ -1,4 +1,4 @@
-package tlsreload
+package tlsreload_test
 
 import (
 	"crypto/tls"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/codename-gateway/codename-gateway/internal/poll"
 	"github.com/codename-gateway/codename-gateway/internal/runtest"
+	"github.com/codename-gateway/codename-gateway/internal/tlsreload"
 	"github.com/codename-gateway/codename-gateway/internal/tlsreload/tlstest"
 )
 
@@ -66,9 +67,9 @@ func handshake(t *testing.T, server, client *tls.Config) (serverSaw, clientSaw *
 	return serverSaw, cli.ConnectionState().PeerCertificates[0], nil
 }
 
-func mustLoad(t *testing.T, f Files) *Source {
+func mustLoad(t *testing.T, f tlsreload.Files) *tlsreload.Source {
 	t.Helper()
-	s, err := Load(f, nil)
+	s, err := tlsreload.Load(f, nil)
 	if err != nil {
 		t.Fatalf("Load(%+v): %v", f, err)
 	}
@@ -77,12 +78,12 @@ func mustLoad(t *testing.T, f Files) *Source {
 
 // setup makes a CA, a server certificate for "codename-server" and a
 // client certificate, and a server and client Source over them.
-func setup(t *testing.T) (ca *tlstest.CA, srv, cli *Source, srvPair tlstest.Pair) {
+func setup(t *testing.T) (ca *tlstest.CA, srv, cli *tlsreload.Source, srvPair tlstest.Pair) {
 	ca = tlstest.NewCA(t, "test")
 	srvPair = ca.Issue(t, "server", "codename-server")
 	cliPair := ca.Issue(t, "client", "codename-gateway")
-	srv = mustLoad(t, Files{Cert: srvPair.CertFile, Key: srvPair.KeyFile, CA: ca.CertFile})
-	cli = mustLoad(t, Files{Cert: cliPair.CertFile, Key: cliPair.KeyFile, CA: ca.CertFile})
+	srv = mustLoad(t, tlsreload.Files{Cert: srvPair.CertFile, Key: srvPair.KeyFile, CA: ca.CertFile})
+	cli = mustLoad(t, tlsreload.Files{Cert: cliPair.CertFile, Key: cliPair.KeyFile, CA: ca.CertFile})
 	return ca, srv, cli, srvPair
 }
 
@@ -114,7 +115,7 @@ func TestClientRefuses(t *testing.T) {
 		{"unknown CA", "codename-server", other.CertFile},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cli := mustLoad(t, Files{CA: tc.ca})
+			cli := mustLoad(t, tlsreload.Files{CA: tc.ca})
 			if _, _, err := handshake(t, srv.ServerConfig(), cli.ClientConfig(tc.serverName)); err == nil {
 				t.Fatal("handshake succeeded, want an error")
 			}
@@ -128,10 +129,10 @@ func TestServerRefusesClient(t *testing.T) {
 	stranger := other.Issue(t, "stranger", "stranger")
 	for _, tc := range []struct {
 		name  string
-		files Files
+		files tlsreload.Files
 	}{
-		{"no certificate", Files{CA: ca.CertFile}},
-		{"certificate of another CA", Files{Cert: stranger.CertFile, Key: stranger.KeyFile, CA: ca.CertFile}},
+		{"no certificate", tlsreload.Files{CA: ca.CertFile}},
+		{"certificate of another CA", tlsreload.Files{Cert: stranger.CertFile, Key: stranger.KeyFile, CA: ca.CertFile}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cli := mustLoad(t, tc.files)
@@ -144,8 +145,8 @@ func TestServerRefusesClient(t *testing.T) {
 
 func TestReloadOnSIGHUP(t *testing.T) {
 	ca, srv, cli, _ := setup(t)
-	srv.checkEvery = time.Hour // only the signal may reload
-	ReloadOnSIGHUP(t.Context(), srv)
+	srv.SetCheckEvery(time.Hour) // only the signal may reload
+	tlsreload.ReloadOnSIGHUP(t.Context(), srv)
 	rotated := ca.Issue(t, "server", "codename-server")
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
@@ -158,7 +159,7 @@ func TestReloadOnSIGHUP(t *testing.T) {
 
 func TestReloadOnChange(t *testing.T) {
 	ca, srv, cli, old := setup(t)
-	srv.checkEvery = 10 * time.Millisecond
+	srv.SetCheckEvery(10 * time.Millisecond)
 	rotated := ca.Issue(t, "server", "codename-server")
 	// Another modification time for sure, even on a coarse clock.
 	later := time.Now().Add(time.Minute)
@@ -182,7 +183,7 @@ func TestReloadOnChange(t *testing.T) {
 
 func TestChangeCheckedAtMostEveryInterval(t *testing.T) {
 	ca, srv, cli, old := setup(t)
-	srv.checkEvery = time.Hour
+	srv.SetCheckEvery(time.Hour)
 	ca.Issue(t, "server", "codename-server")
 	_, saw, err := handshake(t, srv.ServerConfig(), cli.ClientConfig("codename-server"))
 	if err != nil {
@@ -194,31 +195,34 @@ func TestChangeCheckedAtMostEveryInterval(t *testing.T) {
 }
 
 func TestBadFileKeepsPrevious(t *testing.T) {
-	ca, srv, cli, _ := setup(t)
+	ca, _, cli, pair := setup(t)
 	// A handshake's server side, in its own goroutine, may log while the
 	// test reads.
 	var log runtest.Buffer
-	srv.logger = slog.New(slog.NewTextHandler(&log, nil))
+	files := tlsreload.Files{Cert: pair.CertFile, Key: pair.KeyFile, CA: ca.CertFile}
+	srv, err := tlsreload.Load(files, slog.New(slog.NewTextHandler(&log, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name    string
 		breakIt func(t *testing.T)
 	}{
-		{"garbage certificate", func(t *testing.T) { writeFile(t, srv.files.Cert, "not a certificate") }},
-		{"missing key", func(t *testing.T) { _ = os.Remove(srv.files.Key) }},
+		{"garbage certificate", func(t *testing.T) { writeFile(t, files.Cert, "not a certificate") }},
+		{"missing key", func(t *testing.T) { _ = os.Remove(files.Key) }},
 		{"key of another certificate", func(t *testing.T) {
 			other := ca.Issue(t, "other", "codename-server")
 			b, err := os.ReadFile(other.KeyFile)
 			if err != nil {
 				t.Fatal(err)
 			}
-			writeFile(t, srv.files.Key, string(b))
+			writeFile(t, files.Key, string(b))
 		}},
-		{"garbage CA", func(t *testing.T) { writeFile(t, srv.files.CA, "junk") }},
+		{"garbage CA", func(t *testing.T) { writeFile(t, files.CA, "junk") }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ca.Issue(t, "server", "codename-server") // a sound pair first
+			want := ca.Issue(t, "server", "codename-server").Cert // a sound pair first
 			srv.Reload()
-			want := srv.cert.Leaf
 			tc.breakIt(t)
 			srv.Reload()
 			serverSaw, saw, err := handshake(t, srv.ServerConfig(), cli.ClientConfig("codename-server"))
@@ -234,21 +238,21 @@ func TestBadFileKeepsPrevious(t *testing.T) {
 			if !strings.Contains(log.String(), "keeping the previous") {
 				t.Errorf("no warning logged; log:\n%s", log.String())
 			}
-			writeFile(t, srv.files.CA, string(mustRead(t, ca.CertFile)))
+			writeFile(t, files.CA, string(mustRead(t, ca.CertFile)))
 		})
 	}
 }
 
 func TestClientCARotation(t *testing.T) {
-	_, srv, cli, _ := setup(t)
-	srv.checkEvery = time.Hour
+	ca, srv, cli, _ := setup(t)
+	srv.SetCheckEvery(time.Hour)
 	clientCfg := cli.ClientConfig("codename-server")
 	if _, _, err := handshake(t, srv.ServerConfig(), clientCfg); err != nil {
 		t.Fatal(err)
 	}
 	// The servers now trust only a new CA: the old client must go.
 	other := tlstest.NewCA(t, "other")
-	writeFile(t, srv.files.CA, string(mustRead(t, other.CertFile)))
+	writeFile(t, ca.CertFile, string(mustRead(t, other.CertFile)))
 	srv.Reload()
 	if _, _, err := handshake(t, srv.ServerConfig(), clientCfg); err == nil {
 		t.Error("a client of the old CA was accepted after the CA rotated")
@@ -260,15 +264,15 @@ func TestLoadErrors(t *testing.T) {
 	pair := ca.Issue(t, "server", "codename-server")
 	for _, tc := range []struct {
 		name  string
-		files Files
+		files tlsreload.Files
 	}{
-		{"cert without key", Files{Cert: pair.CertFile}},
-		{"missing cert", Files{Cert: pair.CertFile + ".missing", Key: pair.KeyFile}},
-		{"missing CA", Files{CA: ca.CertFile + ".missing"}},
-		{"CA not PEM", Files{CA: pair.KeyFile}},
+		{"cert without key", tlsreload.Files{Cert: pair.CertFile}},
+		{"missing cert", tlsreload.Files{Cert: pair.CertFile + ".missing", Key: pair.KeyFile}},
+		{"missing CA", tlsreload.Files{CA: ca.CertFile + ".missing"}},
+		{"CA not PEM", tlsreload.Files{CA: pair.KeyFile}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := Load(tc.files, nil); err == nil {
+			if _, err := tlsreload.Load(tc.files, nil); err == nil {
 				t.Error("Load succeeded, want an error")
 			}
 		})
