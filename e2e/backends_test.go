@@ -192,50 +192,6 @@ func checkFailsFast(t *testing.T, s *system, grpcLimit time.Duration) {
 	}
 }
 
-// fakeBackend is a TCP listener that plays a broken backend: answer is
-// called with each connection it accepts.
-type fakeBackend struct {
-	lis   net.Listener
-	mu    sync.Mutex
-	conns []net.Conn
-}
-
-func newFakeBackend(t *testing.T, answer func(net.Conn)) *fakeBackend {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &fakeBackend{lis: lis}
-	go func() {
-		for {
-			c, err := lis.Accept()
-			if err != nil {
-				return
-			}
-			f.mu.Lock()
-			f.conns = append(f.conns, c)
-			f.mu.Unlock()
-			go answer(c)
-		}
-	}()
-	t.Cleanup(func() {
-		lis.Close()
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		for _, c := range f.conns {
-			c.Close()
-		}
-	})
-	return f
-}
-
-func (f *fakeBackend) accepted() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.conns)
-}
-
 // TestBackendMisbehaves: HAProxy in front of a backend that accepts
 // connections and never says a byte, or answers garbage. HAProxy's health
 // checks mark it down within a second or two, and from then on clients
@@ -283,7 +239,7 @@ func TestBackendMisbehaves(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			fake := newFakeBackend(t, tt.answer)
-			s := start(t, edgeOnly(fake.lis.Addr().String(), fake.lis.Addr().String()))
+			s := start(t, edgeOnly(fake.addr(), fake.addr()))
 			started := time.Now()
 
 			// Calls sent at once, before the health checks have had time

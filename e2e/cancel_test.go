@@ -80,11 +80,18 @@ func dialNDJSONStream(dial dialFunc, addr, first string) (net.Conn, *http.Respon
 func openNDJSONStream(t *testing.T, addr, first string) (net.Conn, *http.Response) {
 	t.Helper()
 	conn, resp, err := dialNDJSONStream(directDial, addr, first)
+	return keepOpen(t, conn, resp, err)
+}
+
+// keepOpen fails the test if a stream did not open (err), and closes its
+// connection when the test ends.
+func keepOpen[R any](t *testing.T, conn net.Conn, r R, err error) (net.Conn, R) {
+	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return conn, resp
+	return conn, r
 }
 
 // dialSSEStream opens GET /v1/codenames:stream as Server-Sent Events over a
@@ -101,11 +108,7 @@ func dialSSEStream(dial dialFunc, addr, category string) (net.Conn, *bufio.Reade
 func openSSEStream(t *testing.T, addr, category string) (net.Conn, *bufio.Reader) {
 	t.Helper()
 	conn, r, err := dialSSEStream(directDial, addr, category)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn, r
+	return keepOpen(t, conn, r, err)
 }
 
 // goroutineLoad is what a process's goroutines say about leaks: the count,

@@ -199,9 +199,7 @@ func TestColocatedReplicaDrains(t *testing.T) {
 
 	// The REST listener's /healthz, which HAProxy's gateway backend checks,
 	// follows the server's own health.
-	drainProcess(t, s, "server-1", "http://"+s.cfg.GatewayAddrs[0]+"/healthz")
-	n := restLoad.ok.Load()
-	poll.For(t, "REST calls after the drain", 10*time.Second, func() error { return okPast(n+20, restLoad) })
+	drainProcess(t, s, "server-1", "http://"+s.cfg.GatewayAddrs[0]+"/healthz", restLoad, 20)
 	stopLoad()
 	grpcLoad.checkAfterKill(t, "gRPC unary")
 	restLoad.check(t, "REST unary over h2")

@@ -382,72 +382,15 @@ func parseH2SpecJUnit(b []byte) (map[string]h2specResult, error) {
 // answered 200 on GET /healthz while the server accepts connections. It
 // stops when the test ends.
 type healthSplit struct {
-	lis    net.Listener
+	*fakeBackend
 	target string
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
-	closed bool
 }
 
 func newHealthSplit(t *testing.T, target string) *healthSplit {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &healthSplit{lis: lis, target: target, conns: map[net.Conn]struct{}{}}
-	h.wg.Go(h.serve)
-	t.Cleanup(h.close)
+	h := &healthSplit{fakeBackend: listenFake(t), target: target}
+	h.serve(h.route)
 	return h
-}
-
-func (h *healthSplit) addr() string { return h.lis.Addr().String() }
-
-func (h *healthSplit) serve() {
-	for {
-		c, err := h.lis.Accept()
-		if err != nil {
-			return
-		}
-		if !h.track(c) {
-			return
-		}
-		h.wg.Go(func() {
-			defer h.untrack(c)
-			h.route(c)
-		})
-	}
-}
-
-// track remembers c so that close can end it; false once closed.
-func (h *healthSplit) track(c net.Conn) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.closed {
-		c.Close()
-		return false
-	}
-	h.conns[c] = struct{}{}
-	return true
-}
-
-func (h *healthSplit) untrack(c net.Conn) {
-	c.Close()
-	h.mu.Lock()
-	delete(h.conns, c)
-	h.mu.Unlock()
-}
-
-func (h *healthSplit) close() {
-	h.lis.Close()
-	h.mu.Lock()
-	h.closed = true
-	for c := range h.conns {
-		c.Close()
-	}
-	h.mu.Unlock()
-	h.wg.Wait()
 }
 
 func (h *healthSplit) route(c net.Conn) {

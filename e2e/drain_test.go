@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"strings"
 	"syscall"
@@ -64,24 +63,17 @@ func TestServerDrainsOnSIGTERM(t *testing.T) {
 }
 
 // drainProcess sends SIGTERM to the child name, waits until healthURL (the
-// /healthz that HAProxy's checks read for it) says 503, and then until the
-// process has exited cleanly, within 20 s.
-func drainProcess(t *testing.T, s *system, name, healthURL string) {
+// /healthz that HAProxy's checks read for it) says 503, then until the
+// process has exited cleanly, within 20 s, and then until more calls of
+// load have succeeded after it.
+func drainProcess(t *testing.T, s *system, name, healthURL string, load *load, more int64) {
 	t.Helper()
 	victim := s.Process(name)
 	if err := victim.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	poll.For(t, name+"'s "+healthURL+" to say NOT_SERVING", 10*time.Second, func() error {
-		resp, err := http.Get(healthURL)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusServiceUnavailable {
-			return fmt.Errorf("it says %s", resp.Status)
-		}
-		return nil
+		return answers(healthURL, http.StatusServiceUnavailable)
 	})
 	select {
 	case <-victim.Done():
@@ -91,4 +83,6 @@ func drainProcess(t *testing.T, s *system, name, healthURL string) {
 	case <-time.After(20 * time.Second):
 		t.Fatalf("%s did not exit", name)
 	}
+	n := load.ok.Load()
+	poll.For(t, "calls after the drain of "+name, 10*time.Second, func() error { return okPast(n+more, load) })
 }

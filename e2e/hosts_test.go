@@ -198,19 +198,9 @@ func (h *hostNet) handled(t *testing.T) map[string]float64 {
 func (h *hostNet) counters(t *testing.T, addrs map[string]string, name string) map[string]float64 {
 	t.Helper()
 	n := map[string]float64{}
-	client := &http.Client{Timeout: 5 * time.Second}
 	for s, a := range addrs {
-		resp, err := client.Get("http://" + a + "/metrics")
-		if err != nil {
-			t.Fatalf("metrics of %s: %v", s, err)
-		}
-		b, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
 		// A count not yet created is zero so far.
-		n[s], _ = promtest.Sum(string(b), name, map[string]string{"grpc_code": "OK", "grpc_method": "GetCodename"})
+		n[s], _ = promtest.Sum(h.sys.get(t, "http://"+a+"/metrics"), name, map[string]string{"grpc_code": "OK", "grpc_method": "GetCodename"})
 	}
 	return n
 }

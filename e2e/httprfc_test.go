@@ -258,22 +258,14 @@ func checkRFCAnswerH2(t *testing.T, s *system, c *http.Client, r rfcRequest) {
 	for i := 0; i+1 < len(r.header); i += 2 {
 		req.Header.Set(r.header[i], r.header[i+1])
 	}
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", r.method, r.target, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("read body: %v", err)
-	}
+	resp, body := doRead(t, c, req)
 	if resp.ProtoMajor != 2 {
 		t.Errorf("answered over %s, want HTTP/2", resp.Proto)
 	}
 	if resp.StatusCode != r.status {
 		t.Errorf("%s %s: status %d, want %d; body %s", r.method, r.target, resp.StatusCode, r.status, body)
 	}
-	checkRFCAnswer(t, r, resp, body)
+	checkRFCAnswer(t, r, resp, []byte(body))
 }
 
 // checkRFCAnswer checks what HTTP/1.1 and HTTP/2 answers share: the JSON

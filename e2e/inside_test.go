@@ -70,13 +70,8 @@ func TestStatsForOperatorsOnly(t *testing.T) {
 	s := start(t, withEnv("CODENAME_STATS_USER=ops", "CODENAME_STATS_PASSWORD=correct horse"))
 	for _, path := range []string{"/stats", "/metrics"} {
 		url := "http://" + s.cfg.StatsAddr + path
-		resp, err := http.Get(url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusUnauthorized {
-			t.Errorf("GET %s without credentials: %s, want 401", path, resp.Status)
+		if err := answers(url, http.StatusUnauthorized); err != nil {
+			t.Errorf("without credentials: %v", err)
 		}
 		req, _ := http.NewRequest("GET", url, nil)
 		req.SetBasicAuth("ops", "wrong")
@@ -86,7 +81,7 @@ func TestStatsForOperatorsOnly(t *testing.T) {
 			resp.Body.Close()
 		}
 		req.SetBasicAuth("ops", "correct horse")
-		resp, err = http.DefaultClient.Do(req)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -30,6 +30,19 @@ func metricValue(t testing.TB, text, name string, labels map[string]string) floa
 	return v
 }
 
+// answers returns nil if GET url answers with status code.
+func answers(url string, code int) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != code {
+		return fmt.Errorf("GET %s: %s, want %d", url, resp.Status, code)
+	}
+	return nil
+}
+
 // get fetches url and returns its body, failing the test on any error.
 func (s *system) get(t *testing.T, url string) string {
 	t.Helper()

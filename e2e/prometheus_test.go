@@ -70,10 +70,7 @@ func TestPrometheusScrapesTheStack(t *testing.T) {
 	// Prometheus as the README starts it from the repository, with the
 	// run command's addresses swapped for this stack's: the config in the
 	// test's folder, a free port, storage in the folder.
-	addr, err := stack.FreeAddr()
-	if err != nil {
-		t.Fatal(err)
-	}
+	addr := freeAddrList(t, 1)[0]
 	swap := map[string]string{
 		"deploy/prometheus/prometheus.yml": filepath.Join(dir, "prometheus.yml"),
 		"127.0.0.1:9095":                   addr,

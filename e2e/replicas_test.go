@@ -98,7 +98,7 @@ func TestFailoverOnSIGKILL(t *testing.T) {
 	// The gateways retry such a call on the other server themselves.
 	restLoad.check(t, "REST unary")
 	for _, be := range []string{"be_grpc", "be_grpc_stream"} {
-		if !strings.Contains(s.get(t, "http://"+s.cfg.StatsAddr+"/metrics"), fmt.Sprintf(`haproxy_server_status{proxy="%s",server="grpc2",state="DOWN"} 1`, be)) {
+		if !s.serverState(t, be, "grpc2", "DOWN") {
 			t.Errorf("HAProxy has not marked %s/grpc2 down", be)
 		}
 	}
@@ -193,9 +193,7 @@ func TestReplicaDrainsOnSIGTERM(t *testing.T) {
 	restLoad := restUnaryLoad(loadCtx, transports[1].client(t, s), s.httpsURL("/v1/codename"), 4)
 	poll.For(t, "some load", 10*time.Second, func() error { return okPast(50, grpcLoad, restLoad) })
 
-	drainProcess(t, s, "server-1", "http://"+s.cfg.GRPCAdminAddrs[0]+"/healthz")
-	n := grpcLoad.ok.Load()
-	poll.For(t, "calls after the drain", 10*time.Second, func() error { return okPast(n+50, grpcLoad) })
+	drainProcess(t, s, "server-1", "http://"+s.cfg.GRPCAdminAddrs[0]+"/healthz", grpcLoad, 50)
 	stopLoad()
 	grpcLoad.checkAfterKill(t, "gRPC unary")
 	// The gateways retry such a call on the other server themselves.

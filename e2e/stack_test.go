@@ -16,12 +16,9 @@ import (
 func haproxyEnv(t *testing.T, cert string) []string {
 	t.Helper()
 	env := os.Environ()
-	for _, k := range []string{"CODENAME_HTTPS_ADDR", "CODENAME_HTTP_ADDR", "CODENAME_STATS_ADDR", "CODENAME_GRPC_ADDR", "CODENAME_GATEWAY_ADDR"} {
-		a, err := stack.FreeAddr()
-		if err != nil {
-			t.Fatal(err)
-		}
-		env = append(env, k+"="+a)
+	free := freeAddrList(t, 5)
+	for i, k := range []string{"CODENAME_HTTPS_ADDR", "CODENAME_HTTP_ADDR", "CODENAME_STATS_ADDR", "CODENAME_GRPC_ADDR", "CODENAME_GATEWAY_ADDR"} {
+		env = append(env, k+"="+free[i])
 	}
 	return append(env, "CODENAME_TLS_CERT="+cert)
 }

@@ -207,15 +207,7 @@ func startEdge(t testing.TB, sp spec) (*system, error) {
 		if hap.exited() {
 			return fmt.Errorf("HAProxy exited: %w", poll.ErrGiveUp)
 		}
-		resp, err := http.Get("http://" + addrs[2] + "/metrics")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("its /metrics: %s", resp.Status)
-		}
-		return nil
+		return answers("http://"+addrs[2]+"/metrics", http.StatusOK)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("HAProxy's stats: %w\n%s", err, hap.out.String())

@@ -97,7 +97,7 @@ func (s *system) unchecked(servers ...[2]string) error {
 	for _, r := range rows {
 		px, sv, st, check := r["pxname"], r["svname"], r["status"], r["check_status"]
 		state[[2]string{px, sv}] = st + " " + check
-		if len(servers) > 0 || !strings.HasPrefix(px, "be_") || sv == "BACKEND" || st == "MAINT" || st == "no check" {
+		if len(servers) > 0 || !strings.HasPrefix(px, "be_") || sv == "BACKEND" || strings.HasPrefix(st, "MAINT") || st == "no check" {
 			continue
 		}
 		if st != "UP" || check != "L7OK" {
