@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"log/slog"
-	"net"
 	"os"
 	"strings"
 	"syscall"
@@ -16,56 +15,6 @@ import (
 	"github.com/codename-gateway/codename-gateway/internal/tlsreload"
 	"github.com/codename-gateway/codename-gateway/internal/tlsreload/tlstest"
 )
-
-// handshake runs one TLS handshake over loopback TCP (a net.Pipe would
-// block on the session tickets that nobody reads) and returns the
-// certificate each side saw from the other (nil if none) and the first
-// error of either side.
-func handshake(t *testing.T, server, client *tls.Config) (serverSaw, clientSaw *x509.Certificate, err error) {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lis.Close()
-	cc, err := net.Dial("tcp", lis.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc, err := lis.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sc.Close()
-	defer cc.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	_ = sc.SetDeadline(deadline)
-	_ = cc.SetDeadline(deadline)
-	srv := tls.Server(sc, server)
-	cli := tls.Client(cc, client)
-	serverErr := make(chan error, 1)
-	go func() {
-		err := srv.Handshake()
-		if err != nil {
-			sc.Close() // so that the client does not wait for an answer
-		}
-		serverErr <- err
-	}()
-	cerr := cli.Handshake()
-	if cerr != nil {
-		cc.Close()
-	}
-	if serr := <-serverErr; serr != nil {
-		return nil, nil, serr
-	}
-	if cerr != nil {
-		return nil, nil, cerr
-	}
-	if p := srv.ConnectionState().PeerCertificates; len(p) > 0 {
-		serverSaw = p[0]
-	}
-	return serverSaw, cli.ConnectionState().PeerCertificates[0], nil
-}
 
 func mustLoad(t *testing.T, f tlsreload.Files) *tlsreload.Source {
 	t.Helper()
@@ -91,7 +40,7 @@ func sameCert(a, b *x509.Certificate) bool { return a != nil && b != nil && a.Eq
 
 func TestMutualTLS(t *testing.T) {
 	_, srv, cli, pair := setup(t)
-	serverSaw, clientSaw, err := handshake(t, srv.ServerConfig(), cli.ClientConfig("codename-server"))
+	serverSaw, clientSaw, err := tlstest.Handshake(t, srv.ServerConfig(), cli.ClientConfig("codename-server"))
 	if err != nil {
 		t.Fatalf("handshake: %v", err)
 	}
@@ -116,7 +65,7 @@ func TestClientRefuses(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cli := mustLoad(t, tlsreload.Files{CA: tc.ca})
-			if _, _, err := handshake(t, srv.ServerConfig(), cli.ClientConfig(tc.serverName)); err == nil {
+			if _, _, err := tlstest.Handshake(t, srv.ServerConfig(), cli.ClientConfig(tc.serverName)); err == nil {
 				t.Fatal("handshake succeeded, want an error")
 			}
 		})
@@ -136,7 +85,7 @@ func TestServerRefusesClient(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cli := mustLoad(t, tc.files)
-			if _, _, err := handshake(t, srv.ServerConfig(), cli.ClientConfig("codename-server")); err == nil {
+			if _, _, err := tlstest.Handshake(t, srv.ServerConfig(), cli.ClientConfig("codename-server")); err == nil {
 				t.Fatal("handshake succeeded, want an error")
 			}
 		})
@@ -152,7 +101,7 @@ func TestReloadOnSIGHUP(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, func() bool {
-		_, saw, err := handshake(t, srv.ServerConfig(), cli.ClientConfig("codename-server"))
+		_, saw, err := tlstest.Handshake(t, srv.ServerConfig(), cli.ClientConfig("codename-server"))
 		return err == nil && sameCert(saw, rotated.Cert)
 	})
 }
@@ -168,7 +117,7 @@ func TestReloadOnChange(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	_, saw, err := handshake(t, srv.ServerConfig(), cli.ClientConfig("codename-server"))
+	_, saw, err := tlstest.Handshake(t, srv.ServerConfig(), cli.ClientConfig("codename-server"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +125,7 @@ func TestReloadOnChange(t *testing.T) {
 		t.Fatal("server presented neither certificate")
 	}
 	eventually(t, func() bool {
-		_, saw, err := handshake(t, srv.ServerConfig(), cli.ClientConfig("codename-server"))
+		_, saw, err := tlstest.Handshake(t, srv.ServerConfig(), cli.ClientConfig("codename-server"))
 		return err == nil && sameCert(saw, rotated.Cert)
 	})
 }
@@ -185,7 +134,7 @@ func TestChangeCheckedAtMostEveryInterval(t *testing.T) {
 	ca, srv, cli, old := setup(t)
 	srv.SetCheckEvery(time.Hour)
 	ca.Issue(t, "server", "codename-server")
-	_, saw, err := handshake(t, srv.ServerConfig(), cli.ClientConfig("codename-server"))
+	_, saw, err := tlstest.Handshake(t, srv.ServerConfig(), cli.ClientConfig("codename-server"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +174,7 @@ func TestBadFileKeepsPrevious(t *testing.T) {
 			srv.Reload()
 			tc.breakIt(t)
 			srv.Reload()
-			serverSaw, saw, err := handshake(t, srv.ServerConfig(), cli.ClientConfig("codename-server"))
+			serverSaw, saw, err := tlstest.Handshake(t, srv.ServerConfig(), cli.ClientConfig("codename-server"))
 			if err != nil {
 				t.Fatalf("handshake after a bad reload: %v", err)
 			}
@@ -247,14 +196,14 @@ func TestClientCARotation(t *testing.T) {
 	ca, srv, cli, _ := setup(t)
 	srv.SetCheckEvery(time.Hour)
 	clientCfg := cli.ClientConfig("codename-server")
-	if _, _, err := handshake(t, srv.ServerConfig(), clientCfg); err != nil {
+	if _, _, err := tlstest.Handshake(t, srv.ServerConfig(), clientCfg); err != nil {
 		t.Fatal(err)
 	}
 	// The servers now trust only a new CA: the old client must go.
 	other := tlstest.NewCA(t, "other")
 	writeFile(t, ca.CertFile, string(mustRead(t, other.CertFile)))
 	srv.Reload()
-	if _, _, err := handshake(t, srv.ServerConfig(), clientCfg); err == nil {
+	if _, _, err := tlstest.Handshake(t, srv.ServerConfig(), clientCfg); err == nil {
 		t.Error("a client of the old CA was accepted after the CA rotated")
 	}
 }

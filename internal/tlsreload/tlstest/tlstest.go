@@ -1,7 +1,8 @@
 // Package tlstest makes throwaway certificate authorities and the
-// certificates they sign, as PEM files in a test's temporary directory, and
-// the TLS configs the binaries build from such files, so that tests of
-// every package can run real TLS without fixtures that expire.
+// certificates they sign, as PEM files in a test's temporary directory,
+// the TLS configs the binaries build from such files, and a handshake to
+// try them, so that tests of every package can run real TLS without
+// fixtures that expire.
 package tlstest
 
 import (
