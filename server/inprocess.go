@@ -54,15 +54,28 @@ type inProcess struct {
 }
 
 // chainUnary runs interceptors in order around a handler, as
-// grpc.ChainUnaryInterceptor does on the server.
+// grpc.ChainUnaryInterceptor does on the server: each inner handler is made
+// only when the interceptor above calls on, one closure per interceptor but
+// the first (a closure for every interceptor, built up front, was 3 of the
+// 129 allocations of a co-located REST call, BenchmarkRESTUnary).
 func chainUnary(interceptors []grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
-	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		next := handler
-		for i := len(interceptors) - 1; i >= 0; i-- {
-			inner, ic := next, interceptors[i]
-			next = func(ctx context.Context, req any) (any, error) { return ic(ctx, req, info, inner) }
+	if len(interceptors) == 0 {
+		return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+			return handler(ctx, req)
 		}
-		return next(ctx, req)
+	}
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		return interceptors[0](ctx, req, info, chainFrom(interceptors[1:], info, handler))
+	}
+}
+
+// chainFrom is the handler that runs interceptors, then final.
+func chainFrom(interceptors []grpc.UnaryServerInterceptor, info *grpc.UnaryServerInfo, final grpc.UnaryHandler) grpc.UnaryHandler {
+	if len(interceptors) == 0 {
+		return final
+	}
+	return func(ctx context.Context, req any) (any, error) {
+		return interceptors[0](ctx, req, info, chainFrom(interceptors[1:], info, final))
 	}
 }
 
@@ -176,10 +189,21 @@ func incomingContext(ctx context.Context) context.Context {
 		md = metadata.MD{}
 	}
 	telemetry.Propagator.Inject(ctx, mdCarrier(md))
-	md[":authority"] = []string{inProcessAuthority}
-	md["content-type"] = []string{"application/grpc"}
-	md["user-agent"] = []string{"grpc-go/" + grpc.Version}
+	for k, v := range transportMD {
+		md[k] = v
+	}
 	return metadata.NewIncomingContext(ctx, md)
+}
+
+// transportMD is what grpc-go's transport adds to every call's incoming
+// metadata, made once rather than for each call (3 of a co-located REST
+// call's allocations, BenchmarkRESTUnary). The values are shared: whoever
+// reads incoming metadata through the metadata package gets copies of
+// them, and the in-process call writes to none.
+var transportMD = metadata.MD{
+	":authority":   {inProcessAuthority},
+	"content-type": {"application/grpc"},
+	"user-agent":   {"grpc-go/" + grpc.Version},
 }
 
 // mdCarrier writes a propagator's headers into metadata.
