@@ -39,6 +39,13 @@ func dial(addrs []string, reg prometheus.Registerer, creds credentials.Transport
 		grpc.WithConnectParams(reconnect),
 		grpc.WithChainUnaryInterceptor(metrics.UnaryClientInterceptor()),
 		grpc.WithChainStreamInterceptor(metrics.StreamClientInterceptor()),
+		// Fixed flow-control windows, as the server has (server/grpcserver.go):
+		// grpc-go's bandwidth-delay estimate would ping the server on the
+		// first answer data after each acknowledged ping, a ping and its ack
+		// per call on calls one after another, to size windows for bulk data
+		// that codenames never are.
+		grpc.WithStaticStreamWindowSize(64 << 10),
+		grpc.WithStaticConnWindowSize(1 << 20),
 	}
 	// Each call carries its REST request's trace as a traceparent, so the
 	// server logs the id that HAProxy and the gateway logged.
