@@ -324,6 +324,7 @@ func (h *hostNet) delta(t *testing.T, batch func()) map[string]float64 {
 // gateways find the servers through a real DNS server, follow a replica
 // added and one removed by changing the records, and no call fails.
 func TestHostsDiscoverReplicasByDNS(t *testing.T) {
+	t.Parallel() // on hosts of its own: see onHosts
 	began := time.Now()
 	// The servers ask clients to reconnect every 3 s: the gateways' gRPC
 	// DNS resolver looks the name up again only when a connection ends
@@ -400,6 +401,7 @@ func TestHostsDiscoverReplicasByDNS(t *testing.T) {
 // too: a gateway whose record goes gets no more calls, and one whose
 // record comes back takes calls again, with no call failing.
 func TestHostsDiscoverGatewaysByDNS(t *testing.T) {
+	t.Parallel() // on hosts of its own: see onHosts
 	h := start(t, onHosts("server1", "server2")).hosts
 	c := h.calls(t)
 	ctx := t.Context()

@@ -367,6 +367,7 @@ func (l *netLoad) finish(t *testing.T) {
 // and reconnects to the other server; when the host is back, it takes
 // traffic again within seconds.
 func TestHostVanishes(t *testing.T) {
+	t.Parallel() // on hosts of its own: see onHosts
 	h := start(t, onHosts("server1", "server2")).hosts
 	vanish(t, h, startNetLoad(t, h))
 }
@@ -405,6 +406,7 @@ func vanish(t *testing.T, h *hostNet, l *netLoad) {
 // to server1 directly, go on. When the partition heals, the gateways call
 // server1 again within seconds.
 func TestPartitionGatewaysFromOneServer(t *testing.T) {
+	t.Parallel() // on hosts of its own: see onHosts
 	h := start(t, onHosts("server1", "server2")).hosts
 	l := startNetLoad(t, h)
 	server1 := h.net.Host("server1").Addr
@@ -442,6 +444,7 @@ func TestPartitionGatewaysFromOneServer(t *testing.T) {
 // of them, both ways, as a long and lossy path would. TCP carries on: no
 // call fails and no stream ends; the test logs what it costs in latency.
 func TestImpairedLink(t *testing.T) {
+	t.Parallel() // on hosts of its own: see onHosts
 	h := start(t, onHosts("server1", "server2")).hosts
 	l := startNetLoad(t, h)
 	const (
@@ -496,6 +499,7 @@ func TestImpairedLink(t *testing.T) {
 // (data in flight stops TCP keepalive's probes) because HAProxy 2.6 had
 // silently ignored `tcp-ut` on servers named by DNS (haproxy.cfg).
 func TestGatewayHostVanishes(t *testing.T) {
+	t.Parallel() // on hosts of its own: see onHosts
 	h := start(t, onHosts("server1", "server2")).hosts
 	l := startNetLoad(t, h)
 	h.ip(t, "gateway1", "link", "set", "eth0", "down")

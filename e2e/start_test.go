@@ -70,7 +70,10 @@ func placed(f func(*stack.Config)) option { return func(sp *spec) { sp.place = f
 
 // onHosts starts every child on a host of its own of a private network,
 // with DNS listing servers (hosts_test.go); the system's hosts field is
-// that network.
+// that network. The tests on hosts run in parallel (t.Parallel), two at a
+// time after the others: they spend most of their minute or so waiting on
+// timers (DNS re-resolution, keepalive, partitions), and each has its own
+// namespaces, /24 and ports.
 func onHosts(servers ...string) option {
 	return func(sp *spec) { sp.hosts, sp.hostServers = true, servers }
 }

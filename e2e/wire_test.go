@@ -191,6 +191,7 @@ func countIn(captured []byte, names []string) int {
 // CODENAME_BACKEND_TLS=off they do, which shows that the captures see the
 // traffic they look through.
 func TestNoCleartextBetweenHosts(t *testing.T) {
+	t.Parallel() // on hosts of its own: see onHosts
 	for _, mode := range []string{"mutual", "off"} {
 		t.Run(mode, func(t *testing.T) {
 			h := start(t, onHosts("server1", "server2"), backendTLS(mode)).hosts

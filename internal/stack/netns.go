@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 )
 
 // Network is a private network of hosts on this machine, for tests that
@@ -56,19 +57,25 @@ func NewNetwork(names ...string) (*Network, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A /24 counts as taken once its bridge has its address: until then,
+	// another network made at the same time (parallel tests) could pick it.
+	prefixes.Lock()
 	prefix, err := freePrefix()
 	if err != nil {
+		prefixes.Unlock()
 		return nil, err
 	}
 	n := &Network{Prefix: prefix, Bridge: "cgbr" + suffix}
 	fail := func(err error) (*Network, error) {
 		return nil, errors.Join(err, n.Close())
 	}
-	if err := ipCmds(
+	err = ipCmds(
 		[]string{"link", "add", n.Bridge, "type", "bridge"},
 		[]string{"addr", "add", prefix + ".1/24", "dev", n.Bridge},
 		[]string{"link", "set", n.Bridge, "up"},
-	); err != nil {
+	)
+	prefixes.Unlock()
+	if err != nil {
 		return fail(err)
 	}
 	for i, name := range names {
@@ -158,6 +165,9 @@ func ipCmds(cmds ...[]string) error {
 	}
 	return nil
 }
+
+// prefixes makes the choice of a free /24 and its taking one step.
+var prefixes sync.Mutex
 
 // freePrefix picks a random 10.77.X that no interface address here is in.
 func freePrefix() (string, error) {
