@@ -34,6 +34,7 @@ import (
 // every series a rule reads exists, and the gateway's error alert sees the
 // errors the test causes while no alert about capacity or health fires.
 func TestPrometheusScrapesTheStack(t *testing.T) {
+	t.Parallel() // a system of its own; mostly waiting on Prometheus scrapes
 	prometheus := filepath.Join(repoRoot, "bin", "prometheus")
 	if _, err := os.Stat(prometheus); err != nil {
 		t.Fatalf("Prometheus is missing (scripts/setup.sh test installs it into bin/): %v", err)

@@ -185,6 +185,7 @@ func runByExists(t *testing.T, name string) bool {
 // interval, and checks what each prints against its check. Only the port
 // numbers change, since the tests cannot take the default ports.
 func TestREADMEExamples(t *testing.T) {
+	t.Parallel() // a system of its own; mostly waiting on streams that tick once a second
 	var examples []readmeExample
 	for _, ex := range readmeExamples(t) {
 		if ex.check == "exact" || ex.check == "match" {
