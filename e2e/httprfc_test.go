@@ -96,6 +96,10 @@ func TestHTTPRFC(t *testing.T) {
 		{name: "PUT on health, refused by HAProxy", method: "PUT", target: "/healthz", status: 405, allow: "GET"},
 		{name: "POST on health, refused by the gateway", method: "POST", target: "/healthz", status: 405, allow: "GET"},
 		{name: "DELETE on the document, refused by HAProxy", method: "DELETE", target: "/openapi.json", status: 405, allow: "GET, HEAD"},
+		// A gRPC content type does not make the JSON answer a gRPC one.
+		{name: "PUT on an RPC with a gRPC content type, refused by HAProxy", method: "PUT", target: "/codename.v1.CodenameCreator/GetCodename",
+			header: []string{"Content-Type", "application/grpc"}, status: 405, allow: "POST",
+			message: "method PUT is not allowed on /codename.v1.CodenameCreator/GetCodename (allowed: POST)"},
 		{name: "POST on the document, refused by the gateway", method: "POST", target: "/openapi.json", status: 405, allow: "GET, HEAD"},
 		{name: "OPTIONS on the page, refused by the gateway", method: "OPTIONS", target: "/", status: 405, allow: "GET, HEAD"},
 		{name: "stream without upgrade or event-stream", method: "GET", target: "/v1/codenames:stream", status: 406, message: "needs a WebSocket upgrade"},
